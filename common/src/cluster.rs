@@ -1,0 +1,368 @@
+//! Cluster access (SPEC.md section 6): which kubeconfig to use, and a client
+//! that fails fast and clearly when the API server cannot be reached.
+//!
+//! Precedence: `--kubeconfig` / `--context` flags; the cluster repository's
+//! infrastructure `kubeconfig` output; `KUBECONFIG_CONTENT`; the kubeconfig
+//! kubectl would use. Nothing here ever writes the user's kubeconfig.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use k8s_openapi::apimachinery::pkg::version::Info;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::config::{ClusterRepository, Environment};
+use crate::tofu::Tool;
+
+/// How long to wait for the API server's first answer before giving up.
+pub const REACHABILITY_TIMEOUT: Duration = Duration::from_secs(15);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const TOFU_OUTPUT_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error(
+        "no kubeconfig found; do one of: run inside a cluster repository whose infrastructure has \
+         a `kubeconfig` output, set KUBECONFIG_CONTENT to a kubeconfig (plain or base64), or set \
+         KUBECONFIG / create ~/.kube/config (or pass --kubeconfig)"
+    )]
+    NoKubeconfig,
+    #[error("kubeconfig file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("cannot read kubeconfig {path}")]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("KUBECONFIG_CONTENT is set but holds neither a kubeconfig nor base64 of one")]
+    InvalidContent(#[source] kube::config::KubeconfigError),
+    #[error("KUBECONFIG_CONTENT is set but its kubeconfig defines no cluster")]
+    EmptyContent,
+    #[error(
+        "context {name:?} is not in the kubeconfig from {source_description}; available: {available}"
+    )]
+    UnknownContext {
+        name: String,
+        source_description: String,
+        available: String,
+    },
+    #[error("the kubeconfig from {source_description} cannot be used")]
+    InvalidConfig {
+        source_description: String,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("cannot create a Kubernetes client for {server}")]
+    Client {
+        server: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "cannot reach the Kubernetes API server at {server} within {}s; check that the cluster \
+         is running and that the kubeconfig from {source_description} points at it",
+        REACHABILITY_TIMEOUT.as_secs()
+    )]
+    Timeout {
+        server: String,
+        source_description: String,
+    },
+    #[error(
+        "cannot reach the Kubernetes API server at {server}; check that the cluster is running \
+         and that the kubeconfig from {source_description} points at it"
+    )]
+    Unreachable {
+        server: String,
+        source_description: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// The kubeconfig flags kubectl has, which the plugin parses itself.
+#[derive(Debug, Clone, Default)]
+pub struct AccessOptions {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub cluster: Option<String>,
+    pub user: Option<String>,
+}
+
+/// Where the kubeconfig in use came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KubeconfigSource {
+    Flag(PathBuf),
+    Infrastructure {
+        tool: &'static str,
+        output: String,
+        dir: PathBuf,
+    },
+    EnvironmentBase64,
+    EnvironmentPlain,
+    Inherited(Vec<PathBuf>),
+}
+
+impl fmt::Display for KubeconfigSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Flag(path) => write!(f, "--kubeconfig {}", path.display()),
+            Self::Infrastructure { tool, output, dir } => {
+                write!(f, "`{tool} output {output}` in {}", dir.display())
+            }
+            Self::EnvironmentBase64 => f.write_str("KUBECONFIG_CONTENT (base64)"),
+            Self::EnvironmentPlain => f.write_str("KUBECONFIG_CONTENT"),
+            Self::Inherited(paths) => {
+                let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                f.write_str(&list.join(":"))
+            }
+        }
+    }
+}
+
+/// A chosen kubeconfig and the flags that select inside it.
+#[derive(Debug, Clone)]
+pub struct ClusterAccess {
+    pub kubeconfig: Kubeconfig,
+    pub source: KubeconfigSource,
+    pub options: AccessOptions,
+    /// Sources that were looked at and passed over, with the reason, for `-v`.
+    pub skipped: Vec<String>,
+}
+
+/// A connected client with what was learned while connecting.
+#[derive(Clone)]
+pub struct Cluster {
+    pub client: kube::Client,
+    pub server: String,
+    pub context: Option<String>,
+    pub source: KubeconfigSource,
+    pub version: Info,
+    pub default_namespace: String,
+}
+
+impl ClusterAccess {
+    /// Chooses the kubeconfig by the precedence of SPEC.md section 6.
+    pub async fn resolve(
+        options: &AccessOptions,
+        repository: Option<&ClusterRepository>,
+        env: &dyn Environment,
+    ) -> Result<Self, AccessError> {
+        let mut skipped = Vec::new();
+        let (kubeconfig, source) = if let Some(path) = &options.kubeconfig {
+            (read_file(path)?, KubeconfigSource::Flag(path.clone()))
+        } else if options.context.is_some() {
+            inherited(env)?
+        } else if let Some(found) = from_infrastructure(repository, &mut skipped).await {
+            found
+        } else if let Some(content) = env.var("KUBECONFIG_CONTENT") {
+            from_content(&content)?
+        } else {
+            inherited(env)?
+        };
+        let access = Self {
+            kubeconfig,
+            source,
+            options: options.clone(),
+            skipped,
+        };
+        access.check_context()?;
+        Ok(access)
+    }
+
+    /// The context that will be used: the `--context` flag, else the current one.
+    pub fn context_name(&self) -> Option<&str> {
+        self.options
+            .context
+            .as_deref()
+            .or(self.kubeconfig.current_context.as_deref())
+    }
+
+    fn check_context(&self) -> Result<(), AccessError> {
+        let Some(name) = self.options.context.as_deref() else {
+            return Ok(());
+        };
+        if self.kubeconfig.contexts.iter().any(|c| c.name == name) {
+            return Ok(());
+        }
+        let available: Vec<&str> = self
+            .kubeconfig
+            .contexts
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        Err(AccessError::UnknownContext {
+            name: name.to_owned(),
+            source_description: self.source.to_string(),
+            available: if available.is_empty() {
+                "none".to_owned()
+            } else {
+                available.join(", ")
+            },
+        })
+    }
+
+    /// Builds a client and checks, within [`REACHABILITY_TIMEOUT`], that the
+    /// API server answers.
+    pub async fn connect(&self) -> Result<Cluster, AccessError> {
+        let options = KubeConfigOptions {
+            context: self.options.context.clone(),
+            cluster: self.options.cluster.clone(),
+            user: self.options.user.clone(),
+        };
+        let mut config = kube::Config::from_custom_kubeconfig(self.kubeconfig.clone(), &options)
+            .await
+            .map_err(|source| AccessError::InvalidConfig {
+                source_description: self.source.to_string(),
+                source,
+            })?;
+        config.connect_timeout = Some(CONNECT_TIMEOUT);
+        let server = config.cluster_url.to_string();
+        let default_namespace = config.default_namespace.clone();
+        let client = kube::Client::try_from(config).map_err(|source| AccessError::Client {
+            server: server.clone(),
+            source,
+        })?;
+        let version =
+            match tokio::time::timeout(REACHABILITY_TIMEOUT, client.apiserver_version()).await {
+                Err(_) => {
+                    return Err(AccessError::Timeout {
+                        server,
+                        source_description: self.source.to_string(),
+                    });
+                }
+                Ok(Err(source)) => {
+                    return Err(AccessError::Unreachable {
+                        server,
+                        source_description: self.source.to_string(),
+                        source,
+                    });
+                }
+                Ok(Ok(version)) => version,
+            };
+        Ok(Cluster {
+            client,
+            server,
+            context: self.context_name().map(str::to_owned),
+            source: self.source.clone(),
+            version,
+            default_namespace,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<Kubeconfig, AccessError> {
+    if !path.exists() {
+        return Err(AccessError::MissingFile(path.to_path_buf()));
+    }
+    Kubeconfig::read_from(path).map_err(|source| AccessError::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The kubeconfig kubectl would use: every existing file of `KUBECONFIG`,
+/// merged in order, else `~/.kube/config`.
+fn inherited(env: &dyn Environment) -> Result<(Kubeconfig, KubeconfigSource), AccessError> {
+    let paths: Vec<PathBuf> = match env.var("KUBECONFIG") {
+        Some(list) => std::env::split_paths(&list)
+            .filter(|path| !path.as_os_str().is_empty() && path.is_file())
+            .collect(),
+        None => home_dir(env)
+            .map(|home| home.join(".kube").join("config"))
+            .filter(|path| path.is_file())
+            .into_iter()
+            .collect(),
+    };
+    let mut merged: Option<Kubeconfig> = None;
+    for path in &paths {
+        let next = read_file(path)?;
+        merged = Some(match merged {
+            None => next,
+            Some(current) => current
+                .merge(next)
+                .map_err(|source| AccessError::ReadFile {
+                    path: path.clone(),
+                    source,
+                })?,
+        });
+    }
+    let kubeconfig = merged.ok_or(AccessError::NoKubeconfig)?;
+    Ok((kubeconfig, KubeconfigSource::Inherited(paths)))
+}
+
+fn home_dir(env: &dyn Environment) -> Option<PathBuf> {
+    env.var("HOME")
+        .or_else(|| env.var("USERPROFILE"))
+        .map(PathBuf::from)
+}
+
+/// The kubeconfig in the cluster repository's infrastructure outputs, if a
+/// tofu (or terraform) state there has one that parses.
+async fn from_infrastructure(
+    repository: Option<&ClusterRepository>,
+    skipped: &mut Vec<String>,
+) -> Option<(Kubeconfig, KubeconfigSource)> {
+    let dir = repository?.infrastructure_dir();
+    if !dir.is_dir() {
+        return None;
+    }
+    let tool = match Tool::find() {
+        Ok(tool) => tool,
+        Err(error) => {
+            skipped.push(format!("{}: {error}", dir.display()));
+            return None;
+        }
+    };
+    // `kubeconfig_content` is the output name of repositories made by the original tool.
+    for output in ["kubeconfig", "kubeconfig_content"] {
+        match tool.output_raw(&dir, output, TOFU_OUTPUT_TIMEOUT).await {
+            Ok(Some(text)) => match parse_kubeconfig(&text) {
+                Some(kubeconfig) => {
+                    return Some((
+                        kubeconfig,
+                        KubeconfigSource::Infrastructure {
+                            tool: tool.name,
+                            output: output.to_owned(),
+                            dir,
+                        },
+                    ));
+                }
+                None => skipped.push(format!(
+                    "`{tool} output {output}` in {} is not a kubeconfig",
+                    dir.display()
+                )),
+            },
+            Ok(None) => skipped.push(format!(
+                "`{tool} output {output}` in {} gave nothing",
+                dir.display()
+            )),
+            Err(error) => skipped.push(error.to_string()),
+        }
+    }
+    None
+}
+
+fn parse_kubeconfig(text: &str) -> Option<Kubeconfig> {
+    Kubeconfig::from_yaml(text)
+        .ok()
+        .filter(|kubeconfig| !kubeconfig.clusters.is_empty())
+}
+
+/// `KUBECONFIG_CONTENT`: base64 of a kubeconfig, or the kubeconfig itself.
+pub fn from_content(content: &str) -> Result<(Kubeconfig, KubeconfigSource), AccessError> {
+    let compact: String = content.chars().filter(|c| !c.is_whitespace()).collect();
+    if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(compact.as_bytes())
+        && let Ok(text) = String::from_utf8(bytes)
+        && let Some(kubeconfig) = parse_kubeconfig(&text)
+    {
+        return Ok((kubeconfig, KubeconfigSource::EnvironmentBase64));
+    }
+    let kubeconfig = Kubeconfig::from_yaml(content.trim()).map_err(AccessError::InvalidContent)?;
+    if kubeconfig.clusters.is_empty() {
+        return Err(AccessError::EmptyContent);
+    }
+    Ok((kubeconfig, KubeconfigSource::EnvironmentPlain))
+}

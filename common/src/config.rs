@@ -1,0 +1,592 @@
+//! Settings (SPEC.md section 5): a flag beats the environment, the environment
+//! beats the cluster repository's `context.json`, which beats the default.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The file that marks the root of a cluster repository.
+pub const CONTEXT_FILE: &str = "context.json";
+
+/// Argo CD release installed unless overridden; tested with this plugin.
+pub const DEFAULT_ARGOCD_VERSION: &str = "v3.2.3";
+/// Argo Workflows release installed unless overridden; tested with this plugin.
+pub const DEFAULT_WORKFLOWS_VERSION: &str = "v3.7.4";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{what} is required: pass {flag}set {env}{context}")]
+    Missing {
+        what: &'static str,
+        flag: String,
+        env: &'static str,
+        context: String,
+    },
+    #[error("cannot read {path}")]
+    ReadContext {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid cluster context file")]
+    ParseContext {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("PHD_MONGODB_PROVIDER is {0:?}; expected one of: digitalocean_api, atlas, disabled")]
+    UnknownMongoProvider(String),
+    #[error(
+        "no MongoDB provider is configured: set PHD_ATLAS_PUBLIC_KEY, PHD_ATLAS_PRIVATE_KEY, \
+         PHD_ATLAS_PROJECT_ID and PHD_ATLAS_CLUSTER_NAME for Atlas, or PHD_MONGODB_CLUSTER_ID \
+         and PHD_DIGITALOCEAN_TOKEN for DigitalOcean, or PHD_MONGODB_PROVIDER=disabled"
+    )]
+    NoMongoProvider,
+    #[error("PHD_MONGODB_PROVIDER={provider} needs {missing} to be set")]
+    IncompleteMongoProvider {
+        provider: &'static str,
+        missing: String,
+    },
+}
+
+/// Where variables come from. The process environment in the binary; a map in tests.
+pub trait Environment: Send + Sync {
+    /// The value of `name`, with empty values treated as unset.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The environment of this process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|value| !value.is_empty())
+    }
+}
+
+impl Environment for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).filter(|value| !value.is_empty()).cloned()
+    }
+}
+
+/// The contents of a cluster repository's `context.json`. Key names of the
+/// original tool (`cloud_provider`, `cloud_region`, `github_repository`) are accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterContext {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(
+        default,
+        alias = "cloud_provider",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub provider: Option<String>,
+    #[serde(
+        default,
+        alias = "cloud_region",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub region: Option<String>,
+    #[serde(
+        default,
+        alias = "github_repository",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repository: Option<String>,
+}
+
+/// A cluster repository on disk: the directory holding `context.json`.
+#[derive(Debug, Clone)]
+pub struct ClusterRepository {
+    pub root: PathBuf,
+    pub context: ClusterContext,
+}
+
+impl ClusterRepository {
+    /// Finds the cluster repository containing `start` by looking for
+    /// `context.json` in it and each of its parents.
+    pub fn discover(start: &Path) -> Result<Option<Self>, ConfigError> {
+        for dir in start.ancestors() {
+            let candidate = dir.join(CONTEXT_FILE);
+            if candidate.is_file() {
+                return Self::open(dir).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Opens the cluster repository rooted at `root`.
+    pub fn open(root: &Path) -> Result<Self, ConfigError> {
+        let path = root.join(CONTEXT_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::ReadContext {
+            path: path.clone(),
+            source,
+        })?;
+        let context = serde_json::from_str(&text)
+            .map_err(|source| ConfigError::ParseContext { path, source })?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            context,
+        })
+    }
+
+    /// The OpenTofu root module of this cluster.
+    pub fn infrastructure_dir(&self) -> PathBuf {
+        self.root.join("infrastructure")
+    }
+}
+
+/// A setting phd reads, with its environment variable, its `context.json` key
+/// and its default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Setting {
+    ClusterDomain,
+    Environment,
+    Provider,
+    Region,
+    Repository,
+    ArgocdVersion,
+    WorkflowsVersion,
+    InstancesDirectory,
+    DockerRegistry,
+    MysqlHost,
+    MysqlPort,
+    MysqlRootUser,
+    MongodbHost,
+    MongodbPort,
+    MongodbAuthSource,
+    MongodbReplicaSet,
+    StorageType,
+    StorageRegion,
+}
+
+impl Setting {
+    /// The environment variable that sets it.
+    pub fn env_name(self) -> &'static str {
+        match self {
+            Self::ClusterDomain => "PHD_CLUSTER_DOMAIN",
+            Self::Environment => "PHD_ENVIRONMENT",
+            Self::Provider => "PHD_CLOUD_PROVIDER",
+            Self::Region => "PHD_CLOUD_REGION",
+            Self::Repository => "PHD_CLUSTER_REPOSITORY",
+            Self::ArgocdVersion => "PHD_ARGOCD_VERSION",
+            Self::WorkflowsVersion => "PHD_ARGO_WORKFLOWS_VERSION",
+            Self::InstancesDirectory => "PHD_INSTANCES_DIRECTORY",
+            Self::DockerRegistry => "PHD_DOCKER_REGISTRY",
+            Self::MysqlHost => "PHD_MYSQL_HOST",
+            Self::MysqlPort => "PHD_MYSQL_PORT",
+            Self::MysqlRootUser => "PHD_MYSQL_ROOT_USER",
+            Self::MongodbHost => "PHD_MONGODB_HOST",
+            Self::MongodbPort => "PHD_MONGODB_PORT",
+            Self::MongodbAuthSource => "PHD_MONGODB_AUTH_SOURCE",
+            Self::MongodbReplicaSet => "PHD_MONGODB_REPLICA_SET",
+            Self::StorageType => "PHD_STORAGE_TYPE",
+            Self::StorageRegion => "PHD_STORAGE_REGION",
+        }
+    }
+
+    /// A short human name for error messages.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::ClusterDomain => "the cluster domain",
+            Self::Environment => "the environment name",
+            Self::Provider => "the cloud provider",
+            Self::Region => "the cloud region",
+            Self::Repository => "the cluster repository URL",
+            Self::ArgocdVersion => "the Argo CD version",
+            Self::WorkflowsVersion => "the Argo Workflows version",
+            Self::InstancesDirectory => "the instances directory",
+            Self::DockerRegistry => "the Docker registry",
+            Self::MysqlHost => "the MySQL host",
+            Self::MysqlPort => "the MySQL port",
+            Self::MysqlRootUser => "the MySQL admin user",
+            Self::MongodbHost => "the MongoDB host",
+            Self::MongodbPort => "the MongoDB port",
+            Self::MongodbAuthSource => "the MongoDB authentication database",
+            Self::MongodbReplicaSet => "the MongoDB replica set",
+            Self::StorageType => "the storage type",
+            Self::StorageRegion => "the storage region",
+        }
+    }
+
+    fn from_context(self, context: &ClusterContext) -> Option<&str> {
+        let value = match self {
+            Self::ClusterDomain => &context.cluster_domain,
+            Self::Environment => &context.environment,
+            Self::Provider => &context.provider,
+            Self::Region => &context.region,
+            Self::Repository => &context.repository,
+            _ => return None,
+        };
+        value.as_deref().filter(|value| !value.is_empty())
+    }
+
+    fn default_value(self) -> Option<&'static str> {
+        match self {
+            Self::Environment => Some("production"),
+            Self::ArgocdVersion => Some(DEFAULT_ARGOCD_VERSION),
+            Self::WorkflowsVersion => Some(DEFAULT_WORKFLOWS_VERSION),
+            Self::InstancesDirectory => Some("instances"),
+            Self::DockerRegistry => Some("ghcr.io"),
+            Self::MysqlPort => Some("3306"),
+            Self::MysqlRootUser => Some("root"),
+            Self::MongodbPort => Some("27017"),
+            Self::MongodbAuthSource => Some("admin"),
+            Self::StorageType => Some("s3"),
+            _ => None,
+        }
+    }
+}
+
+/// Where a resolved value came from, for `-v` output and error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Flag,
+    Environment(&'static str),
+    ContextFile(PathBuf),
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Flag => f.write_str("command-line flag"),
+            Self::Environment(name) => write!(f, "environment variable {name}"),
+            Self::ContextFile(path) => write!(f, "{}", path.display()),
+            Self::Default => f.write_str("default"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub value: String,
+    pub origin: Origin,
+}
+
+/// Resolves settings from one environment and, when there is one, the cluster repository.
+pub struct Settings<'a> {
+    env: &'a dyn Environment,
+    repository: Option<&'a ClusterRepository>,
+}
+
+impl<'a> Settings<'a> {
+    pub fn new(env: &'a dyn Environment, repository: Option<&'a ClusterRepository>) -> Self {
+        Self { env, repository }
+    }
+
+    /// The environment these settings read.
+    pub fn environment(&self) -> &'a dyn Environment {
+        self.env
+    }
+
+    /// The cluster repository these settings read, if any.
+    pub fn repository(&self) -> Option<&'a ClusterRepository> {
+        self.repository
+    }
+
+    /// The value of `setting`: `flag` if given, else the environment, else
+    /// `context.json`, else the default.
+    pub fn get(&self, setting: Setting, flag: Option<&str>) -> Option<Resolved> {
+        if let Some(value) = flag.filter(|value| !value.is_empty()) {
+            return Some(Resolved {
+                value: value.to_owned(),
+                origin: Origin::Flag,
+            });
+        }
+        if let Some(value) = self.env.var(setting.env_name()) {
+            return Some(Resolved {
+                value,
+                origin: Origin::Environment(setting.env_name()),
+            });
+        }
+        if let Some(repository) = self.repository
+            && let Some(value) = setting.from_context(&repository.context)
+        {
+            return Some(Resolved {
+                value: value.to_owned(),
+                origin: Origin::ContextFile(repository.root.join(CONTEXT_FILE)),
+            });
+        }
+        setting.default_value().map(|value| Resolved {
+            value: value.to_owned(),
+            origin: Origin::Default,
+        })
+    }
+
+    /// Like [`Settings::get`], but a missing value is an error naming the flag
+    /// and variable that would set it.
+    pub fn require(
+        &self,
+        setting: Setting,
+        flag: Option<&str>,
+        flag_name: Option<&str>,
+    ) -> Result<Resolved, ConfigError> {
+        self.get(setting, flag).ok_or_else(|| ConfigError::Missing {
+            what: setting.description(),
+            flag: flag_name
+                .map(|name| format!("{name} or "))
+                .unwrap_or_default(),
+            env: setting.env_name(),
+            context: if setting.from_context(&ClusterContext::full()).is_some() {
+                format!(" (or run inside a cluster repository whose {CONTEXT_FILE} has it)")
+            } else {
+                String::new()
+            },
+        })
+    }
+
+    /// The MongoDB provider: named by `PHD_MONGODB_PROVIDER`, or detected from
+    /// which credentials are set. Never silently nothing.
+    pub fn mongodb_provider(&self) -> Result<MongodbProvider, ConfigError> {
+        let named = self.env.var("PHD_MONGODB_PROVIDER");
+        let provider = match named.as_deref() {
+            Some("digitalocean_api" | "digitalocean") => MongodbProvider::DigitalOcean,
+            Some("atlas") => MongodbProvider::Atlas,
+            Some("disabled" | "none") => return Ok(MongodbProvider::Disabled),
+            Some(other) => return Err(ConfigError::UnknownMongoProvider(other.to_owned())),
+            None if ATLAS_VARIABLES
+                .iter()
+                .any(|name| self.env.var(name).is_some()) =>
+            {
+                MongodbProvider::Atlas
+            }
+            None if self.env.var("PHD_MONGODB_CLUSTER_ID").is_some()
+                && self.env.var("PHD_DIGITALOCEAN_TOKEN").is_some() =>
+            {
+                MongodbProvider::DigitalOcean
+            }
+            None => return Err(ConfigError::NoMongoProvider),
+        };
+        let missing: Vec<&str> = provider
+            .required_variables()
+            .iter()
+            .copied()
+            .filter(|name| self.env.var(name).is_none())
+            .collect();
+        if missing.is_empty() {
+            Ok(provider)
+        } else {
+            Err(ConfigError::IncompleteMongoProvider {
+                provider: provider.name(),
+                missing: missing.join(", "),
+            })
+        }
+    }
+}
+
+const ATLAS_VARIABLES: [&str; 4] = [
+    "PHD_ATLAS_PUBLIC_KEY",
+    "PHD_ATLAS_PRIVATE_KEY",
+    "PHD_ATLAS_PROJECT_ID",
+    "PHD_ATLAS_CLUSTER_NAME",
+];
+
+impl ClusterContext {
+    fn full() -> Self {
+        let some = || Some(String::from("x"));
+        Self {
+            cluster_name: some(),
+            cluster_domain: some(),
+            environment: some(),
+            provider: some(),
+            region: some(),
+            repository: some(),
+        }
+    }
+}
+
+/// How an instance's MongoDB database and user are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MongodbProvider {
+    DigitalOcean,
+    Atlas,
+    Disabled,
+}
+
+impl MongodbProvider {
+    /// The name used in `PHD_MONGODB_PROVIDER` and in workflow parameters.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::DigitalOcean => "digitalocean_api",
+            Self::Atlas => "atlas",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    /// The variables this provider cannot work without.
+    pub fn required_variables(self) -> &'static [&'static str] {
+        match self {
+            Self::DigitalOcean => &["PHD_MONGODB_CLUSTER_ID", "PHD_DIGITALOCEAN_TOKEN"],
+            Self::Atlas => &ATLAS_VARIABLES,
+            Self::Disabled => &[],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect()
+    }
+
+    fn repository(json: &str) -> (tempfile::TempDir, ClusterRepository) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(dir.path().join(CONTEXT_FILE), json).expect("write context.json");
+        let repository = ClusterRepository::open(dir.path()).expect("open repository");
+        (dir, repository)
+    }
+
+    #[test]
+    fn flag_beats_environment_beats_context_beats_default() {
+        let (_dir, repo) =
+            repository(r#"{"cluster_domain":"ctx.example","environment":"staging"}"#);
+        let vars = env(&[("PHD_CLUSTER_DOMAIN", "env.example")]);
+        let settings = Settings::new(&vars, Some(&repo));
+
+        let flag = settings.get(Setting::ClusterDomain, Some("flag.example"));
+        assert_eq!(
+            flag.map(|r| (r.value, r.origin)),
+            Some(("flag.example".into(), Origin::Flag))
+        );
+
+        let from_env = settings.get(Setting::ClusterDomain, None).map(|r| r.value);
+        assert_eq!(from_env.as_deref(), Some("env.example"));
+
+        let from_context = settings.get(Setting::Environment, None).map(|r| r.value);
+        assert_eq!(from_context.as_deref(), Some("staging"));
+
+        let no_repo = Settings::new(&vars, None);
+        let default = no_repo.get(Setting::Environment, None);
+        assert_eq!(
+            default.map(|r| (r.value, r.origin)),
+            Some(("production".into(), Origin::Default))
+        );
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let vars = env(&[("PHD_ENVIRONMENT", "")]);
+        let settings = Settings::new(&vars, None);
+        assert_eq!(
+            settings
+                .get(Setting::Environment, Some(""))
+                .map(|r| r.value)
+                .as_deref(),
+            Some("production")
+        );
+    }
+
+    #[test]
+    fn missing_required_value_names_flag_and_variable() {
+        let vars = env(&[]);
+        let settings = Settings::new(&vars, None);
+        let error = settings
+            .require(Setting::ClusterDomain, None, Some("--domain"))
+            .expect_err("no domain anywhere");
+        let message = error.to_string();
+        assert!(message.contains("--domain"), "{message}");
+        assert!(message.contains("PHD_CLUSTER_DOMAIN"), "{message}");
+        assert!(message.contains("context.json"), "{message}");
+    }
+
+    #[test]
+    fn original_context_keys_are_accepted() {
+        let (_dir, repo) = repository(
+            r#"{"cluster_domain":"a.example","cloud_provider":"aws","cloud_region":"eu-west-1","github_repository":"https://github.com/o/r"}"#,
+        );
+        assert_eq!(repo.context.provider.as_deref(), Some("aws"));
+        assert_eq!(repo.context.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            repo.context.repository.as_deref(),
+            Some("https://github.com/o/r")
+        );
+    }
+
+    #[test]
+    fn discovery_walks_up_to_the_context_file() {
+        let (dir, _) = repository(r#"{"cluster_domain":"a.example"}"#);
+        let nested = dir.path().join("instances/demo");
+        std::fs::create_dir_all(&nested).expect("nested dir");
+        let found = ClusterRepository::discover(&nested)
+            .expect("discover")
+            .expect("found");
+        assert_eq!(found.root, dir.path());
+    }
+
+    #[test]
+    fn broken_context_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(dir.path().join(CONTEXT_FILE), "{not json").expect("write");
+        let error = ClusterRepository::discover(dir.path()).expect_err("invalid json");
+        assert!(
+            error
+                .to_string()
+                .contains("not a valid cluster context file")
+        );
+    }
+
+    #[test]
+    fn mongodb_provider_is_detected_or_refused() {
+        let atlas = env(&[
+            ("PHD_ATLAS_PUBLIC_KEY", "p"),
+            ("PHD_ATLAS_PRIVATE_KEY", "k"),
+            ("PHD_ATLAS_PROJECT_ID", "id"),
+            ("PHD_ATLAS_CLUSTER_NAME", "c"),
+        ]);
+        assert_eq!(
+            Settings::new(&atlas, None).mongodb_provider().ok(),
+            Some(MongodbProvider::Atlas)
+        );
+
+        let digitalocean = env(&[
+            ("PHD_MONGODB_CLUSTER_ID", "c"),
+            ("PHD_DIGITALOCEAN_TOKEN", "t"),
+        ]);
+        assert_eq!(
+            Settings::new(&digitalocean, None).mongodb_provider().ok(),
+            Some(MongodbProvider::DigitalOcean)
+        );
+
+        let nothing = env(&[]);
+        assert!(matches!(
+            Settings::new(&nothing, None).mongodb_provider(),
+            Err(ConfigError::NoMongoProvider)
+        ));
+
+        let unknown = env(&[("PHD_MONGODB_PROVIDER", "mlab")]);
+        assert!(matches!(
+            Settings::new(&unknown, None).mongodb_provider(),
+            Err(ConfigError::UnknownMongoProvider(name)) if name == "mlab"
+        ));
+
+        let half = env(&[
+            ("PHD_MONGODB_PROVIDER", "atlas"),
+            ("PHD_ATLAS_PUBLIC_KEY", "p"),
+        ]);
+        let error = Settings::new(&half, None)
+            .mongodb_provider()
+            .expect_err("incomplete");
+        assert!(error.to_string().contains("PHD_ATLAS_PRIVATE_KEY"));
+
+        let disabled = env(&[("PHD_MONGODB_PROVIDER", "disabled")]);
+        assert_eq!(
+            Settings::new(&disabled, None).mongodb_provider().ok(),
+            Some(MongodbProvider::Disabled)
+        );
+    }
+}

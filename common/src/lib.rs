@@ -1,0 +1,9 @@
+//! The library behind the kubectl-phd plugins: settings, cluster access and
+//! the tofu runner. Each command of the plugin is a thin layer over these.
+
+pub mod cluster;
+pub mod config;
+pub mod tofu;
+
+pub use cluster::{AccessError, AccessOptions, Cluster, ClusterAccess, KubeconfigSource};
+pub use config::{ClusterRepository, Environment, ProcessEnvironment, Setting, Settings};

@@ -1,0 +1,77 @@
+//! Running OpenTofu (or Terraform when tofu is absent) in a cluster
+//! repository's `infrastructure/` directory.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TofuError {
+    #[error("neither tofu nor terraform is installed; install OpenTofu and retry")]
+    NotInstalled,
+    #[error("cannot run {tool}")]
+    Spawn {
+        tool: Tool,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{tool} did not finish within {timeout:?}")]
+    Timeout { tool: Tool, timeout: Duration },
+}
+
+/// Which infrastructure-as-code program is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tool {
+    pub name: &'static str,
+    pub path: PathBuf,
+}
+
+impl fmt::Display for Tool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl Tool {
+    /// `tofu` if it is on `PATH`, else `terraform`.
+    pub fn find() -> Result<Self, TofuError> {
+        ["tofu", "terraform"]
+            .into_iter()
+            .find_map(|name| which::which(name).ok().map(|path| Self { name, path }))
+            .ok_or(TofuError::NotInstalled)
+    }
+
+    /// The raw value of output `name` in `dir`, or `None` when the output does
+    /// not exist or the state cannot be read (no state yet, backend not initialised).
+    pub async fn output_raw(
+        &self,
+        dir: &Path,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Option<String>, TofuError> {
+        let mut command = Command::new(&self.path);
+        command
+            .args(["output", "-no-color", "-raw", name])
+            .current_dir(dir)
+            .env("TF_IN_AUTOMATION", "1")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(timeout, command.output())
+            .await
+            .map_err(|_| TofuError::Timeout {
+                tool: self.clone(),
+                timeout,
+            })?
+            .map_err(|source| TofuError::Spawn {
+                tool: self.clone(),
+                source,
+            })?;
+        if !output.status.success() {
+            return Ok(None);
+        }
+        Ok(String::from_utf8(output.stdout).ok())
+    }
+}

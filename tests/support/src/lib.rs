@@ -1,0 +1,479 @@
+//! A real Kubernetes control plane for tests: etcd, kube-apiserver (RBAC on)
+//! and kube-controller-manager, built once from the Go module proxy
+//! (`tests/controlplane`) and started on free loopback ports in a temporary
+//! directory.
+//!
+//! Tests share one control plane per test binary through [`ControlPlane::shared`]
+//! and keep apart by using their own namespaces and names ([`unique_name`]).
+//! The servers stop when the test process exits, however it exits: each reads
+//! its standard input from a pipe held by this process and stops at end of file.
+
+use std::fs::{self, File};
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::Api;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
+};
+use tokio::sync::OnceCell;
+
+/// The Kubernetes release the control plane is built from (`tests/controlplane/go.mod`).
+pub const KUBERNETES_VERSION: &str = "v1.34.4";
+/// Bumped whenever `tests/controlplane` changes in a way that needs a rebuild.
+const BUILD_REVISION: u32 = 1;
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running control plane. Dropping it stops the servers and removes its directory.
+pub struct ControlPlane {
+    dir: PathBuf,
+    processes: Vec<Process>,
+    ca: CertifiedIssuer<'static, KeyPair>,
+    /// `https://127.0.0.1:PORT`
+    pub server: String,
+    /// A kubeconfig with a `system:masters` identity.
+    pub admin_kubeconfig: PathBuf,
+}
+
+struct Process {
+    name: &'static str,
+    child: Child,
+    // Held open so the server sees end of file when this process dies.
+    _stdin: Option<ChildStdin>,
+    log: PathBuf,
+}
+
+static SHARED: OnceCell<ControlPlane> = OnceCell::const_new();
+static SHARED_CLEANUP: Mutex<Option<(Vec<u32>, PathBuf)>> = Mutex::new(None);
+
+impl ControlPlane {
+    /// The control plane shared by every test of this test binary, started on first use.
+    pub async fn shared() -> &'static ControlPlane {
+        SHARED
+            .get_or_init(|| async {
+                let plane = match Self::start().await {
+                    Ok(plane) => plane,
+                    Err(error) => panic!("cannot start the local control plane: {error:?}"),
+                };
+                let pids = plane.processes.iter().map(|p| p.child.id()).collect();
+                if let Ok(mut cleanup) = SHARED_CLEANUP.lock() {
+                    *cleanup = Some((pids, plane.dir.clone()));
+                }
+                // SAFETY: registering a plain extern "C" function without arguments.
+                unsafe { libc::atexit(stop_shared) };
+                plane
+            })
+            .await
+    }
+
+    /// Starts a new control plane in a fresh temporary directory.
+    pub async fn start() -> Result<Self> {
+        let binary = binary()?;
+        let dir = fresh_directory()?;
+        let started = Instant::now();
+        let etcd_client = free_port()?;
+        let etcd_peer = free_port()?;
+        let secure_port = free_port()?;
+        let server = format!("https://127.0.0.1:{secure_port}");
+
+        let ca = certificate_authority()?;
+        write(&dir.join("ca.crt"), &ca.pem())?;
+        let (serving_cert, serving_key) = serving_certificate(&ca)?;
+        write(&dir.join("apiserver.crt"), &serving_cert)?;
+        write(&dir.join("apiserver.key"), &serving_key)?;
+        let service_account_key = KeyPair::generate().context("generate service account key")?;
+        write(&dir.join("sa.key"), &service_account_key.serialize_pem())?;
+        write(&dir.join("sa.pub"), &service_account_key.public_key_pem())?;
+
+        let mut plane = Self {
+            dir: dir.clone(),
+            processes: Vec::new(),
+            ca,
+            server: server.clone(),
+            admin_kubeconfig: dir.join("admin.kubeconfig"),
+        };
+        let admin = plane.kubeconfig_for("phd-test-admin", Some("system:masters"))?;
+        fs::rename(&admin, &plane.admin_kubeconfig).context("name the admin kubeconfig")?;
+
+        let path = |name: &str| dir.join(name).display().to_string();
+        plane.spawn(
+            &binary,
+            "etcd",
+            &[
+                "--name=default".into(),
+                format!("--data-dir={}", path("etcd")),
+                format!("--listen-client-urls=http://127.0.0.1:{etcd_client}"),
+                format!("--advertise-client-urls=http://127.0.0.1:{etcd_client}"),
+                format!("--listen-peer-urls=http://127.0.0.1:{etcd_peer}"),
+                format!("--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}"),
+                format!("--initial-cluster=default=http://127.0.0.1:{etcd_peer}"),
+                "--unsafe-no-fsync=true".into(),
+                "--log-level=warn".into(),
+            ],
+        )?;
+        plane.spawn(
+            &binary,
+            "kube-apiserver",
+            &[
+                format!("--etcd-servers=http://127.0.0.1:{etcd_client}"),
+                "--bind-address=127.0.0.1".into(),
+                "--advertise-address=127.0.0.1".into(),
+                format!("--secure-port={secure_port}"),
+                format!("--cert-dir={}", path("apiserver-certs")),
+                format!("--tls-cert-file={}", path("apiserver.crt")),
+                format!("--tls-private-key-file={}", path("apiserver.key")),
+                format!("--client-ca-file={}", path("ca.crt")),
+                format!("--service-account-key-file={}", path("sa.pub")),
+                format!("--service-account-signing-key-file={}", path("sa.key")),
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+                "--service-cluster-ip-range=10.0.0.0/24".into(),
+                "--authorization-mode=RBAC".into(),
+                "--endpoint-reconciler-type=none".into(),
+                "--profiling=false".into(),
+                "--v=0".into(),
+            ],
+        )?;
+        plane.spawn(
+            &binary,
+            "kube-controller-manager",
+            &[
+                format!("--kubeconfig={}", plane.admin_kubeconfig.display()),
+                "--controllers=namespace-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller".into(),
+                format!("--service-account-private-key-file={}", path("sa.key")),
+                format!("--root-ca-file={}", path("ca.crt")),
+                "--use-service-account-credentials=false".into(),
+                "--leader-elect=false".into(),
+                "--secure-port=0".into(),
+                "--profiling=false".into(),
+                "--v=0".into(),
+            ],
+        )?;
+        plane.wait_until_ready(started).await?;
+        Ok(plane)
+    }
+
+    fn spawn(&mut self, binary: &Path, name: &'static str, args: &[String]) -> Result<()> {
+        let log = self.dir.join(format!("{name}.log"));
+        let log_file = File::create(&log).with_context(|| format!("create {}", log.display()))?;
+        let mut child = Command::new(binary)
+            .arg(name)
+            .args(args)
+            .env("PHD_CONTROLPLANE_EXIT_ON_STDIN_EOF", "1")
+            .stdin(Stdio::piped())
+            .stdout(log_file.try_clone().context("log file handle")?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("start {name} from {}", binary.display()))?;
+        let stdin = child.stdin.take();
+        self.processes.push(Process {
+            name,
+            child,
+            _stdin: stdin,
+            log,
+        });
+        Ok(())
+    }
+
+    /// Ready means: the API server answers, and the controller manager has
+    /// created the `default` ServiceAccount, so both halves are working.
+    async fn wait_until_ready(&mut self, started: Instant) -> Result<()> {
+        let client = self.client().await?;
+        let accounts: Api<ServiceAccount> = Api::namespaced(client, "default");
+        loop {
+            for process in &mut self.processes {
+                if let Some(status) = process.child.try_wait()? {
+                    bail!(
+                        "{} exited with {status} while starting; its log:\n{}",
+                        process.name,
+                        log_tail(&process.log)
+                    );
+                }
+            }
+            if let Ok(Some(_)) = accounts.get_opt("default").await {
+                return Ok(());
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                let logs: Vec<String> = self
+                    .processes
+                    .iter()
+                    .map(|p| format!("--- {}\n{}", p.name, log_tail(&p.log)))
+                    .collect();
+                bail!(
+                    "control plane not ready after {READY_TIMEOUT:?}\n{}",
+                    logs.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// A client with the admin identity, bound to the calling test's runtime.
+    pub async fn client(&self) -> Result<kube::Client> {
+        self.client_from(&self.admin_kubeconfig).await
+    }
+
+    /// A client for any kubeconfig file.
+    pub async fn client_from(&self, kubeconfig: &Path) -> Result<kube::Client> {
+        let kubeconfig = Kubeconfig::read_from(kubeconfig)?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    /// Writes a kubeconfig for a new client-certificate identity `user` (in
+    /// `group`, if any) and returns its path. The identity has no permissions
+    /// until a test binds some.
+    pub fn kubeconfig_for(&self, user: &str, group: Option<&str>) -> Result<PathBuf> {
+        let key = KeyPair::generate().context("generate client key")?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, user);
+        if let Some(group) = group {
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, group);
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let cert = params.signed_by(&key, &self.ca)?;
+        let path = self.dir.join(format!("{user}.kubeconfig"));
+        let kubeconfig = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "phd-test", "cluster": {
+                "server": self.server,
+                "certificate-authority-data": base64(&self.ca.pem()),
+            }}],
+            "users": [{"name": user, "user": {
+                "client-certificate-data": base64(&cert.pem()),
+                "client-key-data": base64(&key.serialize_pem()),
+            }}],
+            "contexts": [{"name": "phd-test", "context": {"cluster": "phd-test", "user": user}}],
+            "current-context": "phd-test",
+        });
+        write(&path, &serde_json::to_string_pretty(&kubeconfig)?)?;
+        Ok(path)
+    }
+
+    /// The PEM of the certificate authority the API server trusts and serves with.
+    pub fn ca_pem(&self) -> String {
+        self.ca.pem()
+    }
+
+    /// The directory holding certificates, data and logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let pids: Vec<u32> = self.processes.iter().map(|p| p.child.id()).collect();
+        stop_processes(&pids);
+        for process in &mut self.processes {
+            let _ = process.child.wait();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+extern "C" fn stop_shared() {
+    let taken = SHARED_CLEANUP
+        .lock()
+        .ok()
+        .and_then(|mut cleanup| cleanup.take());
+    if let Some((pids, dir)) = taken {
+        stop_processes(&pids);
+        let _ = fs::remove_dir_all(dir);
+    }
+}
+
+/// SIGTERM, up to five seconds of grace, then SIGKILL.
+fn stop_processes(pids: &[u32]) {
+    // Reverse start order: controller manager, API server, then etcd.
+    for &pid in pids.iter().rev() {
+        // SAFETY: signalling a child process we started.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut running: Vec<u32> = pids.to_vec();
+    while !running.is_empty() && Instant::now() < deadline {
+        running.retain(|&pid| {
+            let mut status = 0;
+            // SAFETY: reaping our own child without blocking.
+            let reaped = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+            reaped == 0
+        });
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for pid in running {
+        // SAFETY: as above; the process ignored SIGTERM.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    }
+}
+
+/// A name no other test in this run uses: `prefix-<pid>-<n>`, a valid DNS label.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id() % 100_000)
+}
+
+/// The cache directory for built tools: `$PHD_CACHE_DIR`, else `$XDG_CACHE_HOME/phd`,
+/// else `~/.cache/phd`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PHD_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("phd");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    home.join(".cache").join("phd")
+}
+
+/// The control-plane binary: `$PHD_CONTROLPLANE_BIN`, else the cached build,
+/// built now from `tests/controlplane` if missing.
+pub fn binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("PHD_CONTROLPLANE_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let bin_dir = cache_dir().join("bin");
+    let binary = bin_dir.join(format!(
+        "phd-controlplane-{KUBERNETES_VERSION}-r{BUILD_REVISION}"
+    ));
+    if binary.is_file() {
+        return Ok(binary);
+    }
+    fs::create_dir_all(&bin_dir).with_context(|| format!("create {}", bin_dir.display()))?;
+    let lock = File::create(bin_dir.join(".build.lock")).context("create build lock")?;
+    // SAFETY: flock on a descriptor we own; released when `lock` is dropped.
+    unsafe {
+        use std::os::fd::AsRawFd as _;
+        libc::flock(lock.as_raw_fd(), libc::LOCK_EX);
+    }
+    if binary.is_file() {
+        return Ok(binary);
+    }
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../controlplane");
+    eprintln!(
+        "building etcd, kube-apiserver and kube-controller-manager {KUBERNETES_VERSION} \
+         (first run on this machine only; several minutes)"
+    );
+    let partial = binary.with_extension("partial");
+    let status = Command::new("go")
+        .args(["build", "-trimpath", "-ldflags=-s -w", "-o"])
+        .arg(&partial)
+        .arg(".")
+        .current_dir(&source)
+        .env("GOFLAGS", "-mod=readonly")
+        .status()
+        .context("run `go build` (is Go installed?)")?;
+    if !status.success() {
+        bail!("`go build` of {} failed with {status}", source.display());
+    }
+    fs::rename(&partial, &binary).context("install the built control plane")?;
+    Ok(binary)
+}
+
+fn fresh_directory() -> Result<PathBuf> {
+    let base = std::env::temp_dir().join("phd-controlplane");
+    fs::create_dir_all(&base)?;
+    remove_abandoned(&base);
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{}-", std::process::id()))
+        .tempdir_in(&base)?
+        .keep();
+    Ok(dir)
+}
+
+/// Removes directories left by test processes that were killed outright.
+fn remove_abandoned(base: &Path) {
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .split('-')
+            .next()
+            .and_then(|p| p.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks whether the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        if !alive {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("find a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn certificate_authority() -> Result<CertifiedIssuer<'static, KeyPair>> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "phd-test-ca");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    Ok(CertifiedIssuer::self_signed(params, key)?)
+}
+
+fn serving_certificate(ca: &CertifiedIssuer<'static, KeyPair>) -> Result<(String, String)> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(vec![
+        "localhost".to_owned(),
+        "kubernetes".to_owned(),
+        "kubernetes.default.svc".to_owned(),
+    ])?;
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "kube-apiserver");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    let cert = params.signed_by(&key, ca)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+fn write(path: &Path, contents: &str) -> Result<()> {
+    let mut file = File::create(path).with_context(|| format!("create {}", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .with_context(|| format!("write {}", path.display()))
+}
+
+fn base64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
