@@ -1,0 +1,280 @@
+//! `kubectl phd doctor`: a checklist of what phd needs, exit 1 when something
+//! required is missing.
+
+use std::process::ExitCode;
+
+use futures::future::join_all;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, PostParams};
+use phd_common::Cluster;
+use phd_common::tofu::Tool;
+use serde::Serialize;
+
+use crate::cli::{DoctorArgs, OutputFormat};
+use crate::output::{self, Tone};
+use crate::session::Session;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Ok,
+    /// Missing, but only some commands need it.
+    Warning,
+    /// Missing and required.
+    Failed,
+    /// Not checked because an earlier check failed.
+    Skipped,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    name: String,
+    status: Status,
+    detail: String,
+}
+
+impl Check {
+    fn new(name: impl Into<String>, status: Status, detail: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            status,
+            detail: detail.into(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    ok: bool,
+    checks: Vec<Check>,
+}
+
+/// A permission phd needs, checked with a SelfSubjectAccessReview.
+struct Permission {
+    verb: &'static str,
+    group: &'static str,
+    resource: &'static str,
+    /// `None` means every namespace (instances live in their own).
+    namespace: Option<&'static str>,
+    needed_by: &'static str,
+}
+
+const PERMISSIONS: &[Permission] = &[
+    Permission { verb: "create", group: "", resource: "namespaces", namespace: None, needed_by: "argo install, instance create" },
+    Permission { verb: "delete", group: "", resource: "namespaces", namespace: None, needed_by: "instance delete" },
+    Permission { verb: "patch", group: "apiextensions.k8s.io", resource: "customresourcedefinitions", namespace: None, needed_by: "argo install" },
+    Permission { verb: "patch", group: "rbac.authorization.k8s.io", resource: "clusterroles", namespace: None, needed_by: "argo install" },
+    Permission { verb: "patch", group: "rbac.authorization.k8s.io", resource: "clusterrolebindings", namespace: None, needed_by: "argo install, user create" },
+    Permission { verb: "patch", group: "rbac.authorization.k8s.io", resource: "roles", namespace: None, needed_by: "instance create" },
+    Permission { verb: "patch", group: "rbac.authorization.k8s.io", resource: "rolebindings", namespace: None, needed_by: "instance create, user create" },
+    Permission { verb: "patch", group: "", resource: "configmaps", namespace: Some("argocd"), needed_by: "argo install, user" },
+    Permission { verb: "patch", group: "", resource: "secrets", namespace: None, needed_by: "argo install, user, instance create" },
+    Permission { verb: "patch", group: "", resource: "serviceaccounts", namespace: Some("argo"), needed_by: "user create" },
+    Permission { verb: "patch", group: "networking.k8s.io", resource: "networkpolicies", namespace: None, needed_by: "instance create" },
+    Permission { verb: "create", group: "argoproj.io", resource: "workflows", namespace: None, needed_by: "instance create, instance delete" },
+    Permission { verb: "patch", group: "argoproj.io", resource: "applications", namespace: Some("argocd"), needed_by: "instance create" },
+];
+
+/// CRDs that show whether each Argo part is installed.
+const ARGO_PARTS: &[(&str, &[&str])] = &[
+    ("Argo CD", &["applications.argoproj.io", "appprojects.argoproj.io"]),
+    (
+        "Argo Workflows",
+        &["workflows.argoproj.io", "clusterworkflowtemplates.argoproj.io"],
+    ),
+];
+
+pub async fn run(session: &Session, args: &DoctorArgs) -> anyhow::Result<ExitCode> {
+    let mut checks = Vec::new();
+    let cluster = match session.access().await {
+        Err(error) => {
+            checks.push(Check::new("kubeconfig", Status::Failed, error.to_string()));
+            None
+        }
+        Ok(access) => {
+            let context = access.context_name().unwrap_or("no current context");
+            checks.push(Check::new(
+                "kubeconfig",
+                Status::Ok,
+                format!("{} (context {context})", access.source),
+            ));
+            match access.connect().await {
+                Ok(cluster) => {
+                    checks.push(Check::new(
+                        "API server",
+                        Status::Ok,
+                        format!("{} answers, Kubernetes {}", cluster.server, cluster.version.git_version),
+                    ));
+                    Some(cluster)
+                }
+                Err(error) => {
+                    let cause = root_cause(&error).map(|cause| format!(" ({cause})")).unwrap_or_default();
+                    checks.push(Check::new("API server", Status::Failed, format!("{error}{cause}")));
+                    None
+                }
+            }
+        }
+    };
+    match &cluster {
+        Some(cluster) => {
+            checks.extend(check_permissions(cluster).await);
+            checks.extend(check_argo(cluster).await);
+        }
+        None => {
+            checks.push(Check::new("permissions", Status::Skipped, "no cluster to ask"));
+            for (part, _) in ARGO_PARTS {
+                checks.push(Check::new(*part, Status::Skipped, "no cluster to ask"));
+            }
+        }
+    }
+    checks.push(match Tool::find() {
+        Ok(tool) => Check::new("tofu", Status::Ok, format!("{} at {}", tool.name, tool.path.display())),
+        Err(_) => Check::new(
+            "tofu",
+            Status::Warning,
+            "neither tofu nor terraform found; `kubectl phd infra` and `kubeconfig` need one",
+        ),
+    });
+    checks.push(match which::which("git") {
+        Ok(path) => Check::new("git", Status::Ok, path.display().to_string()),
+        Err(_) => Check::new("git", Status::Warning, "git not found; `cluster create` cannot commit"),
+    });
+
+    let report = Report {
+        ok: checks.iter().all(|check| check.status != Status::Failed),
+        checks,
+    };
+    match args.output {
+        OutputFormat::Table => print_table(&report),
+        format => output::print_structured(&report, format)?,
+    }
+    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn check_permissions(cluster: &Cluster) -> Vec<Check> {
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(cluster.client.clone());
+    let answers = join_all(PERMISSIONS.iter().map(|permission| {
+        let reviews = reviews.clone();
+        async move {
+            let review = SelfSubjectAccessReview {
+                spec: SelfSubjectAccessReviewSpec {
+                    resource_attributes: Some(ResourceAttributes {
+                        verb: Some(permission.verb.to_owned()),
+                        group: Some(permission.group.to_owned()),
+                        resource: Some(permission.resource.to_owned()),
+                        namespace: permission.namespace.map(str::to_owned),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let answer = reviews.create(&PostParams::default(), &review).await;
+            (permission, answer)
+        }
+    }))
+    .await;
+
+    let mut checks = Vec::new();
+    let mut allowed = 0;
+    for (permission, answer) in answers {
+        let resource = if permission.group.is_empty() {
+            permission.resource.to_owned()
+        } else {
+            format!("{}.{}", permission.resource, permission.group)
+        };
+        let scope = permission
+            .namespace
+            .map_or_else(|| "cluster-wide".to_owned(), |ns| format!("in namespace {ns}"));
+        match answer.map(|review| review.status.map(|status| status.allowed)) {
+            Ok(Some(true)) => allowed += 1,
+            Ok(_) => checks.push(Check::new(
+                "permission",
+                Status::Failed,
+                format!(
+                    "{} {resource} {scope} is denied (needed by {})",
+                    permission.verb, permission.needed_by
+                ),
+            )),
+            Err(error) => checks.push(Check::new(
+                "permission",
+                Status::Failed,
+                format!("cannot check {} {resource}: {error}", permission.verb),
+            )),
+        }
+    }
+    let status = if allowed == PERMISSIONS.len() { Status::Ok } else { Status::Failed };
+    checks.insert(
+        0,
+        Check::new(
+            "permissions",
+            status,
+            format!("{allowed} of {} needed permissions granted", PERMISSIONS.len()),
+        ),
+    );
+    checks
+}
+
+async fn check_argo(cluster: &Cluster) -> Vec<Check> {
+    let definitions: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
+    let mut checks = Vec::new();
+    for (part, names) in ARGO_PARTS {
+        let found = join_all(names.iter().map(|name| definitions.get_opt(name))).await;
+        let mut missing = Vec::new();
+        let mut error = None;
+        for (name, result) in names.iter().zip(found) {
+            match result {
+                Ok(Some(_)) => {}
+                Ok(None) => missing.push(*name),
+                Err(e) => error = Some(e),
+            }
+        }
+        checks.push(match (error, missing.is_empty()) {
+            (Some(error), _) => Check::new(*part, Status::Warning, format!("cannot check: {error}")),
+            (None, true) => Check::new(*part, Status::Ok, "installed"),
+            (None, false) => Check::new(
+                *part,
+                Status::Warning,
+                format!(
+                    "not installed (missing {}); run `kubectl phd argo install`",
+                    missing.join(", ")
+                ),
+            ),
+        });
+    }
+    checks
+}
+
+fn print_table(report: &Report) {
+    let width = report.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    for check in &report.checks {
+        let (mark, tone) = match check.status {
+            Status::Ok => ("ok  ", Tone::Good),
+            Status::Warning => ("warn", Tone::Warning),
+            Status::Failed => ("FAIL", Tone::Bad),
+            Status::Skipped => ("skip", Tone::Dim),
+        };
+        println!(
+            "{} {:width$}  {}",
+            output::paint_stdout(mark, tone),
+            check.name,
+            check.detail
+        );
+    }
+    if !report.ok {
+        eprintln!("some required checks failed");
+    }
+}
+
+/// The innermost cause, which for network errors says what actually happened
+/// (connection refused, certificate unknown...).
+fn root_cause(error: &dyn std::error::Error) -> Option<String> {
+    let mut cause = error.source()?;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    Some(cause.to_string())
+}

@@ -1,0 +1,60 @@
+//! kubectl-phd: host many Open edX sites on one Kubernetes cluster with GitOps.
+//!
+//! `main` only calls [`run`]; each CLI noun has its module, each verb a function.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+pub mod cli;
+mod completion;
+mod doctor;
+mod output;
+mod session;
+mod version;
+
+use cli::{Cli, Command};
+use session::Session;
+
+/// Parses the command line, runs the command and turns the outcome into an
+/// exit code: 0 success, 1 failure, 2 usage error.
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
+        }
+    };
+    output::init(&cli.global);
+    match execute(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            output::print_error(&error);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Commands that need no cluster run without starting the async runtime.
+    match &cli.command {
+        Command::Version(args) => return version::show(args).map(|()| ExitCode::SUCCESS),
+        Command::Completion(args) => {
+            completion::print(args);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Doctor(_) => {}
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let session = Session::new(cli.global)?;
+        match &cli.command {
+            Command::Doctor(args) => doctor::run(&session, args).await,
+            Command::Version(_) | Command::Completion(_) => Ok(ExitCode::SUCCESS),
+        }
+    })
+}

@@ -1,0 +1,66 @@
+//! What every command that talks to a cluster starts from: the global flags,
+//! the environment, and the cluster repository around the working directory.
+
+use anyhow::Context as _;
+use phd_common::{
+    AccessOptions, Cluster, ClusterAccess, ClusterRepository, ProcessEnvironment, Settings,
+};
+
+use crate::cli::GlobalArgs;
+use crate::output;
+
+pub struct Session {
+    pub global: GlobalArgs,
+    pub env: ProcessEnvironment,
+    pub repository: Option<ClusterRepository>,
+}
+
+impl Session {
+    pub fn new(global: GlobalArgs) -> anyhow::Result<Self> {
+        let cwd = std::env::current_dir().context("cannot determine the working directory")?;
+        let repository = ClusterRepository::discover(&cwd)?;
+        if let Some(repository) = &repository {
+            output::debug(format!("cluster repository: {}", repository.root.display()));
+        }
+        Ok(Self {
+            global,
+            env: ProcessEnvironment,
+            repository,
+        })
+    }
+
+    pub fn settings(&self) -> Settings<'_> {
+        Settings::new(&self.env, self.repository.as_ref())
+    }
+
+    pub fn access_options(&self) -> AccessOptions {
+        AccessOptions {
+            kubeconfig: self.global.kubeconfig.clone(),
+            context: self.global.context.clone(),
+            cluster: self.global.cluster.clone(),
+            user: self.global.user.clone(),
+        }
+    }
+
+    /// Chooses the kubeconfig, logging under `-v` which sources were passed over.
+    pub async fn access(&self) -> Result<ClusterAccess, phd_common::AccessError> {
+        let access =
+            ClusterAccess::resolve(&self.access_options(), self.repository.as_ref(), &self.env)
+                .await?;
+        for reason in &access.skipped {
+            output::debug(format!("skipped: {reason}"));
+        }
+        output::debug(format!("kubeconfig from {}", access.source));
+        Ok(access)
+    }
+
+    /// A client for the chosen cluster, checked to answer.
+    pub async fn connect(&self) -> anyhow::Result<Cluster> {
+        let cluster = self.access().await?.connect().await?;
+        output::debug(format!(
+            "connected to {} (Kubernetes {})",
+            cluster.server, cluster.version.git_version
+        ));
+        Ok(cluster)
+    }
+}
