@@ -30,7 +30,7 @@ use tokio::sync::OnceCell;
 /// The Kubernetes release the control plane is built from (`tests/controlplane/go.mod`).
 pub const KUBERNETES_VERSION: &str = "v1.34.4";
 /// Bumped whenever `tests/controlplane` changes in a way that needs a rebuild.
-const BUILD_REVISION: u32 = 1;
+const BUILD_REVISION: u32 = 2;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running control plane. Dropping it stops the servers and removes its directory.
@@ -371,8 +371,15 @@ pub fn binary() -> Result<PathBuf> {
          (first run on this machine only; several minutes)"
     );
     let partial = binary.with_extension("partial");
+    let (major, minor) = kubernetes_major_minor();
+    let version_package = "k8s.io/component-base/version";
+    let ldflags = format!(
+        "-s -w -X {version_package}.gitVersion={KUBERNETES_VERSION} \
+         -X {version_package}.gitMajor={major} -X {version_package}.gitMinor={minor} \
+         -X {version_package}.gitTreeState=clean"
+    );
     let status = Command::new("go")
-        .args(["build", "-trimpath", "-ldflags=-s -w", "-o"])
+        .args(["build", "-trimpath", "-ldflags", &ldflags, "-o"])
         .arg(&partial)
         .arg(".")
         .current_dir(&source)
@@ -384,6 +391,11 @@ pub fn binary() -> Result<PathBuf> {
     }
     fs::rename(&partial, &binary).context("install the built control plane")?;
     Ok(binary)
+}
+
+fn kubernetes_major_minor() -> (&'static str, &'static str) {
+    let mut parts = KUBERNETES_VERSION.trim_start_matches('v').split('.');
+    (parts.next().unwrap_or("1"), parts.next().unwrap_or("0"))
 }
 
 fn fresh_directory() -> Result<PathBuf> {
