@@ -217,7 +217,7 @@ impl Setting {
         }
     }
 
-    fn from_context(self, context: &ClusterContext) -> Option<&str> {
+    fn in_context(self, context: &ClusterContext) -> Option<&str> {
         let value = match self {
             Self::ClusterDomain => &context.cluster_domain,
             Self::Environment => &context.environment,
@@ -309,7 +309,7 @@ impl<'a> Settings<'a> {
             });
         }
         if let Some(repository) = self.repository
-            && let Some(value) = setting.from_context(&repository.context)
+            && let Some(value) = setting.in_context(&repository.context)
         {
             return Some(Resolved {
                 value: value.to_owned(),
@@ -336,7 +336,7 @@ impl<'a> Settings<'a> {
                 .map(|name| format!("{name} or "))
                 .unwrap_or_default(),
             env: setting.env_name(),
-            context: if setting.from_context(&ClusterContext::full()).is_some() {
+            context: if setting.in_context(&ClusterContext::full()).is_some() {
                 format!(" (or run inside a cluster repository whose {CONTEXT_FILE} has it)")
             } else {
                 String::new()

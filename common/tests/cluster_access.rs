@@ -40,7 +40,11 @@ impl Scene {
         self.env.insert(name.to_owned(), value.into());
     }
 
-    async fn resolve(&self, options: &AccessOptions, repository: Option<&ClusterRepository>) -> Result<ClusterAccess, AccessError> {
+    async fn resolve(
+        &self,
+        options: &AccessOptions,
+        repository: Option<&ClusterRepository>,
+    ) -> Result<ClusterAccess, AccessError> {
         ClusterAccess::resolve(options, repository, &self.env).await
     }
 }
@@ -64,7 +68,11 @@ fn renamed(kubeconfig: &Value, name: &str, server: Option<&str>) -> Value {
 }
 
 fn write_json(path: &Path, value: &Value) {
-    std::fs::write(path, serde_json::to_string_pretty(value).expect("serialise")).expect("write file");
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(value).expect("serialise"),
+    )
+    .expect("write file");
 }
 
 /// A port where nothing listens.
@@ -88,7 +96,10 @@ async fn kubeconfig_flag_with_relative_certificate_paths() {
     let path = scene.path("flag.kubeconfig");
     write_json(&path, &config);
 
-    let options = AccessOptions { kubeconfig: Some(path.clone()), ..Default::default() };
+    let options = AccessOptions {
+        kubeconfig: Some(path.clone()),
+        ..Default::default()
+    };
     let access = scene.resolve(&options, None).await.expect("resolve");
     assert_eq!(access.source, KubeconfigSource::Flag(path));
     let cluster = access.connect().await.expect("connect");
@@ -98,8 +109,14 @@ async fn kubeconfig_flag_with_relative_certificate_paths() {
 #[tokio::test]
 async fn missing_kubeconfig_flag_file_is_named() {
     let scene = Scene::new();
-    let options = AccessOptions { kubeconfig: Some(scene.path("nope")), ..Default::default() };
-    let error = scene.resolve(&options, None).await.expect_err("no such file");
+    let options = AccessOptions {
+        kubeconfig: Some(scene.path("nope")),
+        ..Default::default()
+    };
+    let error = scene
+        .resolve(&options, None)
+        .await
+        .expect_err("no such file");
     assert!(matches!(error, AccessError::MissingFile(_)));
     assert!(error.to_string().contains("does not exist"), "{error}");
 }
@@ -109,7 +126,11 @@ async fn kubeconfig_list_is_merged_and_context_flag_chooses() {
     let plane = ControlPlane::shared().await;
     let mut scene = Scene::new();
     let admin = admin_kubeconfig(plane);
-    let dead = renamed(&admin, "dead", Some(&format!("https://127.0.0.1:{}", closed_port())));
+    let dead = renamed(
+        &admin,
+        "dead",
+        Some(&format!("https://127.0.0.1:{}", closed_port())),
+    );
     let live = renamed(&admin, "live", None);
     write_json(&scene.path("dead.kubeconfig"), &dead);
     write_json(&scene.path("live.kubeconfig"), &live);
@@ -122,24 +143,47 @@ async fn kubeconfig_list_is_merged_and_context_flag_chooses() {
     scene.set("KUBECONFIG", list.to_string_lossy());
 
     // The first file's current context wins, as with kubectl, and that server is down.
-    let access = scene.resolve(&AccessOptions::default(), None).await.expect("resolve");
+    let access = scene
+        .resolve(&AccessOptions::default(), None)
+        .await
+        .expect("resolve");
     assert_eq!(access.context_name(), Some("dead"));
     assert!(matches!(
         access.source,
         KubeconfigSource::Inherited(ref paths) if paths.len() == 2
     ));
     let error = access.connect().await.err().expect("dead server");
-    assert!(matches!(error, AccessError::Unreachable { .. }), "{error:?}");
-    assert!(error.to_string().contains("cannot reach the Kubernetes API server"), "{error}");
+    assert!(
+        matches!(error, AccessError::Unreachable { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("cannot reach the Kubernetes API server"),
+        "{error}"
+    );
 
-    let options = AccessOptions { context: Some("live".into()), ..Default::default() };
+    let options = AccessOptions {
+        context: Some("live".into()),
+        ..Default::default()
+    };
     let access = scene.resolve(&options, None).await.expect("resolve live");
     access.connect().await.expect("the live context connects");
 
-    let options = AccessOptions { context: Some("absent".into()), ..Default::default() };
-    let error = scene.resolve(&options, None).await.expect_err("unknown context");
+    let options = AccessOptions {
+        context: Some("absent".into()),
+        ..Default::default()
+    };
+    let error = scene
+        .resolve(&options, None)
+        .await
+        .expect_err("unknown context");
     let message = error.to_string();
-    assert!(message.contains("\"absent\"") && message.contains("dead, live"), "{message}");
+    assert!(
+        message.contains("\"absent\"") && message.contains("dead, live"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -149,8 +193,14 @@ async fn home_kubeconfig_is_used_when_nothing_else_is_set() {
     let kube_dir = scene.path("home/.kube");
     std::fs::create_dir_all(&kube_dir).expect("kube dir");
     write_json(&kube_dir.join("config"), &admin_kubeconfig(plane));
-    let access = scene.resolve(&AccessOptions::default(), None).await.expect("resolve");
-    assert_eq!(access.source, KubeconfigSource::Inherited(vec![kube_dir.join("config")]));
+    let access = scene
+        .resolve(&AccessOptions::default(), None)
+        .await
+        .expect("resolve");
+    assert_eq!(
+        access.source,
+        KubeconfigSource::Inherited(vec![kube_dir.join("config")])
+    );
     access.connect().await.expect("connect");
 }
 
@@ -162,26 +212,46 @@ async fn kubeconfig_content_in_base64_and_plain() {
     let mut scene = Scene::new();
     // Wrapped at 76 columns, as `base64` prints it.
     let encoded = base64::engine::general_purpose::STANDARD.encode(&text);
-    let wrapped: Vec<String> = encoded.as_bytes().chunks(76).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+    let wrapped: Vec<String> = encoded
+        .as_bytes()
+        .chunks(76)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
     scene.set("KUBECONFIG_CONTENT", wrapped.join("\n"));
-    let access = scene.resolve(&AccessOptions::default(), None).await.expect("base64");
+    let access = scene
+        .resolve(&AccessOptions::default(), None)
+        .await
+        .expect("base64");
     assert_eq!(access.source, KubeconfigSource::EnvironmentBase64);
     access.connect().await.expect("connect with base64 content");
 
     scene.set("KUBECONFIG_CONTENT", text);
-    let access = scene.resolve(&AccessOptions::default(), None).await.expect("plain");
+    let access = scene
+        .resolve(&AccessOptions::default(), None)
+        .await
+        .expect("plain");
     assert_eq!(access.source, KubeconfigSource::EnvironmentPlain);
     access.connect().await.expect("connect with plain content");
 }
 
 #[tokio::test]
 async fn garbage_kubeconfig_content_is_one_clear_error() {
-    for garbage in ["definitely not a kubeconfig", "aGVsbG8gd29ybGQ=", "- a\n- list", "foo: bar"] {
+    for garbage in [
+        "definitely not a kubeconfig",
+        "aGVsbG8gd29ybGQ=",
+        "- a\n- list",
+        "foo: bar",
+    ] {
         let mut scene = Scene::new();
         scene.set("KUBECONFIG_CONTENT", garbage);
-        let error = scene.resolve(&AccessOptions::default(), None).await.expect_err(garbage);
+        let error = scene
+            .resolve(&AccessOptions::default(), None)
+            .await
+            .expect_err(garbage);
         assert!(
-            error.to_string().starts_with("KUBECONFIG_CONTENT is set but"),
+            error
+                .to_string()
+                .starts_with("KUBECONFIG_CONTENT is set but"),
             "{garbage:?}: {error}"
         );
     }
@@ -190,7 +260,10 @@ async fn garbage_kubeconfig_content_is_one_clear_error() {
 #[tokio::test]
 async fn nothing_configured_gives_the_three_way_hint() {
     let scene = Scene::new();
-    let error = scene.resolve(&AccessOptions::default(), None).await.expect_err("nothing");
+    let error = scene
+        .resolve(&AccessOptions::default(), None)
+        .await
+        .expect_err("nothing");
     assert!(matches!(error, AccessError::NoKubeconfig));
     let message = error.to_string();
     for hint in ["cluster repository", "KUBECONFIG_CONTENT", "~/.kube/config"] {
@@ -199,19 +272,32 @@ async fn nothing_configured_gives_the_three_way_hint() {
 }
 
 /// A cluster repository whose `infrastructure/` has a real local state with the given output.
-fn repository_with_output(scene: &Scene, output_name: &str, value_file: &str, contents: &str) -> ClusterRepository {
+fn repository_with_output(
+    scene: &Scene,
+    output_name: &str,
+    value_file: &str,
+    contents: &str,
+) -> ClusterRepository {
     let root = scene.path("phd-demo-cluster");
     let infrastructure = root.join("infrastructure");
     std::fs::create_dir_all(&infrastructure).expect("infrastructure dir");
-    std::fs::write(root.join("context.json"), r#"{"cluster_domain": "demo.example"}"#).expect("context");
+    std::fs::write(
+        root.join("context.json"),
+        r#"{"cluster_domain": "demo.example"}"#,
+    )
+    .expect("context");
     std::fs::write(infrastructure.join(value_file), contents).expect("output value");
     std::fs::write(
         infrastructure.join("main.tf"),
         format!("output \"{output_name}\" {{\n  value     = file(\"${{path.module}}/{value_file}\")\n  sensitive = true\n}}\n"),
     )
     .expect("main.tf");
-    let tool = Tool::find().expect("tofu or terraform must be installed for these tests (.ci/run installs it)");
-    for args in [&["init", "-input=false", "-no-color"][..], &["apply", "-input=false", "-auto-approve", "-no-color"]] {
+    let tool = Tool::find()
+        .expect("tofu or terraform must be installed for these tests (.ci/run installs it)");
+    for args in [
+        &["init", "-input=false", "-no-color"][..],
+        &["apply", "-input=false", "-auto-approve", "-no-color"],
+    ] {
         let status = Command::new(&tool.path)
             .args(args)
             .current_dir(&infrastructure)
@@ -232,16 +318,26 @@ async fn infrastructure_output_is_used_first() {
     let text = std::fs::read_to_string(&plane.admin_kubeconfig).expect("admin kubeconfig");
     let repository = repository_with_output(&scene, "kubeconfig", "kc.json", &text);
     // KUBECONFIG_CONTENT points elsewhere: the infrastructure output must win.
-    let elsewhere = renamed(&admin_kubeconfig(plane), "elsewhere", Some("https://127.0.0.1:1"));
+    let elsewhere = renamed(
+        &admin_kubeconfig(plane),
+        "elsewhere",
+        Some("https://127.0.0.1:1"),
+    );
     scene.set("KUBECONFIG_CONTENT", elsewhere.to_string());
 
-    let access = scene.resolve(&AccessOptions::default(), Some(&repository)).await.expect("resolve");
+    let access = scene
+        .resolve(&AccessOptions::default(), Some(&repository))
+        .await
+        .expect("resolve");
     assert!(
         matches!(&access.source, KubeconfigSource::Infrastructure { output, .. } if output == "kubeconfig"),
         "{:?}",
         access.source
     );
-    access.connect().await.expect("connect through the infrastructure kubeconfig");
+    access
+        .connect()
+        .await
+        .expect("connect through the infrastructure kubeconfig");
 }
 
 #[tokio::test]
@@ -250,7 +346,10 @@ async fn original_output_name_is_accepted() {
     let scene = Scene::new();
     let text = std::fs::read_to_string(&plane.admin_kubeconfig).expect("admin kubeconfig");
     let repository = repository_with_output(&scene, "kubeconfig_content", "kc.json", &text);
-    let access = scene.resolve(&AccessOptions::default(), Some(&repository)).await.expect("resolve");
+    let access = scene
+        .resolve(&AccessOptions::default(), Some(&repository))
+        .await
+        .expect("resolve");
     assert!(
         matches!(&access.source, KubeconfigSource::Infrastructure { output, .. } if output == "kubeconfig_content"),
         "{:?}",
@@ -262,13 +361,20 @@ async fn original_output_name_is_accepted() {
 async fn infrastructure_output_that_is_not_a_kubeconfig_is_passed_over() {
     let plane = ControlPlane::shared().await;
     let mut scene = Scene::new();
-    let repository = repository_with_output(&scene, "kubeconfig", "kc.txt", "Warning: something odd\n");
+    let repository =
+        repository_with_output(&scene, "kubeconfig", "kc.txt", "Warning: something odd\n");
     let text = std::fs::read_to_string(&plane.admin_kubeconfig).expect("admin kubeconfig");
     scene.set("KUBECONFIG_CONTENT", text);
-    let access = scene.resolve(&AccessOptions::default(), Some(&repository)).await.expect("resolve");
+    let access = scene
+        .resolve(&AccessOptions::default(), Some(&repository))
+        .await
+        .expect("resolve");
     assert_eq!(access.source, KubeconfigSource::EnvironmentPlain);
     assert!(
-        access.skipped.iter().any(|reason| reason.contains("is not a kubeconfig")),
+        access
+            .skipped
+            .iter()
+            .any(|reason| reason.contains("is not a kubeconfig")),
         "{:?}",
         access.skipped
     );
@@ -280,20 +386,41 @@ async fn resolving_never_writes_the_users_kubeconfig() {
     let mut scene = Scene::new();
     let kube_dir = scene.path("home/.kube");
     std::fs::create_dir_all(&kube_dir).expect("kube dir");
-    let users = renamed(&admin_kubeconfig(plane), "users-own", Some("https://127.0.0.1:1"));
+    let users = renamed(
+        &admin_kubeconfig(plane),
+        "users-own",
+        Some("https://127.0.0.1:1"),
+    );
     write_json(&kube_dir.join("config"), &users);
     let before = std::fs::read(kube_dir.join("config")).expect("read");
-    let modified = std::fs::metadata(kube_dir.join("config")).and_then(|m| m.modified()).expect("mtime");
+    let modified = std::fs::metadata(kube_dir.join("config"))
+        .and_then(|m| m.modified())
+        .expect("mtime");
 
     let text = std::fs::read_to_string(&plane.admin_kubeconfig).expect("admin kubeconfig");
     scene.set("KUBECONFIG_CONTENT", text);
-    let access = scene.resolve(&AccessOptions::default(), None).await.expect("resolve");
+    let access = scene
+        .resolve(&AccessOptions::default(), None)
+        .await
+        .expect("resolve");
     access.connect().await.expect("connect");
 
-    assert_eq!(std::fs::read(kube_dir.join("config")).expect("read"), before);
-    assert_eq!(std::fs::metadata(kube_dir.join("config")).and_then(|m| m.modified()).expect("mtime"), modified);
+    assert_eq!(
+        std::fs::read(kube_dir.join("config")).expect("read"),
+        before
+    );
+    assert_eq!(
+        std::fs::metadata(kube_dir.join("config"))
+            .and_then(|m| m.modified())
+            .expect("mtime"),
+        modified
+    );
     let entries: Vec<_> = std::fs::read_dir(&kube_dir).expect("list").collect();
-    assert_eq!(entries.len(), 1, "no new files next to the user's kubeconfig");
+    assert_eq!(
+        entries.len(),
+        1,
+        "no new files next to the user's kubeconfig"
+    );
 }
 
 #[tokio::test]
@@ -303,12 +430,30 @@ async fn exec_credential_plugin_token_is_accepted() {
     let namespace = unique_name("exec");
     let namespaces: Api<Namespace> = Api::all(admin.clone());
     namespaces
-        .create(&PostParams::default(), &Namespace { metadata: ObjectMeta { name: Some(namespace.clone()), ..Default::default() }, ..Default::default() })
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta {
+                    name: Some(namespace.clone()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
         .await
         .expect("namespace");
     let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), &namespace);
     accounts
-        .create(&PostParams::default(), &ServiceAccount { metadata: ObjectMeta { name: Some("ci".into()), ..Default::default() }, ..Default::default() })
+        .create(
+            &PostParams::default(),
+            &ServiceAccount {
+                metadata: ObjectMeta {
+                    name: Some("ci".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
         .await
         .expect("service account");
     let secrets: Api<Secret> = Api::namespaced(admin, &namespace);
@@ -318,7 +463,13 @@ async fn exec_credential_plugin_token_is_accepted() {
             &Secret {
                 metadata: ObjectMeta {
                     name: Some("ci-token".into()),
-                    annotations: Some([("kubernetes.io/service-account.name".to_owned(), "ci".to_owned())].into()),
+                    annotations: Some(
+                        [(
+                            "kubernetes.io/service-account.name".to_owned(),
+                            "ci".to_owned(),
+                        )]
+                        .into(),
+                    ),
                     ..Default::default()
                 },
                 type_: Some("kubernetes.io/service-account-token".into()),
@@ -333,7 +484,10 @@ async fn exec_credential_plugin_token_is_accepted() {
         if let Some(token) = secret.data.and_then(|d| d.get("token").cloned()) {
             break String::from_utf8(token.0).expect("token text");
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "token controller did not fill the secret");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "token controller did not fill the secret"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
 
@@ -359,13 +513,31 @@ async fn exec_credential_plugin_token_is_accepted() {
     }});
     let path = scene.path("exec.kubeconfig");
     write_json(&path, &config);
-    let options = AccessOptions { kubeconfig: Some(path), ..Default::default() };
-    let cluster = scene.resolve(&options, None).await.expect("resolve").connect().await.expect("connect");
+    let options = AccessOptions {
+        kubeconfig: Some(path),
+        ..Default::default()
+    };
+    let cluster = scene
+        .resolve(&options, None)
+        .await
+        .expect("resolve")
+        .connect()
+        .await
+        .expect("connect");
 
     let reviews: Api<SelfSubjectReview> = Api::all(cluster.client);
-    let review = reviews.create(&PostParams::default(), &SelfSubjectReview::default()).await.expect("who am I");
-    let username = review.status.and_then(|s| s.user_info).and_then(|u| u.username);
-    assert_eq!(username, Some(format!("system:serviceaccount:{namespace}:ci")));
+    let review = reviews
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .expect("who am I");
+    let username = review
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username);
+    assert_eq!(
+        username,
+        Some(format!("system:serviceaccount:{namespace}:ci"))
+    );
 }
 
 #[tokio::test]
@@ -380,22 +552,38 @@ async fn silent_server_fails_clearly_within_fifteen_seconds() {
     });
     let plane = ControlPlane::shared().await;
     let scene = Scene::new();
-    let config = renamed(&admin_kubeconfig(plane), "silent", Some(&format!("https://127.0.0.1:{port}")));
+    let config = renamed(
+        &admin_kubeconfig(plane),
+        "silent",
+        Some(&format!("https://127.0.0.1:{port}")),
+    );
     let path = scene.path("silent.kubeconfig");
     write_json(&path, &config);
-    let options = AccessOptions { kubeconfig: Some(path), ..Default::default() };
+    let options = AccessOptions {
+        kubeconfig: Some(path),
+        ..Default::default()
+    };
     let access = scene.resolve(&options, None).await.expect("resolve");
 
     let start = Instant::now();
     let error = access.connect().await.err().expect("silent server");
     let elapsed = start.elapsed();
-    assert!(elapsed < Duration::from_secs(17), "gave up after {elapsed:?}");
     assert!(
-        matches!(error, AccessError::Timeout { .. } | AccessError::Unreachable { .. }),
+        elapsed < Duration::from_secs(17),
+        "gave up after {elapsed:?}"
+    );
+    assert!(
+        matches!(
+            error,
+            AccessError::Timeout { .. } | AccessError::Unreachable { .. }
+        ),
         "{error:?}"
     );
     let message = error.to_string();
-    assert!(message.contains("cannot reach the Kubernetes API server"), "{message}");
+    assert!(
+        message.contains("cannot reach the Kubernetes API server"),
+        "{message}"
+    );
     assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
     drop(accepted);
 }

@@ -6,5 +6,10 @@ use crate::cli::{Cli, CompletionArgs};
 
 pub fn print(args: &CompletionArgs) {
     let mut command = Cli::command();
-    clap_complete::generate(args.shell, &mut command, "kubectl-phd", &mut std::io::stdout());
+    clap_complete::generate(
+        args.shell,
+        &mut command,
+        "kubectl-phd",
+        &mut std::io::stdout(),
+    );
 }

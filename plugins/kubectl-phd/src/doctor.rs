@@ -63,27 +63,111 @@ struct Permission {
 }
 
 const PERMISSIONS: &[Permission] = &[
-    Permission { verb: "create", group: "", resource: "namespaces", namespace: None, needed_by: "argo install, instance create" },
-    Permission { verb: "delete", group: "", resource: "namespaces", namespace: None, needed_by: "instance delete" },
-    Permission { verb: "patch", group: "apiextensions.k8s.io", resource: "customresourcedefinitions", namespace: None, needed_by: "argo install" },
-    Permission { verb: "patch", group: "rbac.authorization.k8s.io", resource: "clusterroles", namespace: None, needed_by: "argo install" },
-    Permission { verb: "patch", group: "rbac.authorization.k8s.io", resource: "clusterrolebindings", namespace: None, needed_by: "argo install, user create" },
-    Permission { verb: "patch", group: "rbac.authorization.k8s.io", resource: "roles", namespace: None, needed_by: "instance create" },
-    Permission { verb: "patch", group: "rbac.authorization.k8s.io", resource: "rolebindings", namespace: None, needed_by: "instance create, user create" },
-    Permission { verb: "patch", group: "", resource: "configmaps", namespace: Some("argocd"), needed_by: "argo install, user" },
-    Permission { verb: "patch", group: "", resource: "secrets", namespace: None, needed_by: "argo install, user, instance create" },
-    Permission { verb: "patch", group: "", resource: "serviceaccounts", namespace: Some("argo"), needed_by: "user create" },
-    Permission { verb: "patch", group: "networking.k8s.io", resource: "networkpolicies", namespace: None, needed_by: "instance create" },
-    Permission { verb: "create", group: "argoproj.io", resource: "workflows", namespace: None, needed_by: "instance create, instance delete" },
-    Permission { verb: "patch", group: "argoproj.io", resource: "applications", namespace: Some("argocd"), needed_by: "instance create" },
+    Permission {
+        verb: "create",
+        group: "",
+        resource: "namespaces",
+        namespace: None,
+        needed_by: "argo install, instance create",
+    },
+    Permission {
+        verb: "delete",
+        group: "",
+        resource: "namespaces",
+        namespace: None,
+        needed_by: "instance delete",
+    },
+    Permission {
+        verb: "patch",
+        group: "apiextensions.k8s.io",
+        resource: "customresourcedefinitions",
+        namespace: None,
+        needed_by: "argo install",
+    },
+    Permission {
+        verb: "patch",
+        group: "rbac.authorization.k8s.io",
+        resource: "clusterroles",
+        namespace: None,
+        needed_by: "argo install",
+    },
+    Permission {
+        verb: "patch",
+        group: "rbac.authorization.k8s.io",
+        resource: "clusterrolebindings",
+        namespace: None,
+        needed_by: "argo install, user create",
+    },
+    Permission {
+        verb: "patch",
+        group: "rbac.authorization.k8s.io",
+        resource: "roles",
+        namespace: None,
+        needed_by: "instance create",
+    },
+    Permission {
+        verb: "patch",
+        group: "rbac.authorization.k8s.io",
+        resource: "rolebindings",
+        namespace: None,
+        needed_by: "instance create, user create",
+    },
+    Permission {
+        verb: "patch",
+        group: "",
+        resource: "configmaps",
+        namespace: Some("argocd"),
+        needed_by: "argo install, user",
+    },
+    Permission {
+        verb: "patch",
+        group: "",
+        resource: "secrets",
+        namespace: None,
+        needed_by: "argo install, user, instance create",
+    },
+    Permission {
+        verb: "patch",
+        group: "",
+        resource: "serviceaccounts",
+        namespace: Some("argo"),
+        needed_by: "user create",
+    },
+    Permission {
+        verb: "patch",
+        group: "networking.k8s.io",
+        resource: "networkpolicies",
+        namespace: None,
+        needed_by: "instance create",
+    },
+    Permission {
+        verb: "create",
+        group: "argoproj.io",
+        resource: "workflows",
+        namespace: None,
+        needed_by: "instance create, instance delete",
+    },
+    Permission {
+        verb: "patch",
+        group: "argoproj.io",
+        resource: "applications",
+        namespace: Some("argocd"),
+        needed_by: "instance create",
+    },
 ];
 
 /// CRDs that show whether each Argo part is installed.
 const ARGO_PARTS: &[(&str, &[&str])] = &[
-    ("Argo CD", &["applications.argoproj.io", "appprojects.argoproj.io"]),
+    (
+        "Argo CD",
+        &["applications.argoproj.io", "appprojects.argoproj.io"],
+    ),
     (
         "Argo Workflows",
-        &["workflows.argoproj.io", "clusterworkflowtemplates.argoproj.io"],
+        &[
+            "workflows.argoproj.io",
+            "clusterworkflowtemplates.argoproj.io",
+        ],
     ),
 ];
 
@@ -106,13 +190,22 @@ pub async fn run(session: &Session, args: &DoctorArgs) -> anyhow::Result<ExitCod
                     checks.push(Check::new(
                         "API server",
                         Status::Ok,
-                        format!("{} answers, Kubernetes {}", cluster.server, cluster.version.git_version),
+                        format!(
+                            "{} answers, Kubernetes {}",
+                            cluster.server, cluster.version.git_version
+                        ),
                     ));
                     Some(cluster)
                 }
                 Err(error) => {
-                    let cause = root_cause(&error).map(|cause| format!(" ({cause})")).unwrap_or_default();
-                    checks.push(Check::new("API server", Status::Failed, format!("{error}{cause}")));
+                    let cause = root_cause(&error)
+                        .map(|cause| format!(" ({cause})"))
+                        .unwrap_or_default();
+                    checks.push(Check::new(
+                        "API server",
+                        Status::Failed,
+                        format!("{error}{cause}"),
+                    ));
                     None
                 }
             }
@@ -124,14 +217,22 @@ pub async fn run(session: &Session, args: &DoctorArgs) -> anyhow::Result<ExitCod
             checks.extend(check_argo(cluster).await);
         }
         None => {
-            checks.push(Check::new("permissions", Status::Skipped, "no cluster to ask"));
+            checks.push(Check::new(
+                "permissions",
+                Status::Skipped,
+                "no cluster to ask",
+            ));
             for (part, _) in ARGO_PARTS {
                 checks.push(Check::new(*part, Status::Skipped, "no cluster to ask"));
             }
         }
     }
     checks.push(match Tool::find() {
-        Ok(tool) => Check::new("tofu", Status::Ok, format!("{} at {}", tool.name, tool.path.display())),
+        Ok(tool) => Check::new(
+            "tofu",
+            Status::Ok,
+            format!("{} at {}", tool.name, tool.path.display()),
+        ),
         Err(_) => Check::new(
             "tofu",
             Status::Warning,
@@ -140,7 +241,11 @@ pub async fn run(session: &Session, args: &DoctorArgs) -> anyhow::Result<ExitCod
     });
     checks.push(match which::which("git") {
         Ok(path) => Check::new("git", Status::Ok, path.display().to_string()),
-        Err(_) => Check::new("git", Status::Warning, "git not found; `cluster create` cannot commit"),
+        Err(_) => Check::new(
+            "git",
+            Status::Warning,
+            "git not found; `cluster create` cannot commit",
+        ),
     });
 
     let report = Report {
@@ -151,7 +256,11 @@ pub async fn run(session: &Session, args: &DoctorArgs) -> anyhow::Result<ExitCod
         OutputFormat::Table => print_table(&report),
         format => output::print_structured(&report, format)?,
     }
-    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn check_permissions(cluster: &Cluster) -> Vec<Check> {
@@ -186,9 +295,10 @@ async fn check_permissions(cluster: &Cluster) -> Vec<Check> {
         } else {
             format!("{}.{}", permission.resource, permission.group)
         };
-        let scope = permission
-            .namespace
-            .map_or_else(|| "cluster-wide".to_owned(), |ns| format!("in namespace {ns}"));
+        let scope = permission.namespace.map_or_else(
+            || "cluster-wide".to_owned(),
+            |ns| format!("in namespace {ns}"),
+        );
         match answer.map(|review| review.status.map(|status| status.allowed)) {
             Ok(Some(true)) => allowed += 1,
             Ok(_) => checks.push(Check::new(
@@ -206,13 +316,20 @@ async fn check_permissions(cluster: &Cluster) -> Vec<Check> {
             )),
         }
     }
-    let status = if allowed == PERMISSIONS.len() { Status::Ok } else { Status::Failed };
+    let status = if allowed == PERMISSIONS.len() {
+        Status::Ok
+    } else {
+        Status::Failed
+    };
     checks.insert(
         0,
         Check::new(
             "permissions",
             status,
-            format!("{allowed} of {} needed permissions granted", PERMISSIONS.len()),
+            format!(
+                "{allowed} of {} needed permissions granted",
+                PERMISSIONS.len()
+            ),
         ),
     );
     checks
@@ -233,7 +350,9 @@ async fn check_argo(cluster: &Cluster) -> Vec<Check> {
             }
         }
         checks.push(match (error, missing.is_empty()) {
-            (Some(error), _) => Check::new(*part, Status::Warning, format!("cannot check: {error}")),
+            (Some(error), _) => {
+                Check::new(*part, Status::Warning, format!("cannot check: {error}"))
+            }
             (None, true) => Check::new(*part, Status::Ok, "installed"),
             (None, false) => Check::new(
                 *part,
@@ -249,7 +368,12 @@ async fn check_argo(cluster: &Cluster) -> Vec<Check> {
 }
 
 fn print_table(report: &Report) {
-    let width = report.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    let width = report
+        .checks
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(0);
     for check in &report.checks {
         let (mark, tone) = match check.status {
             Status::Ok => ("ok  ", Tone::Good),

@@ -16,8 +16,14 @@ static COLOUR_STDERR: AtomicBool = AtomicBool::new(false);
 pub fn init(global: &GlobalArgs) {
     VERBOSITY.store(global.verbose, Ordering::Relaxed);
     let allowed = !global.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    COLOUR_STDOUT.store(allowed && std::io::stdout().is_terminal(), Ordering::Relaxed);
-    COLOUR_STDERR.store(allowed && std::io::stderr().is_terminal(), Ordering::Relaxed);
+    COLOUR_STDOUT.store(
+        allowed && std::io::stdout().is_terminal(),
+        Ordering::Relaxed,
+    );
+    COLOUR_STDERR.store(
+        allowed && std::io::stderr().is_terminal(),
+        Ordering::Relaxed,
+    );
 }
 
 pub fn verbosity() -> u8 {
@@ -29,11 +35,6 @@ pub fn debug(message: impl AsRef<str>) {
     if verbosity() > 0 {
         eprintln!("{}", paint_stderr(message.as_ref(), Tone::Dim));
     }
-}
-
-/// A progress line on stderr.
-pub fn info(message: impl AsRef<str>) {
-    eprintln!("{}", message.as_ref());
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +88,9 @@ pub fn print_error(error: &anyhow::Error) {
             eprintln!("  caused by: {cause}");
         }
     } else {
-        eprintln!("{}", paint_stderr("  (run with -v to see the cause)", Tone::Dim));
+        eprintln!(
+            "{}",
+            paint_stderr("  (run with -v to see the cause)", Tone::Dim)
+        );
     }
 }

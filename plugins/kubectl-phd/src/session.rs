@@ -2,9 +2,7 @@
 //! the environment, and the cluster repository around the working directory.
 
 use anyhow::Context as _;
-use phd_common::{
-    AccessOptions, Cluster, ClusterAccess, ClusterRepository, ProcessEnvironment, Settings,
-};
+use phd_common::{AccessOptions, ClusterAccess, ClusterRepository, ProcessEnvironment};
 
 use crate::cli::GlobalArgs;
 use crate::output;
@@ -29,10 +27,6 @@ impl Session {
         })
     }
 
-    pub fn settings(&self) -> Settings<'_> {
-        Settings::new(&self.env, self.repository.as_ref())
-    }
-
     pub fn access_options(&self) -> AccessOptions {
         AccessOptions {
             kubeconfig: self.global.kubeconfig.clone(),
@@ -52,15 +46,5 @@ impl Session {
         }
         output::debug(format!("kubeconfig from {}", access.source));
         Ok(access)
-    }
-
-    /// A client for the chosen cluster, checked to answer.
-    pub async fn connect(&self) -> anyhow::Result<Cluster> {
-        let cluster = self.access().await?.connect().await?;
-        output::debug(format!(
-            "connected to {} (Kubernetes {})",
-            cluster.server, cluster.version.git_version
-        ));
-        Ok(cluster)
     }
 }

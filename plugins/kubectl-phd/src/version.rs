@@ -23,7 +23,10 @@ pub fn show(args: &VersionArgs) -> anyhow::Result<()> {
     match args.output {
         OutputFormat::Table => {
             println!("kubectl-phd {}", info.version);
-            println!("installs Argo CD {} and Argo Workflows {} by default", info.argocd_version, info.argo_workflows_version);
+            println!(
+                "installs Argo CD {} and Argo Workflows {} by default",
+                info.argocd_version, info.argo_workflows_version
+            );
         }
         format => output::print_structured(&info, format)?,
     }

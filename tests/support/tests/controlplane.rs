@@ -16,7 +16,10 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -37,27 +40,57 @@ async fn deleted_namespace_is_finalised_by_the_namespace_controller() {
     let client = plane.client().await.expect("admin client");
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let name = unique_name("ns-gone");
-    namespaces.create(&PostParams::default(), &namespace(&name)).await.expect("create namespace");
+    namespaces
+        .create(&PostParams::default(), &namespace(&name))
+        .await
+        .expect("create namespace");
 
     // Something inside it, so the controller has content to remove first.
     let accounts: Api<ServiceAccount> = Api::namespaced(client, &name);
     let account = ServiceAccount {
-        metadata: ObjectMeta { name: Some("inside".into()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some("inside".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
-    accounts.create(&PostParams::default(), &account).await.expect("create service account");
+    accounts
+        .create(&PostParams::default(), &account)
+        .await
+        .expect("create service account");
 
-    namespaces.delete(&name, &DeleteParams::default()).await.expect("delete namespace");
-    let terminating = namespaces.get(&name).await.expect("still there while terminating");
+    namespaces
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete namespace");
+    let terminating = namespaces
+        .get(&name)
+        .await
+        .expect("still there while terminating");
     assert!(
-        terminating.spec.and_then(|s| s.finalizers).unwrap_or_default().contains(&"kubernetes".to_owned()),
+        terminating
+            .spec
+            .and_then(|s| s.finalizers)
+            .unwrap_or_default()
+            .contains(&"kubernetes".to_owned()),
         "the kubernetes finalizer holds the namespace until the controller empties it"
     );
-    poll("the namespace to disappear", Duration::from_secs(30), || {
-        let namespaces = namespaces.clone();
-        let name = name.clone();
-        async move { namespaces.get_opt(&name).await.expect("get namespace").is_none().then_some(()) }
-    })
+    poll(
+        "the namespace to disappear",
+        Duration::from_secs(30),
+        || {
+            let namespaces = namespaces.clone();
+            let name = name.clone();
+            async move {
+                namespaces
+                    .get_opt(&name)
+                    .await
+                    .expect("get namespace")
+                    .is_none()
+                    .then_some(())
+            }
+        },
+    )
     .await;
 }
 
@@ -67,31 +100,53 @@ async fn service_account_token_secret_is_filled_by_the_token_controller() {
     let client = plane.client().await.expect("admin client");
     let name = unique_name("token");
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces.create(&PostParams::default(), &namespace(&name)).await.expect("create namespace");
+    namespaces
+        .create(&PostParams::default(), &namespace(&name))
+        .await
+        .expect("create namespace");
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
     let account = ServiceAccount {
-        metadata: ObjectMeta { name: Some("robot".into()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some("robot".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
-    accounts.create(&PostParams::default(), &account).await.expect("create service account");
+    accounts
+        .create(&PostParams::default(), &account)
+        .await
+        .expect("create service account");
     let secrets: Api<Secret> = Api::namespaced(client, &name);
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some("robot-token".into()),
-            annotations: Some([("kubernetes.io/service-account.name".to_owned(), "robot".to_owned())].into()),
+            annotations: Some(
+                [(
+                    "kubernetes.io/service-account.name".to_owned(),
+                    "robot".to_owned(),
+                )]
+                .into(),
+            ),
             ..Default::default()
         },
         type_: Some("kubernetes.io/service-account-token".into()),
         ..Default::default()
     };
-    secrets.create(&PostParams::default(), &secret).await.expect("create token secret");
-    let data = poll("the token controller to fill the secret", Duration::from_secs(30), || {
-        let secrets = secrets.clone();
-        async move {
-            let secret = secrets.get("robot-token").await.expect("get secret");
-            secret.data.filter(|data| data.contains_key("token"))
-        }
-    })
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create token secret");
+    let data = poll(
+        "the token controller to fill the secret",
+        Duration::from_secs(30),
+        || {
+            let secrets = secrets.clone();
+            async move {
+                let secret = secrets.get("robot-token").await.expect("get secret");
+                secret.data.filter(|data| data.contains_key("token"))
+            }
+        },
+    )
     .await;
     let token = String::from_utf8(data["token"].0.clone()).expect("token is text");
     assert_eq!(token.split('.').count(), 3, "the token is a signed JWT");
@@ -103,14 +158,23 @@ async fn service_account_token_secret_is_filled_by_the_token_controller() {
 async fn identity_without_bindings_is_denied_by_rbac() {
     let plane = ControlPlane::shared().await;
     let user = unique_name("nobody");
-    let kubeconfig = plane.kubeconfig_for(&user, None).expect("kubeconfig for an unprivileged user");
+    let kubeconfig = plane
+        .kubeconfig_for(&user, None)
+        .expect("kubeconfig for an unprivileged user");
     let client = plane.client_from(&kubeconfig).await.expect("client");
     let namespaces: Api<Namespace> = Api::all(client);
-    let error = namespaces.list(&Default::default()).await.expect_err("RBAC denies listing namespaces");
+    let error = namespaces
+        .list(&Default::default())
+        .await
+        .expect_err("RBAC denies listing namespaces");
     match error {
         kube::Error::Api(status) => {
             assert_eq!(status.code, 403, "{status:?}");
-            assert!(status.message.contains(&user), "the denial names the user: {}", status.message);
+            assert!(
+                status.message.contains(&user),
+                "the denial names the user: {}",
+                status.message
+            );
         }
         other => panic!("expected a 403 from the API server, got {other:?}"),
     }

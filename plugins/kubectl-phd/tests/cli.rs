@@ -1,0 +1,261 @@
+//! The built binary: help, exit codes, output, and `doctor` against the real
+//! local control plane, with a clean environment for each run.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use phd_testkit::ControlPlane;
+use predicates::prelude::*;
+use serde_json::Value;
+
+/// The binary with an environment that holds nothing of this machine's
+/// kubeconfig: a home and working directory of its own.
+fn phd(home: &Path) -> Command {
+    let mut command = Command::cargo_bin("kubectl-phd").expect("binary built");
+    command
+        .current_dir(home)
+        .env("HOME", home)
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBECONFIG_CONTENT")
+        .env_remove("NO_COLOR")
+        .env("RUST_BACKTRACE", "1");
+    command
+}
+
+fn doctor_json(output: &[u8]) -> Value {
+    serde_json::from_slice(output).expect("doctor -o json prints JSON")
+}
+
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .and_then(|checks| checks.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no check named {name} in {report}"))
+}
+
+#[test]
+fn help_lists_the_commands_and_global_flags() {
+    let home = tempfile::tempdir().expect("home");
+    phd(home.path())
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("doctor"))
+        .stdout(predicate::str::contains("--kubeconfig"))
+        .stdout(predicate::str::contains("--context"))
+        .stdout(predicate::str::contains("--no-color"))
+        .stdout(predicate::str::contains("Usage: kubectl phd"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let home = tempfile::tempdir().expect("home");
+    phd(home.path()).arg("--no-such-flag").assert().code(2);
+    phd(home.path()).arg("no-such-command").assert().code(2);
+    phd(home.path())
+        .args(["completion", "tcsh"])
+        .assert()
+        .code(2);
+    phd(home.path())
+        .args(["version", "-o", "xml"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn version_in_text_and_json() {
+    let home = tempfile::tempdir().expect("home");
+    phd(home.path())
+        .arg("version")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(format!(
+            "kubectl-phd {}",
+            env!("CARGO_PKG_VERSION")
+        )));
+    let output = phd(home.path())
+        .args(["version", "-o", "json"])
+        .output()
+        .expect("run");
+    let info: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        info["argocdVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with('v'))
+    );
+}
+
+#[test]
+fn global_flags_are_accepted_after_the_subcommand() {
+    let home = tempfile::tempdir().expect("home");
+    phd(home.path())
+        .args(["version", "-v", "--no-color", "--context", "x", "-n", "y"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn completion_scripts_for_each_shell() {
+    let home = tempfile::tempdir().expect("home");
+    for shell in ["bash", "zsh", "fish"] {
+        phd(home.path())
+            .args(["completion", shell])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("doctor"));
+    }
+}
+
+#[test]
+fn doctor_without_any_kubeconfig_fails_with_the_hint() {
+    let home = tempfile::tempdir().expect("home");
+    phd(home.path())
+        .arg("doctor")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("FAIL kubeconfig"))
+        .stdout(predicate::str::contains("KUBECONFIG_CONTENT"))
+        .stderr(predicate::str::contains("panicked").not());
+}
+
+#[test]
+fn doctor_with_garbage_kubeconfig_content_fails_clearly() {
+    let home = tempfile::tempdir().expect("home");
+    let output = phd(home.path())
+        .env("KUBECONFIG_CONTENT", "this is not a kubeconfig")
+        .args(["doctor", "-o", "json"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let report = doctor_json(&output.stdout);
+    assert_eq!(check(&report, "kubeconfig")["status"], "failed");
+    assert!(
+        check(&report, "kubeconfig")["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("KUBECONFIG_CONTENT is set but"))
+    );
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("panicked"));
+}
+
+#[test]
+fn missing_kubeconfig_file_is_one_clear_error() {
+    let home = tempfile::tempdir().expect("home");
+    phd(home.path())
+        .args(["doctor", "--kubeconfig", "/nonexistent/kubeconfig"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "kubeconfig file /nonexistent/kubeconfig does not exist",
+        ));
+}
+
+#[tokio::test]
+async fn doctor_passes_against_the_control_plane() {
+    let plane = ControlPlane::shared().await;
+    let home = tempfile::tempdir().expect("home");
+    let output = phd(home.path())
+        .args(["doctor", "-o", "json", "--kubeconfig"])
+        .arg(&plane.admin_kubeconfig)
+        .output()
+        .expect("run");
+    let report = doctor_json(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["ok"], true);
+    assert!(
+        check(&report, "API server")["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(phd_testkit::KUBERNETES_VERSION))
+    );
+    assert_eq!(check(&report, "permissions")["status"], "ok");
+    // Nothing of Argo is installed on a bare control plane: reported, not fatal.
+    assert_eq!(check(&report, "Argo CD")["status"], "warning");
+    assert!(
+        check(&report, "Argo CD")["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("kubectl phd argo install"))
+    );
+}
+
+#[tokio::test]
+async fn doctor_names_the_permissions_an_unprivileged_user_lacks() {
+    let plane = ControlPlane::shared().await;
+    let kubeconfig = plane
+        .kubeconfig_for(&phd_testkit::unique_name("intern"), None)
+        .expect("kubeconfig");
+    let home = tempfile::tempdir().expect("home");
+    let output = phd(home.path())
+        .args(["doctor", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("0 of 13 needed permissions granted"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("create namespaces cluster-wide is denied"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn doctor_fails_clearly_when_the_server_is_down() {
+    let plane = ControlPlane::shared().await;
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let text = std::fs::read_to_string(&plane.admin_kubeconfig).expect("kubeconfig");
+    let mut config: Value = serde_json::from_str(&text).expect("json");
+    config["clusters"][0]["cluster"]["server"] = Value::String(format!("https://127.0.0.1:{port}"));
+    let home = tempfile::tempdir().expect("home");
+    let start = Instant::now();
+    let output = phd(home.path())
+        .env("KUBECONFIG_CONTENT", config.to_string())
+        .arg("doctor")
+        .output()
+        .expect("run");
+    assert!(start.elapsed() < Duration::from_secs(15));
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "cannot reach the Kubernetes API server at https://127.0.0.1:{port}"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("skip permissions"), "{stdout}");
+}
+
+#[test]
+fn kubectl_runs_the_plugin_from_path() {
+    let binary = assert_cmd::cargo::cargo_bin("kubectl-phd");
+    let bin_dir = tempfile::tempdir().expect("bin dir");
+    std::os::unix::fs::symlink(&binary, bin_dir.path().join("kubectl-phd")).expect("link plugin");
+    let path = std::env::join_paths(std::iter::once(bin_dir.path().to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .expect("PATH");
+    let kubectl = which::which("kubectl").expect("kubectl must be installed for this test");
+    let output = std::process::Command::new(kubectl)
+        .args(["phd", "version"])
+        .env("PATH", path)
+        .output()
+        .expect("run kubectl");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .starts_with(&format!("kubectl-phd {}", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
