@@ -1,8 +1,10 @@
 //! The library behind the kubectl-phd plugins: settings, cluster access and
 //! the tofu runner. Each command of the plugin is a thin layer over these.
 
+pub mod apply;
 pub mod cluster;
 pub mod config;
+pub mod manifest;
 pub mod tofu;
 
 pub use cluster::{AccessError, AccessOptions, Cluster, ClusterAccess, KubeconfigSource};
