@@ -5,6 +5,9 @@ pub mod apply;
 pub mod cluster;
 pub mod config;
 pub mod manifest;
+pub mod manifests;
+pub mod naming;
+pub mod password;
 pub mod tofu;
 
 pub use cluster::{AccessError, AccessOptions, Cluster, ClusterAccess, KubeconfigSource};

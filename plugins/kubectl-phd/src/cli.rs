@@ -49,8 +49,13 @@ pub struct GlobalArgs {
     pub no_color: bool,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Install and configure Argo CD and Argo Workflows
+    #[command(subcommand)]
+    Argo(ArgoCommand),
     /// Check that everything phd needs is in place
     Doctor(DoctorArgs),
     /// Print the version of this plugin and the Argo releases it installs
@@ -87,4 +92,61 @@ pub struct CompletionArgs {
     /// The shell to complete for
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArgoCommand {
+    /// Install Argo CD and Argo Workflows at pinned versions, configured for phd (idempotent)
+    Install(ArgoInstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ArgoInstallArgs {
+    /// Install only Argo CD
+    #[arg(long, conflicts_with = "workflows_only")]
+    pub argocd_only: bool,
+    /// Install only Argo Workflows
+    #[arg(long)]
+    pub workflows_only: bool,
+    /// Argo CD release to install [env: PHD_ARGOCD_VERSION] [default: the tested one, see `version`]
+    #[arg(long, value_name = "VERSION")]
+    pub argocd_version: Option<String>,
+    /// Argo Workflows release to install [env: PHD_ARGO_WORKFLOWS_VERSION]
+    #[arg(long, value_name = "VERSION")]
+    pub workflows_version: Option<String>,
+    /// Argo CD install manifest to use instead of the release's (URL or file, for air-gapped clusters)
+    #[arg(long, value_name = "URL|PATH")]
+    pub argocd_manifest: Option<String>,
+    /// Argo Workflows install manifest to use instead of the release's (URL or file)
+    #[arg(long, value_name = "URL|PATH")]
+    pub workflows_manifest: Option<String>,
+    /// Read the Argo CD admin password from standard input and set it
+    /// (otherwise PHD_ARGO_ADMIN_PASSWORD, else one is generated once)
+    #[arg(long)]
+    pub admin_password_stdin: bool,
+    /// Also expose argo-server at workflows.<domain>
+    #[arg(long)]
+    pub workflows_ingress: bool,
+    /// The cluster's domain; Argo CD is served at argocd.<domain> [env: PHD_CLUSTER_DOMAIN]
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    /// Environment whose Argo CD project (phd-<environment>) is created [env: PHD_ENVIRONMENT] [default: production]
+    #[arg(long, value_name = "NAME")]
+    pub environment: Option<String>,
+    /// The cluster repository, the only source the project allows [env: PHD_CLUSTER_REPOSITORY]
+    #[arg(long, value_name = "URL")]
+    pub repository: Option<String>,
+    /// cert-manager ClusterIssuer for the ingresses' certificates
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "harmony-letsencrypt-global"
+    )]
+    pub cluster_issuer: String,
+    /// IngressClass of the ingresses
+    #[arg(long, value_name = "NAME", default_value = "nginx")]
+    pub ingress_class: String,
+    /// Output format of the report
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: OutputFormat,
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
+mod argo;
 pub mod cli;
 mod completion;
 mod doctor;
@@ -13,7 +14,7 @@ mod output;
 mod session;
 mod version;
 
-use cli::{Cli, Command};
+use cli::{ArgoCommand, Cli, Command};
 use session::Session;
 
 /// Parses the command line, runs the command and turns the outcome into an
@@ -44,7 +45,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             completion::print(args);
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Doctor(_) => {}
+        Command::Doctor(_) | Command::Argo(_) => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -54,6 +55,9 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         let session = Session::new(cli.global)?;
         match &cli.command {
             Command::Doctor(args) => doctor::run(&session, args).await,
+            Command::Argo(ArgoCommand::Install(args)) => argo::install(&session, args)
+                .await
+                .map(|()| ExitCode::SUCCESS),
             Command::Version(_) | Command::Completion(_) => Ok(ExitCode::SUCCESS),
         }
     })

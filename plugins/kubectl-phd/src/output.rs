@@ -37,6 +37,11 @@ pub fn debug(message: impl AsRef<str>) {
     }
 }
 
+/// A progress line on stderr.
+pub fn info(message: impl AsRef<str>) {
+    eprintln!("{}", message.as_ref());
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum Tone {
     Good,

@@ -2,7 +2,10 @@
 //! the environment, and the cluster repository around the working directory.
 
 use anyhow::Context as _;
-use phd_common::{AccessOptions, ClusterAccess, ClusterRepository, ProcessEnvironment};
+use phd_common::{
+    AccessOptions, Cluster, ClusterAccess, ClusterRepository, Environment as _, ProcessEnvironment,
+    Settings,
+};
 
 use crate::cli::GlobalArgs;
 use crate::output;
@@ -46,5 +49,24 @@ impl Session {
         }
         output::debug(format!("kubeconfig from {}", access.source));
         Ok(access)
+    }
+
+    pub fn settings(&self) -> Settings<'_> {
+        Settings::new(&self.env, self.repository.as_ref())
+    }
+
+    /// A variable of the environment, empty meaning unset.
+    pub fn env_var(&self, name: &str) -> Option<String> {
+        self.env.var(name)
+    }
+
+    /// A client for the chosen cluster, checked to answer.
+    pub async fn connect(&self) -> anyhow::Result<Cluster> {
+        let cluster = self.access().await?.connect().await?;
+        output::debug(format!(
+            "connected to {} (Kubernetes {})",
+            cluster.server, cluster.version.git_version
+        ));
+        Ok(cluster)
     }
 }

@@ -1,0 +1,161 @@
+//! Naming rules: what a name must look like before anything is created with it.
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NameError {
+    #[error("{what} must not be empty")]
+    Empty { what: String },
+    #[error(
+        "{what} {value:?} is not valid: use lower-case letters, digits and '-', starting with a \
+         letter and ending with a letter or digit, at most {max} characters"
+    )]
+    NotALabel {
+        what: String,
+        value: String,
+        max: usize,
+    },
+    #[error("{what} {value:?} is not a valid DNS name (for example: example.com)")]
+    NotADomain { what: String, value: String },
+    #[error("{what} {value:?} is not a valid version or git ref (for example: v3.2.3)")]
+    NotAVersion { what: String, value: String },
+}
+
+/// The longest DNS-1123 label.
+pub const MAX_LABEL_LENGTH: usize = 63;
+
+/// A DNS-1123 label that starts with a letter: what Kubernetes needs of
+/// namespace names and what phd needs of names it derives others from.
+pub fn check_label(what: &str, value: &str) -> Result<(), NameError> {
+    check_label_within(what, value, MAX_LABEL_LENGTH)
+}
+
+/// Like [`check_label`], with a tighter length limit.
+pub fn check_label_within(what: &str, value: &str, max: usize) -> Result<(), NameError> {
+    if value.is_empty() {
+        return Err(NameError::Empty {
+            what: what.to_owned(),
+        });
+    }
+    let bytes = value.as_bytes();
+    let valid = bytes.len() <= max
+        && bytes[0].is_ascii_lowercase()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .last()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if valid {
+        Ok(())
+    } else {
+        Err(NameError::NotALabel {
+            what: what.to_owned(),
+            value: value.to_owned(),
+            max,
+        })
+    }
+}
+
+/// A DNS name of at least two labels, each a DNS-1123 label (digits may lead).
+pub fn check_domain(value: &str) -> Result<(), NameError> {
+    let what = "the cluster domain";
+    if value.is_empty() {
+        return Err(NameError::Empty {
+            what: what.to_owned(),
+        });
+    }
+    let labels: Vec<&str> = value.split('.').collect();
+    let valid = value.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|label| {
+            let bytes = label.as_bytes();
+            !bytes.is_empty()
+                && bytes.len() <= MAX_LABEL_LENGTH
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+                && bytes[0] != b'-'
+                && bytes[bytes.len() - 1] != b'-'
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(NameError::NotADomain {
+            what: what.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+}
+
+/// A release tag or git ref that is safe to put in a URL path.
+pub fn check_version(what: &str, value: &str) -> Result<(), NameError> {
+    let valid = !value.is_empty()
+        && value.len() <= 100
+        && !value.starts_with(['-', '.'])
+        && !value.contains("..")
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'+'));
+    if valid {
+        Ok(())
+    } else {
+        Err(NameError::NotAVersion {
+            what: what.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels() {
+        for good in ["a", "production", "staging-2", "a1"] {
+            assert_eq!(check_label("x", good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "Prod",
+            "1st",
+            "-a",
+            "a-",
+            "a_b",
+            "a b",
+            "a.b",
+            &"a".repeat(64),
+        ] {
+            assert!(check_label("x", bad).is_err(), "{bad:?}");
+        }
+        assert!(check_label_within("x", "abcdef", 5).is_err());
+    }
+
+    #[test]
+    fn domains() {
+        for good in ["example.com", "edx.my-school.org", "1.example.com"] {
+            assert_eq!(check_domain(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "localhost",
+            "Example.com",
+            "a..b",
+            "-a.com",
+            "a.com.",
+            "a_b.com",
+            "a b.com",
+        ] {
+            assert!(check_domain(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn versions() {
+        for good in ["v3.2.3", "v3.7.4", "stable", "release-3.2", "v1.0.0+build"] {
+            assert_eq!(check_version("v", good), Ok(()), "{good}");
+        }
+        for bad in ["", "../etc", "v1/../../x", "v1 2", "-rf", "a?b=c"] {
+            assert!(check_version("v", bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,696 @@
+//! `kubectl phd argo install`: Argo CD and Argo Workflows at pinned versions,
+//! configured for phd (SPEC.md section 7.2). Everything is applied with
+//! server-side apply, so a re-run changes nothing that is already right.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, Patch, PatchParams};
+use phd_common::apply::{Applied, Applier, ApplyReport};
+use phd_common::config::Setting;
+use phd_common::manifest::{Document, ManifestSource};
+use phd_common::{manifests, naming, password};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::cli::{ArgoInstallArgs, OutputFormat};
+use crate::output;
+use crate::session::Session;
+
+pub const ARGOCD_NAMESPACE: &str = "argocd";
+pub const WORKFLOWS_NAMESPACE: &str = "argo";
+const ADMIN_PASSWORD_MANAGER: &str = "kubectl-phd-admin-password";
+const GENERATED_PASSWORD_LENGTH: usize = 24;
+
+/// Everything `argo install` needs, checked before the first change.
+struct Plan {
+    argocd: Option<ArgocdPlan>,
+    workflows: Option<WorkflowsPlan>,
+}
+
+struct ArgocdPlan {
+    version: String,
+    source: ManifestSource,
+    documents: Vec<Document>,
+    explicit_password: Option<String>,
+}
+
+struct WorkflowsPlan {
+    version: String,
+    source: ManifestSource,
+    documents: Vec<Document>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InstallReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    argocd: Option<PartReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workflows: Option<PartReport>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PartReport {
+    version: String,
+    manifest: String,
+    #[serde(flatten)]
+    applied: ApplyReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_password: Option<AdminPassword>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase", tag = "status")]
+enum AdminPassword {
+    /// Already set and nothing asked to change it.
+    Unchanged,
+    /// Set to the password given on stdin or in PHD_ARGO_ADMIN_PASSWORD.
+    Set,
+    /// Generated now; the only time it is shown.
+    Generated { password: String },
+}
+
+pub async fn install(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<()> {
+    let plan = plan(session, args).await?;
+    let cluster = session.connect().await?;
+    let client = cluster.client;
+    let verbose = |applied: &Applied| output::debug(format!("  {applied}"));
+
+    let argocd = async {
+        let Some(part) = &plan.argocd else {
+            return Ok::<_, anyhow::Error>(None);
+        };
+        output::info(format!(
+            "Argo CD {}: applying {} objects from {}",
+            part.version,
+            part.documents.len(),
+            part.source
+        ));
+        let applied = Applier::new(client.clone())
+            .apply(&part.documents, Some(ARGOCD_NAMESPACE), &verbose)
+            .await
+            .context("cannot install Argo CD")?;
+        output::info(format!("Argo CD: {}", applied.summary()));
+        let admin_password = set_admin_password(&client, part.explicit_password.as_deref()).await?;
+        Ok(Some(PartReport {
+            version: part.version.clone(),
+            manifest: part.source.to_string(),
+            applied,
+            admin_password: Some(admin_password),
+        }))
+    };
+    let workflows = async {
+        let Some(part) = &plan.workflows else {
+            return Ok::<_, anyhow::Error>(None);
+        };
+        output::info(format!(
+            "Argo Workflows {}: applying {} objects from {}",
+            part.version,
+            part.documents.len(),
+            part.source
+        ));
+        let applied = Applier::new(client.clone())
+            .apply(&part.documents, Some(WORKFLOWS_NAMESPACE), &verbose)
+            .await
+            .context("cannot install Argo Workflows")?;
+        output::info(format!("Argo Workflows: {}", applied.summary()));
+        Ok(Some(PartReport {
+            version: part.version.clone(),
+            manifest: part.source.to_string(),
+            applied,
+            admin_password: None,
+        }))
+    };
+    let (argocd, workflows) = tokio::join!(argocd, workflows);
+    let report = InstallReport {
+        argocd: argocd?,
+        workflows: workflows?,
+    };
+
+    match args.output {
+        OutputFormat::Table => {
+            let password = report
+                .argocd
+                .as_ref()
+                .and_then(|part| part.admin_password.as_ref());
+            match password {
+                Some(AdminPassword::Generated { password }) => {
+                    output::info("Argo CD admin password generated; it is shown only this once:");
+                    println!("{password}");
+                }
+                Some(AdminPassword::Set) => output::info("Argo CD admin password set"),
+                Some(AdminPassword::Unchanged) => output::info("Argo CD admin password unchanged"),
+                None => {}
+            }
+        }
+        format => output::print_structured(&report, format)?,
+    }
+    Ok(())
+}
+
+/// Reads and checks every input, loads and customises the manifests: any
+/// problem is reported before the cluster is touched.
+async fn plan(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<Plan> {
+    let settings = session.settings();
+    let with_argocd = !args.workflows_only;
+    let with_workflows = !args.argocd_only;
+
+    let environment = settings
+        .require(
+            Setting::Environment,
+            args.environment.as_deref(),
+            Some("--environment"),
+        )?
+        .value;
+    naming::check_label("environment", &environment)?;
+    let needs_domain = with_argocd || args.workflows_ingress;
+    let domain = if needs_domain {
+        let domain = settings
+            .require(
+                Setting::ClusterDomain,
+                args.domain.as_deref(),
+                Some("--domain"),
+            )?
+            .value;
+        naming::check_domain(&domain)?;
+        Some(domain)
+    } else {
+        None
+    };
+    let repository = if with_argocd {
+        Some(
+            settings
+                .require(
+                    Setting::Repository,
+                    args.repository.as_deref(),
+                    Some("--repository"),
+                )?
+                .value,
+        )
+    } else {
+        None
+    };
+    let explicit_password = if args.admin_password_stdin {
+        Some(read_password_from_stdin()?)
+    } else {
+        session.env_var("PHD_ARGO_ADMIN_PASSWORD")
+    };
+    let ingress = IngressSettings {
+        class: args.ingress_class.clone(),
+        cluster_issuer: args.cluster_issuer.clone(),
+    };
+
+    let argocd = async {
+        if !with_argocd {
+            return Ok::<_, anyhow::Error>(None);
+        }
+        let version = settings
+            .require(
+                Setting::ArgocdVersion,
+                args.argocd_version.as_deref(),
+                Some("--argocd-version"),
+            )?
+            .value;
+        naming::check_version("Argo CD version", &version)?;
+        let source = match &args.argocd_manifest {
+            Some(location) => ManifestSource::from_location(location),
+            None => ManifestSource::Url(format!(
+                "https://raw.githubusercontent.com/argoproj/argo-cd/{version}/manifests/install.yaml"
+            )),
+        };
+        let mut documents = source.documents().await?;
+        let domain = domain.as_deref().unwrap_or_default();
+        let repository = repository.as_deref().unwrap_or_default();
+        customise_argocd(&mut documents, domain, &environment, repository, &ingress)?;
+        refuse_cluster_admin(&documents)?;
+        Ok(Some(ArgocdPlan {
+            version,
+            source,
+            documents,
+            explicit_password: explicit_password.clone(),
+        }))
+    };
+    let workflows = async {
+        if !with_workflows {
+            return Ok::<_, anyhow::Error>(None);
+        }
+        let version = settings
+            .require(
+                Setting::WorkflowsVersion,
+                args.workflows_version.as_deref(),
+                Some("--workflows-version"),
+            )?
+            .value;
+        naming::check_version("Argo Workflows version", &version)?;
+        let source = match &args.workflows_manifest {
+            Some(location) => ManifestSource::from_location(location),
+            None => ManifestSource::Url(format!(
+                "https://github.com/argoproj/argo-workflows/releases/download/{version}/install.yaml"
+            )),
+        };
+        let mut documents = source.documents().await?;
+        let ingress_domain = if args.workflows_ingress {
+            domain.as_deref()
+        } else {
+            None
+        };
+        customise_workflows(&mut documents, ingress_domain, &ingress)?;
+        for template in manifests::workflow_templates() {
+            documents.extend(template.documents().await?);
+        }
+        refuse_cluster_admin(&documents)?;
+        Ok(Some(WorkflowsPlan {
+            version,
+            source,
+            documents,
+        }))
+    };
+    let (argocd, workflows) = tokio::join!(argocd, workflows);
+    Ok(Plan {
+        argocd: argocd?,
+        workflows: workflows?,
+    })
+}
+
+fn read_password_from_stdin() -> anyhow::Result<String> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("cannot read the admin password from standard input")?;
+    let password = text.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        bail!("--admin-password-stdin was given but standard input held no password");
+    }
+    Ok(password)
+}
+
+struct IngressSettings {
+    class: String,
+    cluster_issuer: String,
+}
+
+const ARGOCD_SOURCE: &str = "Argo CD settings (kubectl-phd)";
+const WORKFLOWS_SOURCE: &str = "Argo Workflows settings (kubectl-phd)";
+
+/// Argo CD as phd runs it: no anonymous access, the phd roles with an empty
+/// default policy, TLS terminated by the ingress (so argocd-server serves
+/// plain HTTP behind it, not passthrough), and one project per environment.
+fn customise_argocd(
+    documents: &mut Vec<Document>,
+    domain: &str,
+    environment: &str,
+    repository: &str,
+    ingress: &IngressSettings,
+) -> anyhow::Result<()> {
+    let host = format!("argocd.{domain}");
+    set_config_map_data(
+        documents,
+        ARGOCD_NAMESPACE,
+        "argocd-cm",
+        ARGOCD_SOURCE,
+        &[
+            ("url", &format!("https://{host}")),
+            ("users.anonymous.enabled", "false"),
+            ("admin.enabled", "true"),
+            ("exec.enabled", "false"),
+        ],
+    )?;
+    set_config_map_data(
+        documents,
+        ARGOCD_NAMESPACE,
+        "argocd-rbac-cm",
+        ARGOCD_SOURCE,
+        &[
+            ("policy.default", ""),
+            ("policy.csv", manifests::argocd_policy()),
+            ("scopes", "[groups]"),
+        ],
+    )?;
+    set_config_map_data(
+        documents,
+        ARGOCD_NAMESPACE,
+        "argocd-cmd-params-cm",
+        ARGOCD_SOURCE,
+        &[("server.insecure", "true")],
+    )?;
+    let mut appended = vec![
+        namespace_object(ARGOCD_NAMESPACE)?,
+        serde_json::to_value(ingress_object(
+            ARGOCD_NAMESPACE,
+            "argocd-server",
+            &host,
+            (
+                "argocd-server",
+                ServiceBackendPort {
+                    name: Some("http".into()),
+                    number: None,
+                },
+            ),
+            ingress,
+            BTreeMap::new(),
+        ))?,
+        json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "AppProject",
+            "metadata": {"name": format!("phd-{environment}"), "namespace": ARGOCD_NAMESPACE},
+            "spec": {
+                "description": format!("Open edX instances of the {environment} environment, managed by phd"),
+                "sourceRepos": [repository],
+                "destinations": [{"server": "https://kubernetes.default.svc", "namespace": "*"}],
+                "clusterResourceWhitelist": [{"group": "", "kind": "Namespace"}],
+            }
+        }),
+    ];
+    append(documents, ARGOCD_SOURCE, &mut appended);
+    Ok(())
+}
+
+/// Argo Workflows as phd runs it: workflow pods as non-root with no
+/// privilege escalation (the emissary executor, the only one since 3.4, needs
+/// nothing more), argo-server authenticating clients by their own tokens.
+fn customise_workflows(
+    documents: &mut Vec<Document>,
+    ingress_domain: Option<&str>,
+    ingress: &IngressSettings,
+) -> anyhow::Result<()> {
+    let container_security = "securityContext:\n  runAsNonRoot: true\n  runAsUser: 8737\n  allowPrivilegeEscalation: false\n  capabilities:\n    drop: [ALL]\n  seccompProfile:\n    type: RuntimeDefault\n";
+    let workflow_defaults = "spec:\n  securityContext:\n    runAsNonRoot: true\n    runAsUser: 8737\n    fsGroup: 8737\n    seccompProfile:\n      type: RuntimeDefault\n  podGC:\n    strategy: OnPodSuccess\n";
+    set_config_map_data(
+        documents,
+        WORKFLOWS_NAMESPACE,
+        "workflow-controller-configmap",
+        WORKFLOWS_SOURCE,
+        &[
+            ("executor", container_security),
+            ("mainContainer", container_security),
+            ("workflowDefaults", workflow_defaults),
+        ],
+    )?;
+    set_argo_server_auth_mode(documents)?;
+    let mut appended = vec![namespace_object(WORKFLOWS_NAMESPACE)?];
+    if let Some(domain) = ingress_domain {
+        let annotations = BTreeMap::from([(
+            "nginx.ingress.kubernetes.io/backend-protocol".to_owned(),
+            "HTTPS".to_owned(),
+        )]);
+        appended.push(serde_json::to_value(ingress_object(
+            WORKFLOWS_NAMESPACE,
+            "argo-server",
+            &format!("workflows.{domain}"),
+            (
+                "argo-server",
+                ServiceBackendPort {
+                    name: None,
+                    number: Some(2746),
+                },
+            ),
+            ingress,
+            annotations,
+        ))?);
+    }
+    append(documents, WORKFLOWS_SOURCE, &mut appended);
+    Ok(())
+}
+
+/// argo-server with `--auth-mode=client`, whatever the manifest said.
+fn set_argo_server_auth_mode(documents: &mut [Document]) -> anyhow::Result<()> {
+    let deployment = documents
+        .iter_mut()
+        .find(|d| d.kind() == "Deployment" && d.name() == Some("argo-server"))
+        .context("the Argo Workflows manifest has no argo-server Deployment")?;
+    let containers = deployment.object["spec"]["template"]["spec"]["containers"]
+        .as_array_mut()
+        .context("the argo-server Deployment has no containers")?;
+    let container = containers
+        .iter_mut()
+        .find(|c| c["name"] == "argo-server")
+        .context("the argo-server Deployment has no argo-server container")?;
+    let mut args: Vec<Value> = Vec::new();
+    let mut skip_value = false;
+    for arg in container["args"].as_array().cloned().unwrap_or_default() {
+        if skip_value {
+            skip_value = false;
+            continue;
+        }
+        match arg.as_str() {
+            Some("--auth-mode") => skip_value = true,
+            Some(text) if text.starts_with("--auth-mode=") => {}
+            _ => args.push(arg),
+        }
+    }
+    if args.is_empty() {
+        args.push(Value::String("server".into()));
+    }
+    args.push(Value::String("--auth-mode=client".into()));
+    container["args"] = Value::Array(args);
+    Ok(())
+}
+
+/// Adds `entries` to the ConfigMap's data in the manifest, or appends the
+/// ConfigMap when the manifest has none.
+fn set_config_map_data(
+    documents: &mut Vec<Document>,
+    namespace: &str,
+    name: &str,
+    source_name: &str,
+    entries: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let existing = documents.iter_mut().find(|d| {
+        d.kind() == "ConfigMap"
+            && d.name() == Some(name)
+            && d.namespace().is_none_or(|ns| ns == namespace)
+    });
+    match existing {
+        Some(document) => {
+            if !document.object["data"].is_object() {
+                document.object["data"] = json!({});
+            }
+            for (key, value) in entries {
+                document.object["data"][*key] = Value::String((*value).to_owned());
+            }
+        }
+        None => {
+            let config_map = ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some(name.to_owned()),
+                    namespace: Some(namespace.to_owned()),
+                    ..Default::default()
+                },
+                data: Some(
+                    entries
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
+                ),
+                ..Default::default()
+            };
+            let index = documents.len() + 1;
+            documents.push(Document::from_object(
+                source_name,
+                index,
+                serde_json::to_value(config_map)?,
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn append(documents: &mut Vec<Document>, source_name: &str, objects: &mut Vec<Value>) {
+    for (position, object) in objects.drain(..).enumerate() {
+        documents.push(Document::from_object(source_name, position + 1, object));
+    }
+}
+
+fn namespace_object(name: &str) -> anyhow::Result<Value> {
+    Ok(serde_json::to_value(Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/managed-by".to_owned(),
+                "kubectl-phd".to_owned(),
+            )])),
+            ..Default::default()
+        },
+        ..Default::default()
+    })?)
+}
+
+/// An ingress whose TLS certificate cert-manager issues and the ingress
+/// controller terminates.
+fn ingress_object(
+    namespace: &str,
+    name: &str,
+    host: &str,
+    (service, port): (&str, ServiceBackendPort),
+    settings: &IngressSettings,
+    mut annotations: BTreeMap<String, String>,
+) -> Ingress {
+    annotations.insert(
+        "cert-manager.io/cluster-issuer".to_owned(),
+        settings.cluster_issuer.clone(),
+    );
+    Ingress {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            annotations: Some(annotations),
+            ..Default::default()
+        },
+        spec: Some(IngressSpec {
+            ingress_class_name: Some(settings.class.clone()),
+            tls: Some(vec![IngressTLS {
+                hosts: Some(vec![host.to_owned()]),
+                secret_name: Some(format!("{name}-tls")),
+            }]),
+            rules: Some(vec![IngressRule {
+                host: Some(host.to_owned()),
+                http: Some(HTTPIngressRuleValue {
+                    paths: vec![HTTPIngressPath {
+                        path: Some("/".into()),
+                        path_type: "Prefix".into(),
+                        backend: IngressBackend {
+                            service: Some(IngressServiceBackend {
+                                name: service.to_owned(),
+                                port: Some(port),
+                            }),
+                            ..Default::default()
+                        },
+                    }],
+                }),
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// phd never grants cluster-admin; a manifest that does is refused whole.
+fn refuse_cluster_admin(documents: &[Document]) -> anyhow::Result<()> {
+    if let Some(binding) = documents.iter().find(|d| {
+        d.kind() == "ClusterRoleBinding" && d.object["roleRef"]["name"] == "cluster-admin"
+    }) {
+        bail!(
+            "{}, document {}: {} binds cluster-admin, which phd never grants; use a manifest without it",
+            binding.source_name,
+            binding.index,
+            binding.describe()
+        );
+    }
+    Ok(())
+}
+
+/// Sets Argo CD's admin password: generated only when none is set yet, set
+/// when one was given and differs from the stored one, otherwise untouched, so
+/// a re-run never rotates it.
+async fn set_admin_password(
+    client: &kube::Client,
+    explicit: Option<&str>,
+) -> anyhow::Result<AdminPassword> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
+    let current = secrets
+        .get_opt("argocd-secret")
+        .await
+        .context("cannot read the Argo CD secret argocd-secret")?
+        .and_then(|secret| secret.data)
+        .and_then(|data| data.get("admin.password").cloned())
+        .and_then(|hash| String::from_utf8(hash.0).ok());
+    let (password, outcome) = match (explicit, current) {
+        (Some(given), Some(hash)) if password::bcrypt_matches(given, &hash) => {
+            return Ok(AdminPassword::Unchanged);
+        }
+        (None, Some(_)) => return Ok(AdminPassword::Unchanged),
+        (Some(given), _) => (given.to_owned(), AdminPassword::Set),
+        (None, None) => {
+            let generated = password::generate(GENERATED_PASSWORD_LENGTH);
+            (
+                generated.clone(),
+                AdminPassword::Generated {
+                    password: generated,
+                },
+            )
+        }
+    };
+    let hash = password::bcrypt_hash(&password)?;
+    let mtime = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("argocd-secret".into()),
+            namespace: Some(ARGOCD_NAMESPACE.into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([
+            ("admin.password".to_owned(), ByteString(hash.into_bytes())),
+            (
+                "admin.passwordMtime".to_owned(),
+                ByteString(mtime.into_bytes()),
+            ),
+        ])),
+        ..Default::default()
+    };
+    secrets
+        .patch(
+            "argocd-secret",
+            &PatchParams::apply(ADMIN_PASSWORD_MANAGER).force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .context("cannot store the Argo CD admin password in argocd-secret")?;
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn documents(text: &str) -> Vec<Document> {
+        phd_common::manifest::parse("test", text).expect("parse")
+    }
+
+    #[test]
+    fn auth_mode_is_replaced_not_duplicated() {
+        let mut docs = documents(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: argo-server\nspec:\n  template:\n    spec:\n      containers:\n      - name: argo-server\n        args: [server, --auth-mode, server, --auth-mode=sso, --secure]\n",
+        );
+        set_argo_server_auth_mode(&mut docs).expect("customise");
+        let args = &docs[0].object["spec"]["template"]["spec"]["containers"][0]["args"];
+        assert_eq!(args, &json!(["server", "--secure", "--auth-mode=client"]));
+    }
+
+    #[test]
+    fn config_map_data_is_merged_or_appended() {
+        let mut docs = documents(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\ndata:\n  keep: me\n",
+        );
+        set_config_map_data(&mut docs, "argocd", "argocd-cm", "s", &[("a", "1")]).expect("merge");
+        assert_eq!(docs[0].object["data"], json!({"keep": "me", "a": "1"}));
+        set_config_map_data(&mut docs, "argocd", "argocd-rbac-cm", "s", &[("b", "2")])
+            .expect("append");
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1].object["metadata"]["namespace"], "argocd");
+    }
+
+    #[test]
+    fn cluster_admin_bindings_are_refused() {
+        let docs = documents(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: too-much\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: cluster-admin\nsubjects: []\n",
+        );
+        let error = refuse_cluster_admin(&docs).expect_err("refused");
+        assert!(
+            error
+                .to_string()
+                .contains("ClusterRoleBinding too-much binds cluster-admin")
+        );
+    }
+}

@@ -1,0 +1,396 @@
+//! `kubectl phd argo install` against the real control plane, with the
+//! stand-in install manifests of tests/fixtures served from a path and over HTTP.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use phd_testkit::ControlPlane;
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
+}
+
+/// Serves the file for every request, on a loopback port, in the background.
+fn serve(path: PathBuf) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) && line != "\r\n" {
+                line.clear();
+            }
+            let body = std::fs::read(&path).unwrap_or_default();
+            let mut stream = &stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://{address}/install.yaml")
+}
+
+fn phd(kubeconfig: &Path, home: &Path) -> Command {
+    let mut command = Command::cargo_bin("kubectl-phd").expect("binary");
+    command
+        .current_dir(home)
+        .env("HOME", home)
+        .env_remove("KUBECONFIG_CONTENT")
+        .env_remove("PHD_ARGO_ADMIN_PASSWORD")
+        .env_remove("PHD_ENVIRONMENT")
+        .env("PHD_CLUSTER_DOMAIN", "lms.example.org")
+        .env(
+            "PHD_CLUSTER_REPOSITORY",
+            "https://github.com/example/phd-demo-cluster.git",
+        )
+        .arg("--kubeconfig")
+        .arg(kubeconfig);
+    command
+}
+
+fn install(kubeconfig: &Path, home: &Path, extra: &[&str]) -> Command {
+    let mut command = phd(kubeconfig, home);
+    command
+        .args(["argo", "install", "--argocd-manifest"])
+        .arg(fixture("argocd-install.yaml"))
+        .arg("--workflows-manifest")
+        .arg(fixture("argo-workflows-install.yaml"))
+        .args(extra);
+    command
+}
+
+fn report(output: &std::process::Output) -> Value {
+    assert!(
+        output.status.success(),
+        "argo install failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("-o json prints JSON")
+}
+
+async fn admin_password_hash(client: &kube::Client) -> (String, String) {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "argocd");
+    let data = secrets
+        .get("argocd-secret")
+        .await
+        .expect("argocd-secret")
+        .data
+        .unwrap_or_default();
+    let text = |key: &str| {
+        String::from_utf8(data.get(key).map(|b| b.0.clone()).unwrap_or_default()).expect("utf-8")
+    };
+    (text("admin.password"), text("admin.passwordMtime"))
+}
+
+#[tokio::test]
+async fn install_configures_everything_and_is_idempotent() {
+    let plane = ControlPlane::shared().await;
+    let client = plane.client().await.expect("client");
+    let home = tempfile::tempdir().expect("home");
+    let workflows_url = serve(fixture("argo-workflows-install.yaml"));
+
+    // First run: everything created, a password generated and shown once.
+    let output = phd(&plane.admin_kubeconfig, home.path())
+        .args([
+            "argo",
+            "install",
+            "-o",
+            "json",
+            "--workflows-ingress",
+            "--argocd-manifest",
+        ])
+        .arg(fixture("argocd-install.yaml"))
+        .args(["--workflows-manifest", &workflows_url])
+        .output()
+        .expect("run");
+    let first = report(&output);
+    assert_eq!(first["argocd"]["adminPassword"]["status"], "generated");
+    let password = first["argocd"]["adminPassword"]["password"]
+        .as_str()
+        .expect("password")
+        .to_owned();
+    assert_eq!(password.len(), 24);
+    assert_eq!(first["workflows"]["manifest"], workflows_url);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains(&password),
+        "the password must not go to the log stream"
+    );
+
+    let (hash, mtime) = admin_password_hash(&client).await;
+    assert!(
+        bcrypt::verify(&password, &hash).expect("bcrypt hash"),
+        "stored hash verifies"
+    );
+    assert!(
+        mtime.ends_with('Z') && mtime.len() == 20,
+        "RFC 3339 mtime: {mtime}"
+    );
+
+    // Argo CD settings.
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "argocd");
+    let data = |cm: ConfigMap| cm.data.unwrap_or_default();
+    let argocd_cm = data(config_maps.get("argocd-cm").await.expect("argocd-cm"));
+    assert_eq!(argocd_cm["users.anonymous.enabled"], "false");
+    assert_eq!(argocd_cm["url"], "https://argocd.lms.example.org");
+    let rbac = data(
+        config_maps
+            .get("argocd-rbac-cm")
+            .await
+            .expect("argocd-rbac-cm"),
+    );
+    assert_eq!(rbac["policy.default"], "");
+    for role in ["role:phd-admin", "role:phd-developer", "role:phd-readonly"] {
+        assert!(rbac["policy.csv"].contains(role), "{role} defined");
+    }
+    let params = data(
+        config_maps
+            .get("argocd-cmd-params-cm")
+            .await
+            .expect("params"),
+    );
+    assert_eq!(
+        params["server.insecure"], "true",
+        "TLS ends at the ingress, no passthrough"
+    );
+
+    // The project of the environment, restricted to the cluster repository and this cluster.
+    let projects = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "AppProject"),
+        "appprojects",
+    );
+    let projects: Api<DynamicObject> = Api::namespaced_with(client.clone(), "argocd", &projects);
+    let project = projects
+        .get("phd-production")
+        .await
+        .expect("AppProject phd-production");
+    assert_eq!(
+        project.data["spec"]["sourceRepos"],
+        serde_json::json!(["https://github.com/example/phd-demo-cluster.git"])
+    );
+    assert_eq!(
+        project.data["spec"]["destinations"][0]["server"],
+        "https://kubernetes.default.svc"
+    );
+
+    // Ingresses, with cert-manager TLS and no passthrough.
+    let ingresses: Api<k8s_openapi::api::networking::v1::Ingress> =
+        Api::namespaced(client.clone(), "argocd");
+    let ingress = ingresses
+        .get("argocd-server")
+        .await
+        .expect("argocd ingress");
+    let annotations = ingress.metadata.annotations.unwrap_or_default();
+    assert!(annotations.contains_key("cert-manager.io/cluster-issuer"));
+    assert!(!annotations.keys().any(|k| k.contains("ssl-passthrough")));
+    let spec = ingress.spec.expect("spec");
+    assert_eq!(
+        spec.rules.expect("rules")[0].host.as_deref(),
+        Some("argocd.lms.example.org")
+    );
+    let workflow_ingresses: Api<k8s_openapi::api::networking::v1::Ingress> =
+        Api::namespaced(client.clone(), "argo");
+    assert!(
+        workflow_ingresses
+            .get_opt("argo-server")
+            .await
+            .expect("get")
+            .is_some()
+    );
+
+    // Argo Workflows settings.
+    let controller: Api<ConfigMap> = Api::namespaced(client.clone(), "argo");
+    let controller = data(
+        controller
+            .get("workflow-controller-configmap")
+            .await
+            .expect("controller configmap"),
+    );
+    assert!(controller["workflowDefaults"].contains("runAsNonRoot: true"));
+    assert!(controller["executor"].contains("allowPrivilegeEscalation: false"));
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "argo");
+    let server = deployments.get("argo-server").await.expect("argo-server");
+    let args = server
+        .spec
+        .and_then(|s| s.template.spec)
+        .map(|s| s.containers[0].args.clone().unwrap_or_default())
+        .unwrap_or_default();
+    assert!(args.contains(&"--auth-mode=client".to_owned()), "{args:?}");
+
+    // Every ClusterWorkflowTemplate shipped in manifests/.
+    let templates = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "ClusterWorkflowTemplate"),
+        "clusterworkflowtemplates",
+    );
+    let templates: Api<DynamicObject> = Api::all_with(client.clone(), &templates);
+    let installed = templates
+        .list(&ListParams::default())
+        .await
+        .expect("list templates")
+        .items
+        .len();
+    assert_eq!(installed, phd_common::manifests::workflow_templates().len());
+
+    // No binding to cluster-admin anywhere.
+    let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+    for binding in bindings
+        .list(&ListParams::default())
+        .await
+        .expect("bindings")
+        .items
+    {
+        let subjects = binding.subjects.unwrap_or_default();
+        let touches_argo = subjects
+            .iter()
+            .any(|s| matches!(s.namespace.as_deref(), Some("argo" | "argocd")));
+        assert!(
+            !(touches_argo && binding.role_ref.name == "cluster-admin"),
+            "{:?} binds cluster-admin",
+            binding.metadata.name
+        );
+    }
+
+    // Second run: nothing changes, the password stays.
+    let second = report(
+        &install(&plane.admin_kubeconfig, home.path(), &["-o", "json"])
+            .output()
+            .expect("run"),
+    );
+    assert_eq!(second["argocd"]["adminPassword"]["status"], "unchanged");
+    for part in ["argocd", "workflows"] {
+        let objects = second[part]["objects"].as_array().expect("objects");
+        let changed: Vec<&Value> = objects
+            .iter()
+            .filter(|o| o["outcome"] != "unchanged")
+            .collect();
+        // The workflows ingress of the first run is not asked for again, so it is left as it is.
+        assert!(changed.is_empty(), "{part}: {changed:?}");
+    }
+    assert_eq!(
+        admin_password_hash(&client).await,
+        (hash.clone(), mtime.clone())
+    );
+
+    // --admin-password-stdin replaces it; the same password again changes nothing.
+    let new_password = "correct horse battery staple $'\"`";
+    let third = report(
+        &install(
+            &plane.admin_kubeconfig,
+            home.path(),
+            &["-o", "json", "--admin-password-stdin"],
+        )
+        .write_stdin(format!("{new_password}\n"))
+        .output()
+        .expect("run"),
+    );
+    assert_eq!(third["argocd"]["adminPassword"]["status"], "set");
+    let (new_hash, _) = admin_password_hash(&client).await;
+    assert!(bcrypt::verify(new_password, &new_hash).expect("bcrypt"));
+    assert!(!bcrypt::verify(&password, &new_hash).expect("bcrypt"));
+    let fourth = report(
+        &install(
+            &plane.admin_kubeconfig,
+            home.path(),
+            &["-o", "json", "--admin-password-stdin"],
+        )
+        .write_stdin(new_password)
+        .output()
+        .expect("run"),
+    );
+    assert_eq!(fourth["argocd"]["adminPassword"]["status"], "unchanged");
+}
+
+async fn exists<K>(client: &kube::Client, name: &str) -> bool
+where
+    K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::all(client.clone());
+    api.get_opt(name).await.expect("get").is_some()
+}
+
+#[tokio::test]
+async fn argocd_only_installs_only_argocd_after_refusing_bad_input() {
+    let plane = ControlPlane::start().await.expect("own control plane");
+    let client = plane.client().await.expect("client");
+    let home = tempfile::tempdir().expect("home");
+
+    // Missing domain: a clear error naming the variable, and nothing created.
+    install(&plane.admin_kubeconfig, home.path(), &["--argocd-only"])
+        .env_remove("PHD_CLUSTER_DOMAIN")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("PHD_CLUSTER_DOMAIN"));
+    // A manifest that binds cluster-admin is refused whole.
+    let dir = tempfile::tempdir().expect("dir");
+    let greedy = dir.path().join("greedy.yaml");
+    let mut text = std::fs::read_to_string(fixture("argocd-install.yaml")).expect("fixture");
+    text.push_str("---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: greedy\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: cluster-admin\nsubjects:\n- kind: ServiceAccount\n  name: argocd-server\n  namespace: argocd\n");
+    std::fs::write(&greedy, text).expect("write");
+    phd(&plane.admin_kubeconfig, home.path())
+        .args(["argo", "install", "--argocd-only", "--argocd-manifest"])
+        .arg(&greedy)
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("binds cluster-admin"));
+    assert!(
+        !exists::<Namespace>(&client, "argocd").await,
+        "nothing may be created by refused runs"
+    );
+
+    install(&plane.admin_kubeconfig, home.path(), &["--argocd-only"])
+        .assert()
+        .success();
+    assert!(exists::<Namespace>(&client, "argocd").await);
+    assert!(exists::<CustomResourceDefinition>(&client, "applications.argoproj.io").await);
+    assert!(!exists::<Namespace>(&client, "argo").await);
+    assert!(!exists::<CustomResourceDefinition>(&client, "workflows.argoproj.io").await);
+}
+
+#[tokio::test]
+async fn workflows_only_installs_only_workflows() {
+    let plane = ControlPlane::start().await.expect("own control plane");
+    let client = plane.client().await.expect("client");
+    let home = tempfile::tempdir().expect("home");
+    // Neither the domain nor the repository is needed for Argo Workflows alone.
+    install(&plane.admin_kubeconfig, home.path(), &["--workflows-only"])
+        .env_remove("PHD_CLUSTER_DOMAIN")
+        .env_remove("PHD_CLUSTER_REPOSITORY")
+        .assert()
+        .success();
+    assert!(exists::<Namespace>(&client, "argo").await);
+    assert!(
+        exists::<CustomResourceDefinition>(&client, "clusterworkflowtemplates.argoproj.io").await
+    );
+    assert!(!exists::<Namespace>(&client, "argocd").await);
+    assert!(!exists::<CustomResourceDefinition>(&client, "applications.argoproj.io").await);
+}
+
+#[test]
+fn only_flags_conflict() {
+    let home = tempfile::tempdir().expect("home");
+    Command::cargo_bin("kubectl-phd")
+        .expect("binary")
+        .current_dir(home.path())
+        .args(["argo", "install", "--argocd-only", "--workflows-only"])
+        .assert()
+        .code(2);
+}
