@@ -16,6 +16,18 @@ pub fn argocd_policy() -> &'static str {
         .unwrap_or_default()
 }
 
+/// The ClusterRoles of users' Argo Workflows identities: `phd-argo-admin`,
+/// `phd-argo-developer`, `phd-argo-readonly`.
+pub fn user_roles() -> ManifestSource {
+    ManifestSource::Embedded {
+        name: "manifests/rbac/user-roles.yaml".to_owned(),
+        text: MANIFESTS
+            .get_file("rbac/user-roles.yaml")
+            .and_then(|file| file.contents_utf8())
+            .unwrap_or_default(),
+    }
+}
+
 /// Every ClusterWorkflowTemplate manifest in `manifests/workflow-templates/`, by file name.
 pub fn workflow_templates() -> Vec<ManifestSource> {
     let Some(dir) = MANIFESTS.get_dir("workflow-templates") else {

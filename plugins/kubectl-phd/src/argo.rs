@@ -3,7 +3,6 @@
 //! server-side apply, so a re-run changes nothing that is already right.
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::ByteString;
@@ -23,6 +22,7 @@ use serde_json::{Value, json};
 
 use crate::cli::{ArgoInstallArgs, OutputFormat};
 use crate::output;
+use crate::prompt;
 use crate::session::Session;
 
 pub const ARGOCD_NAMESPACE: &str = "argocd";
@@ -201,7 +201,7 @@ async fn plan(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<Plan>
         None
     };
     let explicit_password = if args.admin_password_stdin {
-        Some(read_password_from_stdin()?)
+        Some(prompt::secret_from_stdin("--admin-password-stdin")?)
     } else {
         session.env_var("PHD_ARGO_ADMIN_PASSWORD")
     };
@@ -265,6 +265,7 @@ async fn plan(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<Plan>
             None
         };
         customise_workflows(&mut documents, ingress_domain, &ingress)?;
+        documents.extend(manifests::user_roles().documents().await?);
         for template in manifests::workflow_templates() {
             documents.extend(template.documents().await?);
         }
@@ -280,18 +281,6 @@ async fn plan(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<Plan>
         argocd: argocd?,
         workflows: workflows?,
     })
-}
-
-fn read_password_from_stdin() -> anyhow::Result<String> {
-    let mut text = String::new();
-    std::io::stdin()
-        .read_to_string(&mut text)
-        .context("cannot read the admin password from standard input")?;
-    let password = text.trim_end_matches(['\n', '\r']).to_owned();
-    if password.is_empty() {
-        bail!("--admin-password-stdin was given but standard input held no password");
-    }
-    Ok(password)
 }
 
 struct IngressSettings {

@@ -56,6 +56,9 @@ pub enum Command {
     /// Install and configure Argo CD and Argo Workflows
     #[command(subcommand)]
     Argo(ArgoCommand),
+    /// Manage the people who use Argo CD and Argo Workflows
+    #[command(subcommand)]
+    User(UserCommand),
     /// Check that everything phd needs is in place
     Doctor(DoctorArgs),
     /// Print the version of this plugin and the Argo releases it installs
@@ -147,6 +150,73 @@ pub struct ArgoInstallArgs {
     #[arg(long, value_name = "NAME", default_value = "nginx")]
     pub ingress_class: String,
     /// Output format of the report
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user: an Argo CD account and an Argo Workflows identity with a role
+    Create(UserCreateArgs),
+    /// Change a user's role
+    Update(UserUpdateArgs),
+    /// Delete a user from Argo CD and Argo Workflows
+    Delete(UserDeleteArgs),
+    /// List users, their roles, and what does not match between Argo CD and Argo Workflows
+    List(UserListArgs),
+}
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// Everything in Argo CD and Argo Workflows
+    Admin,
+    /// Submit and manage workflows and templates, read logs, sync instance applications
+    Developer,
+    /// See applications, workflows and logs; change nothing
+    Readonly,
+}
+
+#[derive(Debug, Args)]
+pub struct UserCreateArgs {
+    /// User name: lower-case letters, digits and '-', at most 32 characters
+    #[arg(value_name = "USER")]
+    pub name: String,
+    /// The user's role
+    #[arg(long, value_enum, default_value = "developer")]
+    pub role: Role,
+    /// Read the Argo CD password from standard input (otherwise asked on a
+    /// terminal, or generated and shown once)
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Print the Argo Workflows token (Bearer ...) on standard output
+    #[arg(long)]
+    pub show_token: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UserUpdateArgs {
+    /// User name
+    #[arg(value_name = "USER")]
+    pub name: String,
+    /// The new role
+    #[arg(long, value_enum, required = true)]
+    pub role: Role,
+}
+
+#[derive(Debug, Args)]
+pub struct UserDeleteArgs {
+    /// User name
+    #[arg(value_name = "USER")]
+    pub name: String,
+    /// Delete without asking
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UserListArgs {
+    /// Output format
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: OutputFormat,
 }

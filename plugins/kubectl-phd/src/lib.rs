@@ -11,10 +11,12 @@ pub mod cli;
 mod completion;
 mod doctor;
 mod output;
+mod prompt;
 mod session;
+mod user;
 mod version;
 
-use cli::{ArgoCommand, Cli, Command};
+use cli::{ArgoCommand, Cli, Command, UserCommand};
 use session::Session;
 
 /// Parses the command line, runs the command and turns the outcome into an
@@ -45,7 +47,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             completion::print(args);
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Doctor(_) | Command::Argo(_) => {}
+        Command::Doctor(_) | Command::Argo(_) | Command::User(_) => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -58,6 +60,15 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Argo(ArgoCommand::Install(args)) => argo::install(&session, args)
                 .await
                 .map(|()| ExitCode::SUCCESS),
+            Command::User(command) => {
+                let done = match command {
+                    UserCommand::Create(args) => user::create(&session, args).await,
+                    UserCommand::Update(args) => user::update(&session, args).await,
+                    UserCommand::Delete(args) => user::delete(&session, args).await,
+                    UserCommand::List(args) => user::list(&session, args).await,
+                };
+                done.map(|()| ExitCode::SUCCESS)
+            }
             Command::Version(_) | Command::Completion(_) => Ok(ExitCode::SUCCESS),
         }
     })

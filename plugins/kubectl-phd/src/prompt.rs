@@ -1,0 +1,60 @@
+//! Questions to the person at the terminal, and secrets read from standard
+//! input. Without a terminal nothing is asked: destructive commands then need
+//! `--yes`, and secrets come from stdin.
+
+use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
+
+use anyhow::{Context as _, bail};
+
+/// Asks `question`; true only for "y" or "yes". Fails without a terminal.
+pub fn confirm(question: &str, flag: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "refusing to go on without confirmation: standard input is not a terminal; pass {flag} to confirm"
+        );
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("cannot read the answer")?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// All of standard input, without the trailing newline; empty is an error.
+pub fn secret_from_stdin(flag: &str) -> anyhow::Result<String> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read standard input for {flag}"))?;
+    let secret = text.trim_end_matches(['\n', '\r']).to_owned();
+    if secret.is_empty() {
+        bail!("{flag} was given but standard input was empty");
+    }
+    Ok(secret)
+}
+
+/// Whether a person can be asked for a password.
+pub fn can_prompt() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+/// Asks for a new password twice, without echo.
+pub fn new_password(whose: &str) -> anyhow::Result<String> {
+    let first = rpassword::prompt_password(format!("New password for {whose}: "))
+        .context("cannot read the password from the terminal")?;
+    if first.is_empty() {
+        bail!("the password must not be empty");
+    }
+    let second = rpassword::prompt_password("Repeat it: ")
+        .context("cannot read the password from the terminal")?;
+    if first != second {
+        bail!("the two passwords differ; nothing was changed");
+    }
+    Ok(first)
+}

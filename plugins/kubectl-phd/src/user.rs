@@ -1,0 +1,727 @@
+//! `kubectl phd user create|update|delete|list` (SPEC.md section 7.3).
+//!
+//! A user is an Argo CD local account and an Argo Workflows identity (a
+//! ServiceAccount in `argo` with a token, bound to a role). Each user's keys in
+//! the shared Argo CD ConfigMaps and Secret are written by server-side apply
+//! with a field manager of that user's own, so concurrent commands never
+//! overwrite each other's entries and deleting a user releases exactly its keys.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use phd_common::apply::Applier;
+use phd_common::config::Setting;
+use phd_common::{manifests, naming, password};
+use serde::Serialize;
+
+use crate::argo::{ARGOCD_NAMESPACE, WORKFLOWS_NAMESPACE};
+use crate::cli::{
+    OutputFormat, Role, UserCreateArgs, UserDeleteArgs, UserListArgs, UserUpdateArgs,
+};
+use crate::output;
+use crate::prompt;
+use crate::session::Session;
+
+/// Argo CD's own account, which `argo install` manages.
+const RESERVED: &[&str] = &["admin"];
+const MAX_USERNAME_LENGTH: usize = 32;
+const GENERATED_PASSWORD_LENGTH: usize = 24;
+const USER_LABEL: &str = "kubectl-phd/user";
+const ROLE_LABEL: &str = "kubectl-phd/role";
+
+/// The same rule in every verb: a DNS label of at most 32 characters, not a reserved name.
+pub fn check_username(name: &str) -> anyhow::Result<()> {
+    naming::check_label_within("user name", name, MAX_USERNAME_LENGTH)?;
+    if RESERVED.contains(&name) {
+        bail!("user name {name:?} is reserved for Argo CD's built-in account; choose another");
+    }
+    Ok(())
+}
+
+/// The names of everything that makes up one user.
+struct UserObjects {
+    name: String,
+    service_account: String,
+    token_secret: String,
+    binding: String,
+    field_manager: String,
+    account_key: String,
+    password_key: String,
+    password_mtime_key: String,
+    policy_key: String,
+}
+
+impl UserObjects {
+    fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            service_account: format!("phd-user-{name}"),
+            token_secret: format!("phd-user-{name}-token"),
+            binding: format!("phd-user-{name}"),
+            field_manager: format!("kubectl-phd-user-{name}"),
+            account_key: format!("accounts.{name}"),
+            password_key: format!("accounts.{name}.password"),
+            password_mtime_key: format!("accounts.{name}.passwordMtime"),
+            policy_key: format!("policy.phd-user-{name}.csv"),
+        }
+    }
+
+    fn apply_params(&self) -> PatchParams {
+        PatchParams::apply(&self.field_manager).force()
+    }
+
+    fn labels(&self, role: Option<Role>) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::from([
+            (
+                "app.kubernetes.io/managed-by".to_owned(),
+                "kubectl-phd".to_owned(),
+            ),
+            (USER_LABEL.to_owned(), self.name.clone()),
+        ]);
+        if let Some(role) = role {
+            labels.insert(ROLE_LABEL.to_owned(), role.name().to_owned());
+        }
+        labels
+    }
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Developer => "developer",
+            Self::Readonly => "readonly",
+        }
+    }
+
+    fn argocd_role(self) -> String {
+        format!("role:phd-{}", self.name())
+    }
+
+    fn cluster_role(self) -> String {
+        format!("phd-argo-{}", self.name())
+    }
+}
+
+fn meta(
+    name: &str,
+    namespace: Option<&str>,
+    labels: Option<BTreeMap<String, String>>,
+) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: namespace.map(str::to_owned),
+        labels,
+        ..Default::default()
+    }
+}
+
+fn config_map(name: &str, data: BTreeMap<String, String>) -> ConfigMap {
+    ConfigMap {
+        metadata: meta(name, Some(ARGOCD_NAMESPACE), None),
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
+/// What is in the cluster of one user, read from the shared Argo CD objects.
+#[derive(Debug, Default, Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct UserState {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<String>,
+    argocd_login: bool,
+    argocd_password: bool,
+    workflows_identity: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workflows_role: Option<String>,
+    problems: Vec<String>,
+}
+
+/// The Argo CD objects users live in.
+struct ArgocdObjects {
+    config: BTreeMap<String, String>,
+    rbac: BTreeMap<String, String>,
+    secret_keys: Vec<String>,
+}
+
+async fn read_argocd(client: &kube::Client) -> anyhow::Result<ArgocdObjects> {
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
+    let (config, rbac, secret) = tokio::join!(
+        config_maps.get_opt("argocd-cm"),
+        config_maps.get_opt("argocd-rbac-cm"),
+        secrets.get_opt("argocd-secret")
+    );
+    let missing = || {
+        anyhow::anyhow!(
+            "Argo CD is not installed in namespace {ARGOCD_NAMESPACE}; run `kubectl phd argo install` first"
+        )
+    };
+    let config = config
+        .context("cannot read argocd-cm")?
+        .ok_or_else(missing)?;
+    let rbac = rbac
+        .context("cannot read argocd-rbac-cm")?
+        .ok_or_else(missing)?;
+    let secret = secret
+        .context("cannot read argocd-secret")?
+        .ok_or_else(missing)?;
+    Ok(ArgocdObjects {
+        config: config.data.unwrap_or_default(),
+        rbac: rbac.data.unwrap_or_default(),
+        secret_keys: secret.data.unwrap_or_default().into_keys().collect(),
+    })
+}
+
+async fn require_workflows(client: &kube::Client) -> anyhow::Result<()> {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    if namespaces
+        .get_opt(WORKFLOWS_NAMESPACE)
+        .await
+        .context("cannot read namespaces")?
+        .is_none()
+    {
+        bail!(
+            "Argo Workflows is not installed in namespace {WORKFLOWS_NAMESPACE}; run `kubectl phd argo install` first"
+        );
+    }
+    Ok(())
+}
+
+pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<()> {
+    check_username(&args.name)?;
+    let user = UserObjects::new(&args.name);
+    let role = args.role;
+    let given_password = if args.password_stdin {
+        Some(prompt::secret_from_stdin("--password-stdin")?)
+    } else {
+        None
+    };
+    let cluster = session.connect().await?;
+    let client = cluster.client;
+    let argocd = read_argocd(&client).await?;
+    require_workflows(&client).await?;
+
+    // A re-run without a new password keeps the current one; a new user gets
+    // one from the terminal, or a generated one shown once.
+    let stored_hash = current_password_hash(&client, &user).await?;
+    let (new_password, generated) = match (given_password, &stored_hash) {
+        (Some(given), Some(hash)) if password::bcrypt_matches(&given, hash) => (None, false),
+        (Some(given), _) => (Some(given), false),
+        (None, Some(_)) => (None, false),
+        (None, None) if prompt::can_prompt() => (Some(prompt::new_password(&user.name)?), false),
+        (None, None) => (Some(password::generate(GENERATED_PASSWORD_LENGTH)), true),
+    };
+    if argocd.config.contains_key(&user.account_key) {
+        output::debug(format!("user {} exists; making it match", user.name));
+    }
+
+    Applier::new(client.clone())
+        .apply(&manifests::user_roles().documents().await?, None, &|_| {})
+        .await
+        .context("cannot apply the user roles")?;
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
+    config_maps
+        .patch(
+            "argocd-cm",
+            &user.apply_params(),
+            &Patch::Apply(config_map(
+                "argocd-cm",
+                BTreeMap::from([(user.account_key.clone(), "login".to_owned())]),
+            )),
+        )
+        .await
+        .context("cannot enable the Argo CD login in argocd-cm")?;
+    if let Some(password) = &new_password {
+        store_password(&client, &user, password).await?;
+    }
+    ensure_workflows_identity(&client, &user, role).await?;
+    ensure_role(&client, &user, role).await?;
+
+    output::info(format!(
+        "user {} ready with role {}",
+        user.name,
+        role.name()
+    ));
+    let domain = session
+        .settings()
+        .get(Setting::ClusterDomain, None)
+        .map(|d| d.value);
+    let argocd_address = domain.map_or_else(
+        || "the Argo CD UI".to_owned(),
+        |d| format!("https://argocd.{d}"),
+    );
+    output::info(format!(
+        "  Argo CD: log in at {argocd_address} as {}",
+        user.name
+    ));
+    output::info(format!(
+        "  Argo Workflows: `kubectl -n {WORKFLOWS_NAMESPACE} port-forward svc/argo-server 2746`, then log in at https://localhost:2746 with the token (`kubectl phd user create {} --show-token` prints it)",
+        user.name
+    ));
+    if generated && let Some(password) = &new_password {
+        output::info("Argo CD password generated; it is shown only this once:");
+        println!("{password}");
+    }
+    if args.show_token {
+        let token = wait_for_token(&client, &user).await?;
+        println!("Bearer {token}");
+    }
+    Ok(())
+}
+
+pub async fn update(session: &Session, args: &UserUpdateArgs) -> anyhow::Result<()> {
+    check_username(&args.name)?;
+    let user = UserObjects::new(&args.name);
+    let cluster = session.connect().await?;
+    let client = cluster.client;
+    let argocd = read_argocd(&client).await?;
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), WORKFLOWS_NAMESPACE);
+    let has_identity = accounts.get_opt(&user.service_account).await?.is_some();
+    if !argocd.config.contains_key(&user.account_key) && !has_identity {
+        bail!(
+            "user {} does not exist; create it with `kubectl phd user create {}`",
+            user.name,
+            user.name
+        );
+    }
+    Applier::new(client.clone())
+        .apply(&manifests::user_roles().documents().await?, None, &|_| {})
+        .await
+        .context("cannot apply the user roles")?;
+    ensure_workflows_identity(&client, &user, args.role).await?;
+    ensure_role(&client, &user, args.role).await?;
+    output::info(format!(
+        "user {} now has role {}",
+        user.name,
+        args.role.name()
+    ));
+    Ok(())
+}
+
+pub async fn delete(session: &Session, args: &UserDeleteArgs) -> anyhow::Result<()> {
+    check_username(&args.name)?;
+    let user = UserObjects::new(&args.name);
+    let cluster = session.connect().await?;
+    let client = cluster.client;
+    let states = read_states(&client).await?;
+    if !states.contains_key(&user.name) {
+        output::info(format!(
+            "user {} does not exist; nothing to delete",
+            user.name
+        ));
+        return Ok(());
+    }
+    if !args.yes
+        && !prompt::confirm(
+            &format!(
+                "Delete user {} (its Argo CD account and Argo Workflows identity)?",
+                user.name
+            ),
+            "--yes",
+        )?
+    {
+        bail!("not confirmed; user {} was left as it is", user.name);
+    }
+
+    // Release this user's keys: an apply with no fields by the user's own manager.
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
+    for name in ["argocd-cm", "argocd-rbac-cm"] {
+        config_maps
+            .patch(
+                name,
+                &user.apply_params(),
+                &Patch::Apply(config_map(name, BTreeMap::new())),
+            )
+            .await
+            .with_context(|| format!("cannot remove user {} from {name}", user.name))?;
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
+    let empty_secret = Secret {
+        metadata: meta("argocd-secret", Some(ARGOCD_NAMESPACE), None),
+        ..Default::default()
+    };
+    secrets
+        .patch(
+            "argocd-secret",
+            &user.apply_params(),
+            &Patch::Apply(&empty_secret),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "cannot remove the password of {} from argocd-secret",
+                user.name
+            )
+        })?;
+    // Keys another tool wrote (the original Python tool, a manual edit) are not
+    // this manager's to release: remove whatever is left, key by key.
+    remove_leftover_keys(&client, &user).await?;
+
+    let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), WORKFLOWS_NAMESPACE);
+    let token_secrets: Api<Secret> = Api::namespaced(client.clone(), WORKFLOWS_NAMESPACE);
+    for result in [
+        bindings
+            .delete(&user.binding, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+        token_secrets
+            .delete(&user.token_secret, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+        accounts
+            .delete(&user.service_account, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+    ] {
+        match result {
+            Ok(()) => {}
+            Err(error) if is_not_found(&error) => {}
+            Err(error) => {
+                return Err(error).context(format!(
+                    "cannot delete the Argo Workflows identity of {}",
+                    user.name
+                ));
+            }
+        }
+    }
+    output::info(format!("user {} deleted", user.name));
+    Ok(())
+}
+
+pub async fn list(session: &Session, args: &UserListArgs) -> anyhow::Result<()> {
+    let cluster = session.connect().await?;
+    let states = read_states(&cluster.client).await?;
+    let users: Vec<UserState> = states.into_values().collect();
+    match args.output {
+        OutputFormat::Table => {
+            let width = users.iter().map(|u| u.name.len()).max().unwrap_or(4).max(4);
+            println!(
+                "{:width$}  {:9}  {:13}  {:18}  PROBLEMS",
+                "USER", "ROLE", "ARGOCD LOGIN", "WORKFLOWS IDENTITY"
+            );
+            for user in &users {
+                let yes_no = |b: bool| if b { "yes" } else { "no" };
+                println!(
+                    "{:width$}  {:9}  {:13}  {:18}  {}",
+                    user.name,
+                    user.role.as_deref().unwrap_or("-"),
+                    yes_no(user.argocd_login),
+                    yes_no(user.workflows_identity),
+                    if user.problems.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        user.problems.join("; ")
+                    }
+                );
+            }
+        }
+        format => output::print_structured(&users, format)?,
+    }
+    Ok(())
+}
+
+/// Every user found in either half, with what does not match between them.
+async fn read_states(client: &kube::Client) -> anyhow::Result<BTreeMap<String, UserState>> {
+    let argocd = read_argocd(client).await?;
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), WORKFLOWS_NAMESPACE);
+    let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+    let selector = ListParams::default().labels(USER_LABEL);
+    let (accounts, bindings) = tokio::join!(accounts.list(&selector), bindings.list(&selector));
+    let accounts = accounts.context("cannot list the users' service accounts")?;
+    let bindings = bindings.context("cannot list the users' role bindings")?;
+
+    let mut states: BTreeMap<String, UserState> = BTreeMap::new();
+    for (key, value) in &argocd.config {
+        if let Some(name) = key.strip_prefix("accounts.").filter(|n| !n.contains('.'))
+            && !RESERVED.contains(&name)
+        {
+            let state = state_of(&mut states, name);
+            state.argocd_login = value.split(',').any(|c| c.trim() == "login");
+        }
+    }
+    for key in &argocd.secret_keys {
+        if let Some(name) = key
+            .strip_prefix("accounts.")
+            .and_then(|k| k.strip_suffix(".password"))
+        {
+            let state = state_of(&mut states, name);
+            state.argocd_password = true;
+        }
+    }
+    for (key, value) in &argocd.rbac {
+        if let Some(name) = key
+            .strip_prefix("policy.phd-user-")
+            .and_then(|k| k.strip_suffix(".csv"))
+        {
+            let state = state_of(&mut states, name);
+            state.role = value
+                .split([',', '\n'])
+                .map(str::trim)
+                .find_map(|field| field.strip_prefix("role:phd-"))
+                .map(str::to_owned);
+        }
+    }
+    for account in accounts.items {
+        if let Some(name) = account
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(USER_LABEL))
+        {
+            let state = state_of(&mut states, name);
+            state.workflows_identity = true;
+        }
+    }
+    for binding in bindings.items {
+        if let Some(name) = binding
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(USER_LABEL))
+        {
+            let state = state_of(&mut states, name);
+            state.workflows_role = binding
+                .role_ref
+                .name
+                .strip_prefix("phd-argo-")
+                .map(str::to_owned);
+        }
+    }
+    for state in states.values_mut() {
+        if !state.argocd_login {
+            state.problems.push("no Argo CD login".into());
+        } else if !state.argocd_password {
+            state.problems.push("no Argo CD password".into());
+        }
+        if !state.workflows_identity {
+            state.problems.push("no Argo Workflows identity".into());
+        }
+        match (&state.role, &state.workflows_role) {
+            (None, _) => state.problems.push("no Argo CD role".into()),
+            (Some(_), None) => state.problems.push("no Argo Workflows role".into()),
+            (Some(a), Some(b)) if a != b => state
+                .problems
+                .push(format!("Argo CD role {a} but Argo Workflows role {b}")),
+            _ => {}
+        }
+    }
+    Ok(states)
+}
+
+fn state_of<'a>(states: &'a mut BTreeMap<String, UserState>, name: &str) -> &'a mut UserState {
+    states.entry(name.to_owned()).or_insert_with(|| UserState {
+        name: name.to_owned(),
+        ..Default::default()
+    })
+}
+
+async fn current_password_hash(
+    client: &kube::Client,
+    user: &UserObjects,
+) -> anyhow::Result<Option<String>> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
+    let secret = secrets
+        .get_opt("argocd-secret")
+        .await
+        .context("cannot read argocd-secret")?;
+    Ok(secret
+        .and_then(|s| s.data)
+        .and_then(|data| data.get(&user.password_key).cloned())
+        .and_then(|hash| String::from_utf8(hash.0).ok()))
+}
+
+async fn store_password(
+    client: &kube::Client,
+    user: &UserObjects,
+    password: &str,
+) -> anyhow::Result<()> {
+    let hash = password::bcrypt_hash(password)?;
+    let mtime = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let secret = Secret {
+        metadata: meta("argocd-secret", Some(ARGOCD_NAMESPACE), None),
+        data: Some(BTreeMap::from([
+            (user.password_key.clone(), ByteString(hash.into_bytes())),
+            (
+                user.password_mtime_key.clone(),
+                ByteString(mtime.into_bytes()),
+            ),
+        ])),
+        ..Default::default()
+    };
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
+    secrets
+        .patch(
+            "argocd-secret",
+            &user.apply_params(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .context("cannot store the password in argocd-secret")?;
+    Ok(())
+}
+
+async fn ensure_workflows_identity(
+    client: &kube::Client,
+    user: &UserObjects,
+    role: Role,
+) -> anyhow::Result<()> {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), WORKFLOWS_NAMESPACE);
+    let account = ServiceAccount {
+        metadata: meta(
+            &user.service_account,
+            Some(WORKFLOWS_NAMESPACE),
+            Some(user.labels(Some(role))),
+        ),
+        automount_service_account_token: Some(false),
+        ..Default::default()
+    };
+    accounts
+        .patch(
+            &user.service_account,
+            &user.apply_params(),
+            &Patch::Apply(&account),
+        )
+        .await
+        .context("cannot create the user's ServiceAccount")?;
+    let mut token_meta = meta(
+        &user.token_secret,
+        Some(WORKFLOWS_NAMESPACE),
+        Some(user.labels(None)),
+    );
+    token_meta.annotations = Some(BTreeMap::from([(
+        "kubernetes.io/service-account.name".to_owned(),
+        user.service_account.clone(),
+    )]));
+    let token = Secret {
+        metadata: token_meta,
+        type_: Some("kubernetes.io/service-account-token".into()),
+        ..Default::default()
+    };
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), WORKFLOWS_NAMESPACE);
+    secrets
+        .patch(
+            &user.token_secret,
+            &user.apply_params(),
+            &Patch::Apply(&token),
+        )
+        .await
+        .context("cannot create the user's token Secret")?;
+    Ok(())
+}
+
+/// The role in Argo CD's policy and in Kubernetes RBAC. A binding's roleRef
+/// cannot change, so a binding to another role is replaced.
+async fn ensure_role(client: &kube::Client, user: &UserObjects, role: Role) -> anyhow::Result<()> {
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
+    let policy = format!("g, {}, {}\n", user.name, role.argocd_role());
+    config_maps
+        .patch(
+            "argocd-rbac-cm",
+            &user.apply_params(),
+            &Patch::Apply(config_map(
+                "argocd-rbac-cm",
+                BTreeMap::from([(user.policy_key.clone(), policy)]),
+            )),
+        )
+        .await
+        .context("cannot set the user's role in argocd-rbac-cm")?;
+
+    let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+    if let Some(existing) = bindings.get_opt(&user.binding).await?
+        && existing.role_ref.name != role.cluster_role()
+    {
+        bindings
+            .delete(&user.binding, &DeleteParams::default())
+            .await
+            .context("cannot replace the user's role binding")?;
+    }
+    let binding = ClusterRoleBinding {
+        metadata: meta(&user.binding, None, Some(user.labels(Some(role)))),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: role.cluster_role(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: user.service_account.clone(),
+            namespace: Some(WORKFLOWS_NAMESPACE.into()),
+            ..Default::default()
+        }]),
+    };
+    bindings
+        .patch(&user.binding, &user.apply_params(), &Patch::Apply(&binding))
+        .await
+        .context("cannot bind the user's role")?;
+    Ok(())
+}
+
+/// Removes the user's keys with JSON merge patches (`null` deletes one key and
+/// leaves the others); a key that is already gone is a no-op.
+async fn remove_leftover_keys(client: &kube::Client, user: &UserObjects) -> anyhow::Result<()> {
+    let removal = |keys: &[&String]| {
+        let data: serde_json::Map<String, serde_json::Value> = keys
+            .iter()
+            .map(|key| ((*key).clone(), serde_json::Value::Null))
+            .collect();
+        Patch::Merge(serde_json::json!({ "data": data }))
+    };
+    let params = PatchParams::default();
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
+    config_maps
+        .patch("argocd-cm", &params, &removal(&[&user.account_key]))
+        .await
+        .context("cannot remove the user from argocd-cm")?;
+    config_maps
+        .patch("argocd-rbac-cm", &params, &removal(&[&user.policy_key]))
+        .await
+        .context("cannot remove the user from argocd-rbac-cm")?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
+    secrets
+        .patch(
+            "argocd-secret",
+            &params,
+            &removal(&[&user.password_key, &user.password_mtime_key]),
+        )
+        .await
+        .context("cannot remove the user's password from argocd-secret")?;
+    Ok(())
+}
+
+async fn wait_for_token(client: &kube::Client, user: &UserObjects) -> anyhow::Result<String> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), WORKFLOWS_NAMESPACE);
+    let start = Instant::now();
+    loop {
+        let secret = secrets
+            .get(&user.token_secret)
+            .await
+            .context("cannot read the user's token Secret")?;
+        if let Some(token) = secret.data.and_then(|d| d.get("token").cloned()) {
+            return String::from_utf8(token.0).context("the token is not text");
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!(
+                "the token controller did not fill Secret {}/{} within 30s",
+                WORKFLOWS_NAMESPACE,
+                user.token_secret
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

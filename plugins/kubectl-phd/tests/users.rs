@@ -1,0 +1,610 @@
+//! `kubectl phd user ...` against the real control plane, after `argo install`
+//! with the stand-in manifests of tests/fixtures.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use kube::api::{Api, PostParams};
+use phd_testkit::{ControlPlane, unique_name};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
+}
+
+fn phd(kubeconfig: &Path) -> Command {
+    let mut command = Command::cargo_bin("kubectl-phd").expect("binary");
+    command
+        .current_dir(std::env::temp_dir())
+        .env_remove("KUBECONFIG_CONTENT")
+        .env("PHD_CLUSTER_DOMAIN", "lms.example.org")
+        .env(
+            "PHD_CLUSTER_REPOSITORY",
+            "https://github.com/example/phd-demo-cluster.git",
+        )
+        .arg("--kubeconfig")
+        .arg(kubeconfig);
+    command
+}
+
+/// The shared control plane with Argo installed once for this test binary.
+async fn cluster() -> &'static ControlPlane {
+    static INSTALLED: OnceCell<()> = OnceCell::const_new();
+    let plane = ControlPlane::shared().await;
+    INSTALLED
+        .get_or_init(|| async {
+            phd(&plane.admin_kubeconfig)
+                .args(["argo", "install", "--argocd-manifest"])
+                .arg(fixture("argocd-install.yaml"))
+                .arg("--workflows-manifest")
+                .arg(fixture("argo-workflows-install.yaml"))
+                .assert()
+                .success();
+        })
+        .await;
+    plane
+}
+
+fn list(kubeconfig: &Path) -> BTreeMap<String, Value> {
+    let output = phd(kubeconfig)
+        .args(["user", "list", "-o", "json"])
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let users: Vec<Value> = serde_json::from_slice(&output.stdout).expect("JSON");
+    users
+        .into_iter()
+        .map(|u| (u["name"].as_str().unwrap_or_default().to_owned(), u))
+        .collect()
+}
+
+async fn argocd_data(
+    client: &kube::Client,
+) -> (
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+) {
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "argocd");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "argocd");
+    let config = config_maps
+        .get("argocd-cm")
+        .await
+        .expect("cm")
+        .data
+        .unwrap_or_default();
+    let rbac = config_maps
+        .get("argocd-rbac-cm")
+        .await
+        .expect("rbac")
+        .data
+        .unwrap_or_default();
+    let secret = secrets
+        .get("argocd-secret")
+        .await
+        .expect("secret")
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v.0).unwrap_or_default()))
+        .collect();
+    (config, rbac, secret)
+}
+
+#[tokio::test]
+async fn create_update_delete_and_list() {
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let name = unique_name("alice");
+    let password = "alice's \"pass\" $word";
+
+    let output = phd(&plane.admin_kubeconfig)
+        .args(["user", "create", &name, "--password-stdin"])
+        .write_stdin(password)
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "nothing on stdout without --show-token or a generated password"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("https://argocd.lms.example.org") && stderr.contains("port-forward"),
+        "{stderr}"
+    );
+
+    let (config, rbac, secret) = argocd_data(&client).await;
+    assert_eq!(
+        config.get(&format!("accounts.{name}")).map(String::as_str),
+        Some("login")
+    );
+    let hash = &secret[&format!("accounts.{name}.password")];
+    assert!(
+        bcrypt::verify(password, hash).expect("bcrypt"),
+        "the stored hash verifies"
+    );
+    assert!(secret.contains_key(&format!("accounts.{name}.passwordMtime")));
+    assert_eq!(
+        rbac[&format!("policy.phd-user-{name}.csv")],
+        format!("g, {name}, role:phd-developer\n")
+    );
+
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "argo");
+    let account = accounts
+        .get(&format!("phd-user-{name}"))
+        .await
+        .expect("service account");
+    assert_eq!(
+        account
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get("kubectl-phd/user"),
+        Some(&name)
+    );
+    let token_secrets: Api<Secret> = Api::namespaced(client.clone(), "argo");
+    let start = Instant::now();
+    loop {
+        let token = token_secrets
+            .get(&format!("phd-user-{name}-token"))
+            .await
+            .expect("token secret");
+        if token.data.is_some_and(|d| d.contains_key("token")) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the token controller fills the secret"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+    let binding = bindings
+        .get(&format!("phd-user-{name}"))
+        .await
+        .expect("binding");
+    assert_eq!(binding.role_ref.name, "phd-argo-developer");
+
+    let users = list(&plane.admin_kubeconfig);
+    assert_eq!(users[&name]["role"], "developer");
+    assert_eq!(users[&name]["problems"], serde_json::json!([]));
+
+    // --show-token prints the bearer token, and only then.
+    let output = phd(&plane.admin_kubeconfig)
+        .args(["user", "create", &name, "--show-token"])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("Bearer ey"));
+
+    phd(&plane.admin_kubeconfig)
+        .args(["user", "update", &name, "--role", "readonly"])
+        .assert()
+        .success();
+    let (_, rbac, _) = argocd_data(&client).await;
+    assert_eq!(
+        rbac[&format!("policy.phd-user-{name}.csv")],
+        format!("g, {name}, role:phd-readonly\n")
+    );
+    assert_eq!(
+        bindings
+            .get(&format!("phd-user-{name}"))
+            .await
+            .expect("binding")
+            .role_ref
+            .name,
+        "phd-argo-readonly"
+    );
+    assert_eq!(list(&plane.admin_kubeconfig)[&name]["role"], "readonly");
+
+    // update requires --role.
+    phd(&plane.admin_kubeconfig)
+        .args(["user", "update", &name])
+        .assert()
+        .code(2);
+
+    // Without a terminal and without --yes, delete refuses and changes nothing.
+    phd(&plane.admin_kubeconfig)
+        .args(["user", "delete", &name])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("--yes"));
+    assert!(list(&plane.admin_kubeconfig).contains_key(&name));
+
+    phd(&plane.admin_kubeconfig)
+        .args(["user", "delete", &name, "--yes"])
+        .assert()
+        .success();
+    let (config, rbac, secret) = argocd_data(&client).await;
+    assert!(
+        !config
+            .keys()
+            .chain(rbac.keys())
+            .chain(secret.keys())
+            .any(|k| k.contains(&name)),
+        "every key of the user is gone"
+    );
+    assert!(
+        accounts
+            .get_opt(&format!("phd-user-{name}"))
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        bindings
+            .get_opt(&format!("phd-user-{name}"))
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(!list(&plane.admin_kubeconfig).contains_key(&name));
+
+    // A re-run of delete finds nothing to do and succeeds.
+    phd(&plane.admin_kubeconfig)
+        .args(["user", "delete", &name, "--yes"])
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("does not exist"));
+    phd(&plane.admin_kubeconfig)
+        .args(["user", "update", &name, "--role", "admin"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("does not exist"));
+}
+
+#[tokio::test]
+async fn re_running_create_changes_nothing() {
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let name = unique_name("bob");
+    phd(&plane.admin_kubeconfig)
+        .args(["user", "create", &name, "--role", "admin"])
+        .assert()
+        .success();
+    // Other tests change the shared Argo CD objects at the same time, so for
+    // those compare this user's own entry in their managedFields (its time
+    // moves only when this user's apply changes something) and its keys.
+    let manager = format!("kubectl-phd-user-{name}");
+    let own_entry = |metadata: kube::api::ObjectMeta| {
+        metadata
+            .managed_fields
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.manager.as_deref() == Some(manager.as_str()))
+            .map(|m| format!("{:?} {:?}", m.time, m.fields_v1))
+            .collect::<Vec<_>>()
+    };
+    let versions = || async {
+        let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "argocd");
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), "argocd");
+        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "argo");
+        let tokens: Api<Secret> = Api::namespaced(client.clone(), "argo");
+        let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+        let (config, rbac, secret) = argocd_data(&client).await;
+        let keys: Vec<String> = config
+            .into_iter()
+            .chain(rbac)
+            .chain(secret)
+            .filter(|(k, _)| k.contains(&name))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        (
+            keys,
+            own_entry(config_maps.get("argocd-cm").await.expect("cm").metadata),
+            own_entry(
+                config_maps
+                    .get("argocd-rbac-cm")
+                    .await
+                    .expect("rbac")
+                    .metadata,
+            ),
+            own_entry(secrets.get("argocd-secret").await.expect("secret").metadata),
+            vec![
+                accounts
+                    .get(&format!("phd-user-{name}"))
+                    .await
+                    .expect("sa")
+                    .metadata
+                    .resource_version,
+                tokens
+                    .get(&format!("phd-user-{name}-token"))
+                    .await
+                    .expect("token")
+                    .metadata
+                    .resource_version,
+                bindings
+                    .get(&format!("phd-user-{name}"))
+                    .await
+                    .expect("crb")
+                    .metadata
+                    .resource_version,
+            ],
+        )
+    };
+    // Let the token controller finish with the new secret first.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = versions().await;
+    assert_eq!(
+        before.0.len(),
+        4,
+        "account, password, mtime and policy keys: {:?}",
+        before.0
+    );
+    assert!(!before.1.is_empty() && !before.2.is_empty() && !before.3.is_empty());
+    let output = phd(&plane.admin_kubeconfig)
+        .args(["user", "create", &name, "--role", "admin"])
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    assert!(
+        output.stdout.is_empty(),
+        "no new password is generated on a re-run"
+    );
+    assert_eq!(
+        versions().await,
+        before,
+        "a second create with the same role changes no object"
+    );
+}
+
+#[tokio::test]
+async fn ten_users_created_at_once_all_keep_their_entries() {
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let roles = ["admin", "developer", "readonly"];
+    let names: Vec<String> = (0..10).map(|i| unique_name(&format!("crowd{i}"))).collect();
+    let mut children: Vec<std::process::Child> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("kubectl-phd"))
+                .args(["--kubeconfig"])
+                .arg(&plane.admin_kubeconfig)
+                .args(["user", "create", name, "--role", roles[i % 3]])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for child in &mut children {
+        let status = child.wait().expect("wait");
+        assert!(status.success());
+    }
+    let (config, rbac, secret) = argocd_data(&client).await;
+    let users = list(&plane.admin_kubeconfig);
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(
+            config.get(&format!("accounts.{name}")).map(String::as_str),
+            Some("login"),
+            "{name}"
+        );
+        assert!(
+            secret.contains_key(&format!("accounts.{name}.password")),
+            "{name}"
+        );
+        assert_eq!(
+            rbac[&format!("policy.phd-user-{name}.csv")],
+            format!("g, {name}, role:phd-{}\n", roles[i % 3])
+        );
+        assert_eq!(users[name]["role"], roles[i % 3]);
+        assert_eq!(users[name]["problems"], serde_json::json!([]), "{name}");
+    }
+}
+
+/// What the API server says `user`'s Workflows identity may do.
+async fn allowed(
+    client: &kube::Client,
+    user: &str,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    subresource: Option<&str>,
+    namespace: &str,
+) -> bool {
+    let reviews: Api<SubjectAccessReview> = Api::all(client.clone());
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(format!("system:serviceaccount:argo:phd-user-{user}")),
+            groups: Some(vec![
+                "system:serviceaccounts".into(),
+                "system:serviceaccounts:argo".into(),
+                "system:authenticated".into(),
+            ]),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                group: Some(group.into()),
+                resource: Some(resource.into()),
+                subresource: subresource.map(str::to_owned),
+                namespace: Some(namespace.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    reviews
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("review")
+        .status
+        .is_some_and(|s| s.allowed)
+}
+
+#[tokio::test]
+async fn each_role_is_enforced_by_the_api_server() {
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let instance = unique_name("instance");
+    let mut users = BTreeMap::new();
+    for role in ["admin", "developer", "readonly"] {
+        let name = unique_name(role);
+        phd(&plane.admin_kubeconfig)
+            .args(["user", "create", &name, "--role", role])
+            .assert()
+            .success();
+        users.insert(role, name);
+    }
+    // (check, namespace, admin, developer, readonly)
+    type Check<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a str);
+    let matrix: [(Check, &str, [bool; 3]); 7] = [
+        (
+            ("create", "argoproj.io", "workflows", None, ""),
+            "instance",
+            [true, true, false],
+        ),
+        (
+            ("delete", "argoproj.io", "workflowtemplates", None, ""),
+            "instance",
+            [true, true, false],
+        ),
+        (
+            ("get", "", "pods", Some("log"), ""),
+            "instance",
+            [true, true, true],
+        ),
+        (
+            ("get", "", "secrets", None, ""),
+            "instance",
+            [false, false, false],
+        ),
+        (
+            ("get", "", "secrets", None, ""),
+            "argo",
+            [false, false, false],
+        ),
+        (
+            ("create", "", "pods", None, ""),
+            "instance",
+            [false, false, false],
+        ),
+        (
+            ("create", "", "pods", Some("exec"), ""),
+            "instance",
+            [false, false, false],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for ((verb, group, resource, subresource, _), where_, expected) in matrix {
+        let namespace = if where_ == "argo" {
+            "argo".to_owned()
+        } else {
+            instance.clone()
+        };
+        for (role, want) in ["admin", "developer", "readonly"].iter().zip(expected) {
+            let got = allowed(
+                &client,
+                &users[role],
+                verb,
+                group,
+                resource,
+                subresource,
+                &namespace,
+            )
+            .await;
+            if got != want {
+                failures.push(format!(
+                    "{role}: {verb} {resource}{} in {where_}: allowed={got}, expected {want}",
+                    subresource.map(|s| format!("/{s}")).unwrap_or_default()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+
+    // The Argo CD side: each user's policy line, and the roles' rules.
+    let (_, rbac, _) = argocd_data(&client).await;
+    for (role, name) in &users {
+        assert_eq!(
+            rbac[&format!("policy.phd-user-{name}.csv")],
+            format!("g, {name}, role:phd-{role}\n")
+        );
+    }
+    let policy = &rbac["policy.csv"];
+    assert!(policy.contains("g, role:phd-admin, role:admin"));
+    assert!(policy.contains("p, role:phd-developer, applications, sync, phd-*/*, allow"));
+    assert!(
+        !policy
+            .lines()
+            .any(|l| l.starts_with("p, role:phd-readonly") && l.contains("sync"))
+    );
+    assert!(
+        !policy
+            .lines()
+            .any(|l| l.starts_with("p,") && l.contains("exec")),
+        "no role may exec"
+    );
+    assert_eq!(rbac["policy.default"], "");
+}
+
+#[test]
+fn bad_names_are_rejected_before_any_api_call() {
+    // A kubeconfig for a server that does not exist: any API call would fail differently.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let dir = tempfile::tempdir().expect("dir");
+    let kubeconfig = dir.path().join("dead.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: dead\n  cluster:\n    server: https://127.0.0.1:{port}\ncontexts:\n- name: dead\n  context:\n    cluster: dead\n    user: dead\nusers:\n- name: dead\n  user:\n    token: x\ncurrent-context: dead\n"),
+    )
+    .expect("write");
+    let long = "a".repeat(300);
+    for bad in [
+        "Alice",
+        "bob smith",
+        long.as_str(),
+        "",
+        "x-",
+        "admin",
+        "a_b",
+        "1st",
+    ] {
+        for verb in [
+            &["create", bad][..],
+            &["update", bad, "--role", "admin"],
+            &["delete", bad, "--yes"],
+        ] {
+            let output = phd(&kubeconfig)
+                .arg("user")
+                .args(verb)
+                .output()
+                .expect("run");
+            assert_eq!(output.status.code(), Some(1), "{verb:?}");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains("user name"), "{verb:?}: {stderr}");
+            assert!(
+                !stderr.contains("cannot reach"),
+                "{verb:?} must fail before connecting: {stderr}"
+            );
+        }
+    }
+    let output = phd(&kubeconfig)
+        .args(["user", "create", "Alice"])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("lower-case letters, digits and '-'"));
+}
