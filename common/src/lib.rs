@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod manifests;
 pub mod naming;
 pub mod password;
+pub mod render;
 pub mod tofu;
 
 pub use cluster::{AccessError, AccessOptions, Cluster, ClusterAccess, KubeconfigSource};

@@ -13,6 +13,13 @@ pub enum NameError {
         value: String,
         max: usize,
     },
+    #[error("{what} {value:?} is too long: at most {max} characters, because {why}")]
+    TooLong {
+        what: String,
+        value: String,
+        max: usize,
+        why: &'static str,
+    },
     #[error("{what} {value:?} is not a valid DNS name (for example: example.com)")]
     NotADomain { what: String, value: String },
     #[error("{what} {value:?} is not a valid version or git ref (for example: v3.2.3)")]
@@ -52,6 +59,29 @@ pub fn check_label_within(what: &str, value: &str, max: usize) -> Result<(), Nam
             value: value.to_owned(),
             max,
         })
+    }
+}
+
+/// The longest instance name: the MySQL user `phd-<name>` may have at most 32
+/// characters, which is the tightest of the limits on names derived from it
+/// (bucket `phd-<name>-<7 characters>` at most 63, namespace at most 63).
+pub const MAX_INSTANCE_NAME_LENGTH: usize = 28;
+
+/// An instance name: a DNS-1123 label short enough for every derived name.
+pub fn check_instance_name(value: &str) -> Result<(), NameError> {
+    match check_label_within("instance name", value, MAX_LABEL_LENGTH) {
+        Ok(()) if value.len() > MAX_INSTANCE_NAME_LENGTH => Err(NameError::TooLong {
+            what: "instance name".to_owned(),
+            value: value.to_owned(),
+            max: MAX_INSTANCE_NAME_LENGTH,
+            why: "its MySQL user phd-<name> may have at most 32 characters",
+        }),
+        Err(NameError::NotALabel { what, value, .. }) => Err(NameError::NotALabel {
+            what,
+            value,
+            max: MAX_INSTANCE_NAME_LENGTH,
+        }),
+        other => other,
     }
 }
 
@@ -128,6 +158,21 @@ mod tests {
             assert!(check_label("x", bad).is_err(), "{bad:?}");
         }
         assert!(check_label_within("x", "abcdef", 5).is_err());
+    }
+
+    #[test]
+    fn instance_names() {
+        assert_eq!(check_instance_name("demo"), Ok(()));
+        assert_eq!(check_instance_name(&"a".repeat(28)), Ok(()));
+        let error = check_instance_name(&"a".repeat(29)).expect_err("too long");
+        assert!(
+            error
+                .to_string()
+                .contains("at most 28 characters, because its MySQL user")
+        );
+        for bad in ["", "Demo", "my_site", "1site", "-site", "..", "a b"] {
+            assert!(check_instance_name(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
