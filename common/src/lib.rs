@@ -10,6 +10,7 @@ pub mod naming;
 pub mod password;
 pub mod render;
 pub mod tofu;
+pub mod workflow;
 
 pub use cluster::{AccessError, AccessOptions, Cluster, ClusterAccess, KubeconfigSource};
 pub use config::{ClusterRepository, Environment, ProcessEnvironment, Setting, Settings};

@@ -2,6 +2,7 @@
 //! verbs live in their own modules.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -56,6 +57,9 @@ pub enum Command {
     /// Install and configure Argo CD and Argo Workflows
     #[command(subcommand)]
     Argo(ArgoCommand),
+    /// Create, delete and inspect Open edX instances
+    #[command(subcommand)]
+    Instance(InstanceCommand),
     /// Manage the people who use Argo CD and Argo Workflows
     #[command(subcommand)]
     User(UserCommand),
@@ -219,4 +223,105 @@ pub struct UserListArgs {
     /// Output format
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstanceCommand {
+    /// Create an instance: files, namespace, databases, bucket, Argo CD Application (idempotent)
+    Create(InstanceCreateArgs),
+    /// Delete an instance with its data (asks first)
+    Delete(InstanceDeleteArgs),
+    /// List instances found in the cluster and in the repository
+    List(InstanceListArgs),
+    /// Show one instance: namespace, Application, provisioning
+    Status(InstanceStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstanceCreateArgs {
+    /// Instance name: lower-case letters, digits and '-', starting with a letter, at most 28 characters
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The platform's display name (PLATFORM_NAME)
+    #[arg(long, value_name = "TEXT")]
+    pub platform_name: Option<String>,
+    /// edx-platform repository to build from
+    #[arg(long, value_name = "URL")]
+    pub edx_platform_repository: Option<String>,
+    /// edx-platform branch or tag
+    #[arg(long, value_name = "REF")]
+    pub edx_platform_version: Option<String>,
+    /// Tutor release
+    #[arg(long, value_name = "VERSION")]
+    pub tutor_version: Option<String>,
+    /// Environment (Argo CD project phd-<environment>) [env: PHD_ENVIRONMENT] [default: production]
+    #[arg(long, value_name = "NAME")]
+    pub environment: Option<String>,
+    /// Namespace of the ingress controller, which the instance's network policy admits
+    #[arg(long, value_name = "NAMESPACE", default_value = "ingress-nginx")]
+    pub ingress_namespace: String,
+    /// How long to wait for provisioning (90s, 10m, 1h)
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Return after submitting the provisioning workflows
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Print the files and objects that would be created; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InstanceDeleteArgs {
+    /// Instance name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Delete without asking
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// How long to wait for each step (90s, 10m, 1h)
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Print what would be deleted; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InstanceListArgs {
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct InstanceStatusArgs {
+    /// Instance name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+/// Parses `10m`, `90s`, `1h`, or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 90s, 10m or 1h"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "m" => value * 60,
+        "h" => value * 3600,
+        _ => return Err(format!("{text:?} is not a duration such as 90s, 10m or 1h")),
+    };
+    if seconds == 0 {
+        return Err("the timeout must be more than zero".into());
+    }
+    Ok(Duration::from_secs(seconds))
 }

@@ -10,13 +10,15 @@ mod argo;
 pub mod cli;
 mod completion;
 mod doctor;
+mod instance;
 mod output;
+mod progress;
 mod prompt;
 mod session;
 mod user;
 mod version;
 
-use cli::{ArgoCommand, Cli, Command, UserCommand};
+use cli::{ArgoCommand, Cli, Command, InstanceCommand, UserCommand};
 use session::Session;
 
 /// Parses the command line, runs the command and turns the outcome into an
@@ -47,7 +49,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             completion::print(args);
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Doctor(_) | Command::Argo(_) | Command::User(_) => {}
+        Command::Doctor(_) | Command::Argo(_) | Command::User(_) | Command::Instance(_) => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -60,6 +62,15 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Argo(ArgoCommand::Install(args)) => argo::install(&session, args)
                 .await
                 .map(|()| ExitCode::SUCCESS),
+            Command::Instance(command) => {
+                let done = match command {
+                    InstanceCommand::Create(args) => instance::create(&session, args).await,
+                    InstanceCommand::Delete(args) => instance::delete(&session, args).await,
+                    InstanceCommand::List(args) => instance::list(&session, args).await,
+                    InstanceCommand::Status(args) => instance::status(&session, args).await,
+                };
+                done.map(|()| ExitCode::SUCCESS)
+            }
             Command::User(command) => {
                 let done = match command {
                     UserCommand::Create(args) => user::create(&session, args).await,

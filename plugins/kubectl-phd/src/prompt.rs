@@ -58,3 +58,20 @@ pub fn new_password(whose: &str) -> anyhow::Result<String> {
     }
     Ok(first)
 }
+
+/// Asks the person to type `expected` to go on. Fails without a terminal.
+pub fn confirm_typed(what: &str, expected: &str, flag: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "refusing to go on without confirmation: standard input is not a terminal; pass {flag} to confirm"
+        );
+    }
+    eprint!("{what}\nType {expected:?} to confirm: ");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("cannot read the answer")?;
+    Ok(answer.trim() == expected)
+}

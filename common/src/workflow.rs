@@ -1,0 +1,273 @@
+//! Argo Workflows as phd uses them: submit a Workflow (replacing a failed one
+//! of the same name), and wait for several at once.
+
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error("cannot submit Workflow {namespace}/{name}")]
+    Submit {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot read Workflow {namespace}/{name}")]
+    Read {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("Workflow {namespace}/{name} is not a valid object")]
+    Malformed {
+        namespace: String,
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the failed Workflow {namespace}/{name} was not removed within {timeout:?}")]
+    NotRemoved {
+        namespace: String,
+        name: String,
+        timeout: Duration,
+    },
+}
+
+/// The Workflow kind of Argo Workflows.
+pub fn resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Workflow"),
+        "workflows",
+    )
+}
+
+/// Where a Workflow is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Submitted, not yet picked up or running.
+    Pending,
+    Running,
+    Succeeded,
+    /// Failed or Error, with what went wrong.
+    Failed(String),
+    /// Deleted while being waited for.
+    Gone,
+}
+
+impl Phase {
+    pub fn is_done(&self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed(_) | Self::Gone)
+    }
+
+    /// The phase of a Workflow object.
+    pub fn of(workflow: &Value) -> Self {
+        let status = &workflow["status"];
+        match status["phase"].as_str().unwrap_or_default() {
+            "Succeeded" => Self::Succeeded,
+            "Failed" | "Error" => Self::Failed(failure_message(status)),
+            "Running" => Self::Running,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// The step that failed and its message, else the Workflow's own message.
+fn failure_message(status: &Value) -> String {
+    let failed_step = status["nodes"].as_object().and_then(|nodes| {
+        nodes.values().find(|node| {
+            matches!(node["phase"].as_str(), Some("Failed" | "Error"))
+                && matches!(node["type"].as_str(), Some("Pod" | "Container"))
+        })
+    });
+    match failed_step {
+        Some(node) => format!(
+            "step {} failed: {}",
+            node["displayName"]
+                .as_str()
+                .or(node["name"].as_str())
+                .unwrap_or("?"),
+            node["message"].as_str().unwrap_or("no message")
+        ),
+        None => status["message"]
+            .as_str()
+            .unwrap_or("no message")
+            .to_owned(),
+    }
+}
+
+/// What [`submit`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    Created,
+    /// A failed Workflow of the same name was deleted and this one created.
+    Replaced,
+    /// A Workflow of the same name that has not failed is kept and waited for.
+    Kept(Phase),
+}
+
+fn api(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), namespace, &resource())
+}
+
+/// Submits `workflow` (a complete Workflow object with metadata.name and
+/// namespace). A failed Workflow of the same name is replaced; one that is
+/// running or succeeded is kept, so a re-run picks up where the last stopped.
+pub async fn submit(client: &kube::Client, workflow: &Value) -> Result<Submitted, WorkflowError> {
+    let namespace = workflow["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_owned();
+    let name = workflow["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let workflows = api(client, &namespace);
+    let read_error = |source| WorkflowError::Read {
+        namespace: namespace.clone(),
+        name: name.clone(),
+        source,
+    };
+    let mut replaced = false;
+    if let Some(existing) = workflows.get_opt(&name).await.map_err(read_error)? {
+        let existing = serde_json::to_value(existing).unwrap_or_default();
+        match Phase::of(&existing) {
+            Phase::Failed(_) => {
+                workflows
+                    .delete(&name, &DeleteParams::foreground())
+                    .await
+                    .map_err(read_error)?;
+                wait_until_gone(&workflows, &namespace, &name).await?;
+                replaced = true;
+            }
+            phase => return Ok(Submitted::Kept(phase)),
+        }
+    }
+    let object: DynamicObject =
+        serde_json::from_value(workflow.clone()).map_err(|source| WorkflowError::Malformed {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            source,
+        })?;
+    workflows
+        .create(&PostParams::default(), &object)
+        .await
+        .map_err(|source| WorkflowError::Submit {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            source,
+        })?;
+    Ok(if replaced {
+        Submitted::Replaced
+    } else {
+        Submitted::Created
+    })
+}
+
+async fn wait_until_gone(
+    workflows: &Api<DynamicObject>,
+    namespace: &str,
+    name: &str,
+) -> Result<(), WorkflowError> {
+    let timeout = Duration::from_secs(60);
+    let start = Instant::now();
+    loop {
+        match workflows.get_opt(name).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(_)) if start.elapsed() > timeout => {
+                return Err(WorkflowError::NotRemoved {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    timeout,
+                });
+            }
+            Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(source) => {
+                return Err(WorkflowError::Read {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// The current phase of one Workflow; `Gone` when it does not exist.
+pub async fn phase(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Phase, WorkflowError> {
+    let found = api(client, namespace)
+        .get_opt(name)
+        .await
+        .map_err(|source| WorkflowError::Read {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            source,
+        })?;
+    Ok(match found {
+        None => Phase::Gone,
+        Some(workflow) => Phase::of(&serde_json::to_value(workflow).unwrap_or_default()),
+    })
+}
+
+/// Waits until every Workflow in `namespace` named in `names` is done, or
+/// `timeout` passes; polls them all at once. `progress` sees every poll.
+/// Returns the last phase of each, in the order given.
+pub async fn wait_all(
+    client: &kube::Client,
+    namespace: &str,
+    names: &[String],
+    timeout: Duration,
+    progress: &(dyn Fn(&[(String, Phase)], Duration) + Sync),
+) -> Result<Vec<(String, Phase)>, WorkflowError> {
+    let start = Instant::now();
+    loop {
+        let phases =
+            futures::future::join_all(names.iter().map(|name| phase(client, namespace, name)))
+                .await;
+        let mut current = Vec::with_capacity(names.len());
+        for (name, phase) in names.iter().zip(phases) {
+            current.push((name.clone(), phase?));
+        }
+        progress(&current, start.elapsed());
+        if current.iter().all(|(_, phase)| phase.is_done()) || start.elapsed() >= timeout {
+            return Ok(current);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn phases_and_failure_messages() {
+        assert_eq!(Phase::of(&json!({})), Phase::Pending);
+        assert_eq!(
+            Phase::of(&json!({"status": {"phase": "Running"}})),
+            Phase::Running
+        );
+        let failed = json!({"status": {"phase": "Failed", "message": "child failed", "nodes": {
+            "a": {"phase": "Succeeded", "type": "Steps", "displayName": "main"},
+            "b": {"phase": "Failed", "type": "Pod", "displayName": "create-database", "message": "Access denied for user 'root'"}
+        }}});
+        assert_eq!(
+            Phase::of(&failed),
+            Phase::Failed("step create-database failed: Access denied for user 'root'".into())
+        );
+        let error = json!({"status": {"phase": "Error", "message": "template not found"}});
+        assert_eq!(
+            Phase::of(&error),
+            Phase::Failed("template not found".into())
+        );
+    }
+}

@@ -1,0 +1,536 @@
+//! `kubectl phd instance create NAME`
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use include_dir::{Dir, include_dir};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicySpec,
+};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::api::{Api, DeleteParams, PostParams};
+use phd_common::apply::Applier;
+use phd_common::config::Setting;
+use phd_common::manifest::{self, Document};
+use phd_common::render::{self, RenderedFile};
+use phd_common::workflow::{self, Phase, Submitted};
+use phd_common::{naming, password};
+use serde_json::{Map, Value, json};
+
+use super::{
+    CREDENTIALS_SECRET, ENVIRONMENT_LABEL, EXECUTOR, INSTANCE_LABEL, Operation,
+    PROVISIONING_SECRET, Provisioning, Resources, instances_dir,
+};
+use crate::cli::InstanceCreateArgs;
+use crate::output;
+use crate::progress::Progress;
+use crate::session::Session;
+
+static INSTANCE_SCAFFOLD: Dir<'static> =
+    include_dir!("$CARGO_MANIFEST_DIR/../../templates/instance");
+const BUCKET_SUFFIX_LENGTH: usize = 7;
+const INSTANCE_PASSWORD_LENGTH: usize = 32;
+
+/// The instance's files: read back when they exist (so passwords-free names
+/// such as the bucket suffix are created once), rendered otherwise.
+struct InstanceFiles {
+    dir: std::path::PathBuf,
+    new_files: Vec<RenderedFile>,
+    config: String,
+    application: String,
+}
+
+pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Result<()> {
+    naming::check_instance_name(&args.name)?;
+    let name = args.name.as_str();
+    let settings = session.settings();
+    let environment = settings
+        .require(
+            Setting::Environment,
+            args.environment.as_deref(),
+            Some("--environment"),
+        )?
+        .value;
+    naming::check_label("environment", &environment)?;
+    let timeout = args.timeout;
+    let provisioning = Provisioning::from_environment(session)?;
+    let files = instance_files(session, args, &environment)?;
+    let resources = Resources::from_config(&files.config)
+        .with_context(|| format!("cannot use {}", files.dir.join("config.yml").display()))?;
+    let application = manifest::parse("application.yml", &files.application)?;
+
+    let foundation = foundation_objects(name, &environment, &resources, &args.ingress_namespace)?;
+    let workflows: Vec<Value> = provisioning
+        .resources()
+        .into_iter()
+        .map(|resource| provisioning.workflow(resource, Operation::Provision, name, &resources))
+        .collect();
+
+    if args.dry_run {
+        print_dry_run(
+            &files,
+            &foundation,
+            &provisioning,
+            name,
+            &workflows,
+            &application,
+        )?;
+        return Ok(());
+    }
+
+    let cluster = session.connect().await?;
+    let client = cluster.client;
+    require_argo(&client).await?;
+
+    if !files.new_files.is_empty() {
+        render::write_files(&files.dir, &files.new_files)?;
+        output::info(format!("wrote {}", files.dir.display()));
+    }
+    let report = Applier::new(client.clone())
+        .apply(&foundation, Some(name), &|applied| {
+            output::debug(format!("  {applied}"))
+        })
+        .await
+        .context("cannot prepare the instance namespace")?;
+    output::info(format!("namespace {name}: {}", report.summary()));
+    ensure_credentials(&client, name).await?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
+    secrets
+        .patch(
+            PROVISIONING_SECRET,
+            &kube::api::PatchParams::apply(phd_common::apply::FIELD_MANAGER).force(),
+            &kube::api::Patch::Apply(provisioning.secret(name)),
+        )
+        .await
+        .context("cannot store the provisioning credentials")?;
+
+    let mut names = Vec::new();
+    for workflow in &workflows {
+        let workflow_name = workflow["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let submitted = workflow::submit(&client, workflow).await?;
+        output::info(match &submitted {
+            Submitted::Created => format!("submitted Workflow {workflow_name}"),
+            Submitted::Replaced => format!("replaced failed Workflow {workflow_name}"),
+            Submitted::Kept(Phase::Succeeded) => {
+                format!("Workflow {workflow_name} already succeeded")
+            }
+            Submitted::Kept(_) => format!("Workflow {workflow_name} is already running"),
+        });
+        names.push(workflow_name);
+    }
+    if args.no_wait {
+        output::info(format!(
+            "not waiting (--no-wait): follow with `kubectl phd instance status {name}`; run `kubectl phd instance create {name}` again to wait, finish and remove the provisioning credentials"
+        ));
+        return Ok(());
+    }
+
+    let progress = Progress::new(format!("provisioning {name}"));
+    let phases = workflow::wait_all(&client, name, &names, timeout, &|phases, _| {
+        progress.update(&summarise(phases));
+    })
+    .await;
+    progress.finish();
+    // The admin credentials leave the namespace whatever happened.
+    match secrets
+        .delete(PROVISIONING_SECRET, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(error) => return Err(error).context("cannot remove the provisioning credentials"),
+    }
+    let phases = phases?;
+    let unfinished: Vec<&(String, Phase)> = phases
+        .iter()
+        .filter(|(_, phase)| !phase.is_done())
+        .collect();
+    let failed: Vec<String> = phases
+        .iter()
+        .filter_map(|(workflow, phase)| match phase {
+            Phase::Failed(message) => Some(format!("Workflow {workflow}: {message}")),
+            Phase::Gone => Some(format!("Workflow {workflow} was deleted while running")),
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "provisioning of instance {name} failed; the failed Workflows are kept for inspection \
+             (`kubectl -n {name} get workflows`). Fix the cause and run the same command again.\n  {}",
+            failed.join("\n  ")
+        );
+    }
+    if !unfinished.is_empty() {
+        let list: Vec<&str> = unfinished
+            .iter()
+            .map(|(workflow, _)| workflow.as_str())
+            .collect();
+        bail!(
+            "provisioning of instance {name} did not finish within {}s ({} still running); run the same command again to keep waiting",
+            timeout.as_secs(),
+            list.join(", ")
+        );
+    }
+
+    let report = Applier::new(client.clone())
+        .apply(&application, None, &|applied| {
+            output::debug(format!("  {applied}"))
+        })
+        .await
+        .context("cannot create the Argo CD Application")?;
+    output::info(format!(
+        "Argo CD Application {name}-{environment}: {}",
+        report.summary()
+    ));
+    output::info(format!(
+        "instance {name} is ready to deploy. Next: commit and push {}, then Argo CD syncs it:\n  git add {dir} && git commit -m 'Add instance {name}' && git push",
+        files.dir.display(),
+        dir = files.dir.display()
+    ));
+    Ok(())
+}
+
+fn summarise(phases: &[(String, Phase)]) -> String {
+    phases
+        .iter()
+        .map(|(workflow, phase)| {
+            let state = match phase {
+                Phase::Pending => "pending",
+                Phase::Running => "running",
+                Phase::Succeeded => "succeeded",
+                Phase::Failed(_) => "failed",
+                Phase::Gone => "deleted",
+            };
+            format!("{workflow} {state}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn instance_files(
+    session: &Session,
+    args: &InstanceCreateArgs,
+    environment: &str,
+) -> anyhow::Result<InstanceFiles> {
+    let dir = instances_dir(session)?.join(&args.name);
+    let config_path = dir.join("config.yml");
+    let application_path = dir.join("application.yml");
+    if config_path.is_file() && application_path.is_file() {
+        output::debug(format!("reusing {}", dir.display()));
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        return Ok(InstanceFiles {
+            config: read(&config_path)?,
+            application: read(&application_path)?,
+            dir,
+            new_files: Vec::new(),
+        });
+    }
+    let settings = session.settings();
+    let domain = settings.require(Setting::ClusterDomain, None, None)?.value;
+    naming::check_domain(&domain)?;
+    let repository = settings.require(Setting::Repository, None, None)?.value;
+    let mut given = Map::new();
+    let mut set = |key: &str, value: String| {
+        given.insert(key.to_owned(), Value::String(value));
+    };
+    set("instance_name", args.name.clone());
+    set("instance_slug", args.name.clone());
+    set("environment", environment.to_owned());
+    set("cluster_domain", domain);
+    set("cluster_repository", repository);
+    set(
+        "bucket_suffix",
+        password::generate(BUCKET_SUFFIX_LENGTH).to_ascii_lowercase(),
+    );
+    let optional = [
+        ("platform_name", args.platform_name.clone()),
+        (
+            "edx_platform_repository",
+            args.edx_platform_repository.clone(),
+        ),
+        ("edx_platform_version", args.edx_platform_version.clone()),
+        ("tutor_version", args.tutor_version.clone()),
+        (
+            "cluster_repository_branch",
+            session.env_var("PHD_CLUSTER_REPOSITORY_BRANCH"),
+        ),
+        (
+            "docker_registry",
+            settings.get(Setting::DockerRegistry, None).map(|r| r.value),
+        ),
+        (
+            "mysql_host",
+            settings.get(Setting::MysqlHost, None).map(|r| r.value),
+        ),
+        (
+            "mysql_port",
+            settings.get(Setting::MysqlPort, None).map(|r| r.value),
+        ),
+        (
+            "mongodb_host",
+            settings.get(Setting::MongodbHost, None).map(|r| r.value),
+        ),
+        (
+            "mongodb_port",
+            settings.get(Setting::MongodbPort, None).map(|r| r.value),
+        ),
+        (
+            "mongodb_auth_source",
+            settings
+                .get(Setting::MongodbAuthSource, None)
+                .map(|r| r.value),
+        ),
+        (
+            "mongodb_replica_set",
+            settings
+                .get(Setting::MongodbReplicaSet, None)
+                .map(|r| r.value),
+        ),
+        (
+            "storage_type",
+            settings.get(Setting::StorageType, None).map(|r| r.value),
+        ),
+        (
+            "storage_region",
+            settings.get(Setting::StorageRegion, None).map(|r| r.value),
+        ),
+        (
+            "storage_endpoint_url",
+            session.env_var("PHD_STORAGE_ENDPOINT_URL"),
+        ),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            set(key, value);
+        }
+    }
+    if let Some(Value::String(kind)) = given.get("storage_type")
+        && !matches!(kind.as_str(), "s3" | "spaces")
+    {
+        bail!("PHD_STORAGE_TYPE is {kind:?}; expected s3 or spaces");
+    }
+    let context = render::cookiecutter_context(&INSTANCE_SCAFFOLD, &given)?;
+    let (_, new_files) = render::render_scaffold(&INSTANCE_SCAFFOLD, &context)?;
+    let text = |name: &str| {
+        new_files
+            .iter()
+            .find(|f| f.path == Path::new(name))
+            .map(|f| String::from_utf8_lossy(&f.contents).into_owned())
+            .with_context(|| format!("the instance scaffold has no {name}"))
+    };
+    Ok(InstanceFiles {
+        config: text("config.yml")?,
+        application: text("application.yml")?,
+        dir,
+        new_files,
+    })
+}
+
+fn labels(name: &str, environment: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            "kubectl-phd".to_owned(),
+        ),
+        (INSTANCE_LABEL.to_owned(), name.to_owned()),
+        (ENVIRONMENT_LABEL.to_owned(), environment.to_owned()),
+    ])
+}
+
+fn metadata(name: &str, namespace: &str, environment: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(namespace.to_owned()),
+        labels: Some(labels(namespace, environment)),
+        ..Default::default()
+    }
+}
+
+/// The namespace and what the workflows need in it: the executor's identity
+/// with only what the emissary executor uses, and a default-deny ingress
+/// policy that admits the ingress controller and the namespace itself.
+fn foundation_objects(
+    name: &str,
+    environment: &str,
+    resources: &Resources,
+    ingress_namespace: &str,
+) -> anyhow::Result<Vec<Document>> {
+    let source = "instance objects (kubectl-phd)";
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(labels(name, environment)),
+            annotations: Some(resources.annotations()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let account = ServiceAccount {
+        metadata: metadata(EXECUTOR, name, environment),
+        ..Default::default()
+    };
+    let role = Role {
+        metadata: metadata(EXECUTOR, name, environment),
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec!["argoproj.io".into()]),
+            resources: Some(vec!["workflowtaskresults".into()]),
+            verbs: vec!["create".into(), "patch".into()],
+            ..Default::default()
+        }]),
+    };
+    let binding = RoleBinding {
+        metadata: metadata(EXECUTOR, name, environment),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: EXECUTOR.into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: EXECUTOR.into(),
+            namespace: Some(name.to_owned()),
+            ..Default::default()
+        }]),
+    };
+    let namespace_is = |value: &str| LabelSelector {
+        match_labels: Some(BTreeMap::from([(
+            "kubernetes.io/metadata.name".to_owned(),
+            value.to_owned(),
+        )])),
+        ..Default::default()
+    };
+    let policy = NetworkPolicy {
+        metadata: metadata("phd-default-deny-ingress", name, environment),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector::default()),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(vec![
+                    NetworkPolicyPeer {
+                        namespace_selector: Some(namespace_is(ingress_namespace)),
+                        ..Default::default()
+                    },
+                    NetworkPolicyPeer {
+                        namespace_selector: Some(namespace_is(name)),
+                        ..Default::default()
+                    },
+                ]),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+    };
+    Ok(vec![
+        Document::from_object(source, 1, serde_json::to_value(namespace)?),
+        Document::from_object(source, 2, serde_json::to_value(account)?),
+        Document::from_object(source, 3, serde_json::to_value(role)?),
+        Document::from_object(source, 4, serde_json::to_value(binding)?),
+        Document::from_object(source, 5, serde_json::to_value(policy)?),
+    ])
+}
+
+/// The instance's own passwords, generated the first time and never changed.
+async fn ensure_credentials(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
+    if secrets
+        .get_opt(CREDENTIALS_SECRET)
+        .await
+        .context("cannot read the instance credentials")?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(CREDENTIALS_SECRET.to_owned()),
+            namespace: Some(name.to_owned()),
+            labels: Some(BTreeMap::from([(
+                INSTANCE_LABEL.to_owned(),
+                name.to_owned(),
+            )])),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([
+            (
+                "mysql-password".to_owned(),
+                ByteString(password::generate(INSTANCE_PASSWORD_LENGTH).into_bytes()),
+            ),
+            (
+                "mongodb-password".to_owned(),
+                ByteString(password::generate(INSTANCE_PASSWORD_LENGTH).into_bytes()),
+            ),
+        ])),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    match secrets.create(&PostParams::default(), &secret).await {
+        Ok(_) => Ok(()),
+        // Another run created it at the same moment: theirs is as good.
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(error) => Err(error).context("cannot create the instance credentials"),
+    }
+}
+
+/// Argo CD and Argo Workflows must be installed; checked before any change.
+pub async fn require_argo(client: &kube::Client) -> anyhow::Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let definitions: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for (name, part) in [
+        ("workflows.argoproj.io", "Argo Workflows"),
+        ("applications.argoproj.io", "Argo CD"),
+    ] {
+        if definitions
+            .get_opt(name)
+            .await
+            .with_context(|| format!("cannot check for {part}"))?
+            .is_none()
+        {
+            bail!("{part} is not installed (no {name}); run `kubectl phd argo install` first");
+        }
+    }
+    Ok(())
+}
+
+fn print_dry_run(
+    files: &InstanceFiles,
+    foundation: &[Document],
+    provisioning: &Provisioning,
+    name: &str,
+    workflows: &[Value],
+    application: &[Document],
+) -> anyhow::Result<()> {
+    output::info("dry run: nothing is changed; this is what would be written and applied");
+    for file in &files.new_files {
+        println!("# file {}", files.dir.join(&file.path).display());
+    }
+    if files.new_files.is_empty() {
+        println!(
+            "# files in {} exist and would be reused",
+            files.dir.display()
+        );
+    }
+    let mut objects: Vec<Value> = foundation.iter().map(|d| d.object.clone()).collect();
+    let mut provisioning_secret = serde_json::to_value(provisioning.secret(name))?;
+    if let Some(data) = provisioning_secret["data"].as_object_mut() {
+        for value in data.values_mut() {
+            *value = json!("<redacted>");
+        }
+    }
+    objects.push(provisioning_secret);
+    objects.extend(workflows.iter().cloned());
+    objects.extend(application.iter().map(|d| d.object.clone()));
+    for object in objects {
+        println!("---");
+        print!("{}", serde_saphyr::to_string(&object)?);
+    }
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! `kubectl phd instance delete NAME`: the Application first (Argo CD removes
+//! what it deployed), then the data (deprovision workflows), then the
+//! namespace, then the files. Every step tolerates "already gone", so a
+//! re-run after a failure finishes the job.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use phd_common::naming;
+use phd_common::workflow::{self, Phase};
+
+use super::create::require_argo;
+use super::{
+    INSTANCE_LABEL, Operation, PROVISIONING_SECRET, Provisioning, Resource, Resources,
+    instances_dir,
+};
+use crate::cli::InstanceDeleteArgs;
+use crate::output;
+use crate::progress::Progress;
+use crate::prompt;
+use crate::session::Session;
+
+pub fn application_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
+        "applications",
+    )
+}
+
+fn gone(result: Result<impl Sized, kube::Error>) -> Result<(), kube::Error> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Result<()> {
+    naming::check_instance_name(&args.name)?;
+    let name = args.name.as_str();
+    let provisioning = Provisioning::from_environment(session)?;
+    let dir = instances_dir(session)?.join(name);
+    if !args.yes
+        && !args.dry_run
+        && !prompt::confirm_typed(
+            &format!(
+                "This deletes instance {name}: its Argo CD Application, its databases and bucket with all their data, its namespace, and {}.",
+                dir.display()
+            ),
+            name,
+            "--yes",
+        )?
+    {
+        bail!("not confirmed; instance {name} was left as it is");
+    }
+
+    let cluster = session.connect().await?;
+    let client = cluster.client;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace = namespaces
+        .get_opt(name)
+        .await
+        .context("cannot read namespaces")?;
+    let config = dir.join("config.yml");
+    let resources = match std::fs::read_to_string(&config) {
+        Ok(text) => Some(Resources::from_config(&text)?),
+        Err(_) => namespace
+            .as_ref()
+            .and_then(|ns| ns.metadata.annotations.as_ref())
+            .and_then(Resources::from_annotations),
+    };
+    let applications: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "argocd", &application_resource());
+    let selector = ListParams::default().labels(&format!("{INSTANCE_LABEL}={name}"));
+    let found = match applications.list(&selector).await {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+        Err(error) => return Err(error).context("cannot list Argo CD Applications"),
+    };
+
+    if args.dry_run {
+        output::info("dry run: nothing is changed; this is what would be deleted");
+        for application in &found {
+            println!(
+                "Application argocd/{}",
+                application.metadata.name.as_deref().unwrap_or("?")
+            );
+        }
+        if namespace.is_some() {
+            for resource in provisioning.resources() {
+                println!(
+                    "run Workflow {name}/{}",
+                    resource.workflow(Operation::Deprovision, name)
+                );
+            }
+            println!("Namespace {name}");
+        }
+        if dir.exists() {
+            println!("directory {}", dir.display());
+        }
+        return Ok(());
+    }
+
+    // 1. The Application, and wait until Argo CD has removed what it deployed.
+    for application in &found {
+        let application_name = application.metadata.name.clone().unwrap_or_default();
+        gone(
+            applications
+                .delete(&application_name, &DeleteParams::foreground())
+                .await,
+        )
+        .with_context(|| format!("cannot delete Application {application_name}"))?;
+        wait_until(
+            &format!("Argo CD to remove Application {application_name}"),
+            args.timeout,
+            || async { Ok(applications.get_opt(&application_name).await?.is_none()) },
+        )
+        .await?;
+        output::info(format!("Application {application_name} deleted"));
+    }
+
+    // 2. The data, then the namespace.
+    if namespace.is_some() {
+        let Some(resources) = resources else {
+            bail!(
+                "cannot tell which databases and bucket belong to instance {name}: neither {} nor the namespace's annotations name them; nothing was deprovisioned",
+                config.display()
+            );
+        };
+        require_argo(&client).await?;
+        deprovision(&client, name, &provisioning, &resources, args.timeout).await?;
+        gone(namespaces.delete(name, &DeleteParams::default()).await)
+            .context("cannot delete the namespace")?;
+        wait_until(
+            &format!("namespace {name} to be gone"),
+            args.timeout,
+            || async { Ok(namespaces.get_opt(name).await?.is_none()) },
+        )
+        .await?;
+        output::info(format!("namespace {name} deleted"));
+    }
+
+    // 3. The files.
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove {}", dir.display()))?;
+        output::info(format!(
+            "removed {}; commit and push the removal: git rm -r --cached {} ; git commit -m 'Remove instance {name}' && git push",
+            dir.display(),
+            dir.display()
+        ));
+    }
+    output::info(format!("instance {name} deleted"));
+    Ok(())
+}
+
+async fn deprovision(
+    client: &kube::Client,
+    name: &str,
+    provisioning: &Provisioning,
+    resources: &Resources,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
+    secrets
+        .patch(
+            PROVISIONING_SECRET,
+            &PatchParams::apply(phd_common::apply::FIELD_MANAGER).force(),
+            &Patch::Apply(provisioning.secret(name)),
+        )
+        .await
+        .context("cannot store the provisioning credentials")?;
+    let workflows: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), name, &workflow::resource());
+    let mut names = Vec::new();
+    for resource in provisioning.resources() {
+        gone(
+            workflows
+                .delete(
+                    &resource.workflow(Operation::Provision, name),
+                    &DeleteParams::default(),
+                )
+                .await,
+        )
+        .context("cannot remove the provisioning Workflows")?;
+        let deprovision = provisioning.workflow(resource, Operation::Deprovision, name, resources);
+        workflow::submit(client, &deprovision).await?;
+        names.push(resource.workflow(Operation::Deprovision, name));
+    }
+    let progress = Progress::new(format!("deprovisioning {name}"));
+    let phases = workflow::wait_all(client, name, &names, timeout, &|phases, _| {
+        let text: Vec<String> = phases.iter().map(|(w, p)| format!("{w} {p:?}")).collect();
+        progress.update(&text.join(", "));
+    })
+    .await;
+    progress.finish();
+    gone(
+        secrets
+            .delete(PROVISIONING_SECRET, &DeleteParams::default())
+            .await,
+    )
+    .context("cannot remove the provisioning credentials")?;
+    let phases = phases?;
+    let problems: Vec<String> = phases
+        .iter()
+        .filter_map(|(workflow, phase)| match phase {
+            Phase::Succeeded => None,
+            Phase::Failed(message) => Some(format!("Workflow {workflow}: {message}")),
+            other => Some(format!("Workflow {workflow} did not finish ({other:?})")),
+        })
+        .collect();
+    if !problems.is_empty() {
+        let left: Vec<&str> = Resource::ALL
+            .iter()
+            .map(|r| match r {
+                Resource::Mysql => resources.mysql_database.as_str(),
+                Resource::Mongodb => resources.mongodb_database.as_str(),
+                Resource::Storage => resources.bucket.as_str(),
+            })
+            .collect();
+        bail!(
+            "deprovisioning instance {name} failed, so its namespace and files are kept; what may be left: {}. Fix the cause and run the same command again.\n  {}",
+            left.join(", "),
+            problems.join("\n  ")
+        );
+    }
+    output::info(format!("deprovisioned {name}"));
+    Ok(())
+}
+
+async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut done: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool, kube::Error>>,
+{
+    let progress = Progress::new(format!("waiting for {what}"));
+    let start = Instant::now();
+    loop {
+        if done().await? {
+            progress.finish();
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            progress.finish();
+            bail!(
+                "timed out after {}s waiting for {what}; run the same command again to keep waiting",
+                timeout.as_secs()
+            );
+        }
+        progress.update(&format!("{}s", start.elapsed().as_secs()));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

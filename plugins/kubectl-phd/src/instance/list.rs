@@ -1,0 +1,237 @@
+//! `kubectl phd instance list` and `status NAME`: what the cluster and the
+//! repository each have of every instance, and what is missing on either side.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DynamicObject, ListParams};
+use phd_common::naming;
+use phd_common::workflow::{self, Phase};
+use serde::Serialize;
+
+use super::delete::application_resource;
+use super::{INSTANCE_LABEL, Resources, instances_dir};
+use crate::cli::{InstanceListArgs, InstanceStatusArgs, OutputFormat};
+use crate::output;
+use crate::session::Session;
+
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InstanceState {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    environment: Option<String>,
+    namespace: bool,
+    in_repository: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    application: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sync: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health: Option<String>,
+    /// Each provisioning Workflow and its phase.
+    workflows: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
+    problems: Vec<String>,
+}
+
+impl InstanceState {
+    fn provisioning(&self) -> String {
+        if self.workflows.is_empty() {
+            return "-".to_owned();
+        }
+        let phases: Vec<&str> = self.workflows.values().map(String::as_str).collect();
+        for state in ["Failed", "Running", "Pending"] {
+            if phases.contains(&state) {
+                return state.to_lowercase();
+            }
+        }
+        "succeeded".to_owned()
+    }
+}
+
+pub async fn list(session: &Session, args: &InstanceListArgs) -> anyhow::Result<()> {
+    let states = gather(session, None).await?;
+    let states: Vec<InstanceState> = states.into_values().collect();
+    match args.output {
+        OutputFormat::Table => print_table(&states),
+        format => output::print_structured(&states, format)?,
+    }
+    Ok(())
+}
+
+pub async fn status(session: &Session, args: &InstanceStatusArgs) -> anyhow::Result<()> {
+    naming::check_instance_name(&args.name)?;
+    let mut states = gather(session, Some(&args.name)).await?;
+    let Some(state) = states.remove(&args.name) else {
+        bail!(
+            "instance {} exists neither in the cluster nor in the repository",
+            args.name
+        );
+    };
+    match args.output {
+        OutputFormat::Table => {
+            print_table(std::slice::from_ref(&state));
+            for (workflow, phase) in &state.workflows {
+                println!("  Workflow {workflow}: {phase}");
+            }
+        }
+        format => output::print_structured(&state, format)?,
+    }
+    Ok(())
+}
+
+fn print_table(states: &[InstanceState]) {
+    let width = states
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!(
+        "{:width$}  {:9}  {:10}  {:10}  {:11}  {:12}  {:30}  PROBLEMS",
+        "NAME", "NAMESPACE", "REPOSITORY", "SYNC", "HEALTH", "PROVISIONING", "HOST"
+    );
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    for state in states {
+        println!(
+            "{:width$}  {:9}  {:10}  {:10}  {:11}  {:12}  {:30}  {}",
+            state.name,
+            yes_no(state.namespace),
+            yes_no(state.in_repository),
+            state.sync.as_deref().unwrap_or("-"),
+            state.health.as_deref().unwrap_or("-"),
+            state.provisioning(),
+            state.host.as_deref().unwrap_or("-"),
+            if state.problems.is_empty() {
+                "-".to_owned()
+            } else {
+                state.problems.join("; ")
+            }
+        );
+    }
+}
+
+async fn gather(
+    session: &Session,
+    only: Option<&str>,
+) -> anyhow::Result<BTreeMap<String, InstanceState>> {
+    let cluster = session.connect().await?;
+    let client = cluster.client;
+    let selector = match only {
+        Some(name) => ListParams::default().labels(&format!("{INSTANCE_LABEL}={name}")),
+        None => ListParams::default().labels(INSTANCE_LABEL),
+    };
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let applications: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "argocd", &application_resource());
+    let workflows: Api<DynamicObject> = Api::all_with(client.clone(), &workflow::resource());
+    let (namespaces, applications, workflows) = tokio::join!(
+        namespaces.list_metadata(&selector),
+        applications.list(&selector),
+        workflows.list(&selector)
+    );
+    let not_installed =
+        |result: Result<kube::core::ObjectList<DynamicObject>, kube::Error>| match result {
+            Ok(list) => Ok(list.items),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
+            Err(error) => Err(error),
+        };
+    let namespaces = namespaces.context("cannot list instance namespaces")?.items;
+    let applications = not_installed(applications).context("cannot list Argo CD Applications")?;
+    let workflows = not_installed(workflows).context("cannot list Workflows")?;
+
+    let mut states: BTreeMap<String, InstanceState> = BTreeMap::new();
+    let label = |labels: &Option<BTreeMap<String, String>>| {
+        labels.as_ref().and_then(|l| l.get(INSTANCE_LABEL)).cloned()
+    };
+    for namespace in namespaces {
+        if let Some(name) = label(&namespace.metadata.labels) {
+            let entry = state(&mut states, &name);
+            entry.namespace = true;
+            entry.environment = namespace
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(super::ENVIRONMENT_LABEL))
+                .cloned();
+        }
+    }
+    for application in applications {
+        if let Some(name) = label(&application.metadata.labels) {
+            let entry = state(&mut states, &name);
+            entry.application = application.metadata.name.clone();
+            entry.sync = application.data["status"]["sync"]["status"]
+                .as_str()
+                .map(str::to_owned);
+            entry.health = application.data["status"]["health"]["status"]
+                .as_str()
+                .map(str::to_owned);
+        }
+    }
+    for workflow in workflows {
+        if let Some(name) = label(&workflow.metadata.labels) {
+            let phase = match Phase::of(&serde_json::to_value(&workflow).unwrap_or_default()) {
+                Phase::Failed(message) => format!("Failed: {message}"),
+                other => format!("{other:?}"),
+            };
+            let entry = state(&mut states, &name);
+            entry
+                .workflows
+                .insert(workflow.metadata.name.clone().unwrap_or_default(), phase);
+        }
+    }
+
+    let dir = instances_dir(session)?;
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if only.is_some_and(|only| only != name) {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(entry.path().join("config.yml")) else {
+                continue;
+            };
+            let host = serde_saphyr::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|config| config["LMS_HOST"].as_str().map(str::to_owned));
+            let known = Resources::from_config(&text).is_ok();
+            let instance = state(&mut states, &name);
+            instance.in_repository = true;
+            instance.host = host;
+            if !known {
+                instance
+                    .problems
+                    .push("config.yml lacks database or storage settings".into());
+            }
+        }
+    }
+    for instance in states.values_mut() {
+        if !instance.in_repository {
+            instance.problems.push(format!("not in {}", dir.display()));
+        }
+        if !instance.namespace {
+            instance.problems.push("no namespace in the cluster".into());
+        }
+        if instance.application.is_none() {
+            instance.problems.push("no Argo CD Application".into());
+        }
+        if instance.workflows.values().any(|p| p.starts_with("Failed")) {
+            instance
+                .problems
+                .push("a provisioning Workflow failed".into());
+        }
+    }
+    Ok(states)
+}
+
+fn state<'a>(states: &'a mut BTreeMap<String, InstanceState>, name: &str) -> &'a mut InstanceState {
+    states
+        .entry(name.to_owned())
+        .or_insert_with(|| InstanceState {
+            name: name.to_owned(),
+            ..Default::default()
+        })
+}

@@ -1,0 +1,426 @@
+//! `kubectl phd instance create|delete|list|status` (SPEC.md section 7.4).
+//!
+//! An instance is a namespace with the RBAC its provisioning workflows need,
+//! a database, a MongoDB database and a bucket made by those workflows, an
+//! Argo CD Application, and `instances/<name>/` in the cluster repository.
+
+mod create;
+mod delete;
+mod list;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use phd_common::config::{MongodbProvider, Setting};
+use serde_json::{Value, json};
+
+pub use create::create;
+pub use delete::delete;
+pub use list::{list, status};
+
+use crate::session::Session;
+
+pub const INSTANCE_LABEL: &str = "kubectl-phd/instance";
+pub const ENVIRONMENT_LABEL: &str = "kubectl-phd/environment";
+/// Admin credentials, present in the instance namespace only while workflows run.
+pub const PROVISIONING_SECRET: &str = "phd-provisioning";
+/// The instance's own database passwords, generated once.
+pub const CREDENTIALS_SECRET: &str = "phd-instance-credentials";
+pub const EXECUTOR: &str = "workflow-executor";
+const ANNOTATION_PREFIX: &str = "kubectl-phd/";
+
+/// The three things provisioned for an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Mysql,
+    Mongodb,
+    Storage,
+}
+
+impl Resource {
+    pub const ALL: [Resource; 3] = [Self::Mysql, Self::Mongodb, Self::Storage];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mysql => "mysql",
+            Self::Mongodb => "mongodb",
+            Self::Storage => "storage",
+        }
+    }
+
+    /// `mysql-provision-<instance>`, the original tool's names.
+    pub fn workflow(self, operation: Operation, instance: &str) -> String {
+        format!("{}-{}-{instance}", self.name(), operation.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Provision,
+    Deprovision,
+}
+
+impl Operation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Provision => "provision",
+            Self::Deprovision => "deprovision",
+        }
+    }
+}
+
+/// The names and places of an instance's databases and bucket: from its
+/// `config.yml`, or from the annotations phd puts on its namespace, so that
+/// deleting works without the repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resources {
+    pub mysql_host: String,
+    pub mysql_port: String,
+    pub mysql_database: String,
+    pub mysql_user: String,
+    pub mongodb_database: String,
+    pub forum_database: String,
+    pub mongodb_user: String,
+    pub bucket: String,
+    pub storage_type: String,
+    pub storage_region: String,
+    pub storage_endpoint: String,
+}
+
+const FIELDS: [(&str, &str); 11] = [
+    ("MYSQL_HOST", "mysql-host"),
+    ("MYSQL_PORT", "mysql-port"),
+    ("MYSQL_DATABASE", "mysql-database"),
+    ("MYSQL_USERNAME", "mysql-user"),
+    ("MONGODB_DATABASE", "mongodb-database"),
+    ("FORUM_MONGODB_DATABASE", "forum-database"),
+    ("MONGODB_USERNAME", "mongodb-user"),
+    ("STORAGE_BUCKET_NAME", "bucket"),
+    ("STORAGE_TYPE", "storage-type"),
+    ("STORAGE_REGION", "storage-region"),
+    ("STORAGE_ENDPOINT_URL", "storage-endpoint"),
+];
+
+impl Resources {
+    fn fields(&self) -> [&String; 11] {
+        [
+            &self.mysql_host,
+            &self.mysql_port,
+            &self.mysql_database,
+            &self.mysql_user,
+            &self.mongodb_database,
+            &self.forum_database,
+            &self.mongodb_user,
+            &self.bucket,
+            &self.storage_type,
+            &self.storage_region,
+            &self.storage_endpoint,
+        ]
+    }
+
+    fn from_lookup(lookup: impl Fn(&str, &str) -> Option<String>) -> Option<Self> {
+        let mut values = FIELDS
+            .iter()
+            .map(|(key, annotation)| lookup(key, annotation));
+        let mut next = || values.next().flatten();
+        Some(Self {
+            mysql_host: next()?,
+            mysql_port: next()?,
+            mysql_database: next()?,
+            mysql_user: next()?,
+            mongodb_database: next()?,
+            forum_database: next()?,
+            mongodb_user: next()?,
+            bucket: next()?,
+            storage_type: next()?,
+            storage_region: next()?,
+            storage_endpoint: next().unwrap_or_default(),
+        })
+    }
+
+    /// From an instance's Tutor `config.yml`.
+    pub fn from_config(text: &str) -> anyhow::Result<Self> {
+        let config: Value = serde_saphyr::from_str(text).context("config.yml is not valid YAML")?;
+        let scalar = |key: &str, _: &str| match &config[key] {
+            Value::String(text) => Some(text.clone()),
+            Value::Number(number) => Some(number.to_string()),
+            Value::Bool(flag) => Some(flag.to_string()),
+            _ => None,
+        };
+        Self::from_lookup(scalar)
+            .context("config.yml lacks one of the database, MongoDB or storage settings")
+    }
+
+    /// From the annotations of an instance namespace.
+    pub fn from_annotations(annotations: &BTreeMap<String, String>) -> Option<Self> {
+        Self::from_lookup(|_, annotation| {
+            annotations
+                .get(&format!("{ANNOTATION_PREFIX}{annotation}"))
+                .cloned()
+        })
+    }
+
+    pub fn annotations(&self) -> BTreeMap<String, String> {
+        FIELDS
+            .iter()
+            .zip(self.fields())
+            .map(|((_, annotation), value)| {
+                (format!("{ANNOTATION_PREFIX}{annotation}"), value.clone())
+            })
+            .collect()
+    }
+}
+
+/// Admin credentials and provider settings from the environment, all checked
+/// before anything changes.
+pub struct Provisioning {
+    pub mongodb: MongodbProvider,
+    secret: BTreeMap<String, String>,
+    parameters: BTreeMap<&'static str, String>,
+}
+
+impl Provisioning {
+    pub fn from_environment(session: &Session) -> anyhow::Result<Self> {
+        let settings = session.settings();
+        let env = |name: &str| session.env_var(name);
+        let mut missing = Vec::new();
+        let mut require = |name: &'static str| {
+            let value = env(name);
+            if value.is_none() {
+                missing.push(name);
+            }
+            value.unwrap_or_default()
+        };
+        let mut secret = BTreeMap::from([
+            (
+                "mysql-root-user".to_owned(),
+                settings
+                    .get(Setting::MysqlRootUser, None)
+                    .map(|r| r.value)
+                    .unwrap_or_default(),
+            ),
+            (
+                "mysql-root-password".to_owned(),
+                require("PHD_MYSQL_ROOT_PASSWORD"),
+            ),
+            (
+                "storage-access-key-id".to_owned(),
+                require("PHD_STORAGE_ACCESS_KEY_ID"),
+            ),
+            (
+                "storage-secret-access-key".to_owned(),
+                require("PHD_STORAGE_SECRET_ACCESS_KEY"),
+            ),
+        ]);
+        if !missing.is_empty() {
+            bail!(
+                "missing required environment variables: {}",
+                missing.join(", ")
+            );
+        }
+        let mongodb = settings.mongodb_provider()?;
+        let mut parameters = BTreeMap::from([
+            ("provider", mongodb.name().to_owned()),
+            (
+                "digitalocean-cluster-id",
+                env("PHD_MONGODB_CLUSTER_ID").unwrap_or_default(),
+            ),
+            (
+                "atlas-project-id",
+                env("PHD_ATLAS_PROJECT_ID").unwrap_or_default(),
+            ),
+            (
+                "atlas-cluster-name",
+                env("PHD_ATLAS_CLUSTER_NAME").unwrap_or_default(),
+            ),
+            (
+                "digitalocean-api-url",
+                env("PHD_DIGITALOCEAN_API_URL")
+                    .unwrap_or_else(|| "https://api.digitalocean.com".to_owned()),
+            ),
+            (
+                "atlas-api-url",
+                env("PHD_ATLAS_API_URL").unwrap_or_else(|| "https://cloud.mongodb.com".to_owned()),
+            ),
+            (
+                "versioning",
+                env("PHD_STORAGE_VERSIONING").unwrap_or_else(|| "false".to_owned()),
+            ),
+            (
+                "public",
+                env("PHD_STORAGE_MAKE_PUBLIC").unwrap_or_else(|| "false".to_owned()),
+            ),
+        ]);
+        for flag in ["versioning", "public"] {
+            if !matches!(parameters[flag].as_str(), "true" | "false") {
+                bail!(
+                    "PHD_STORAGE_{} must be true or false",
+                    if flag == "public" {
+                        "MAKE_PUBLIC"
+                    } else {
+                        "VERSIONING"
+                    }
+                );
+            }
+        }
+        match mongodb {
+            MongodbProvider::DigitalOcean => {
+                secret.insert(
+                    "digitalocean-token".into(),
+                    env("PHD_DIGITALOCEAN_TOKEN").unwrap_or_default(),
+                );
+            }
+            MongodbProvider::Atlas => {
+                secret.insert(
+                    "atlas-public-key".into(),
+                    env("PHD_ATLAS_PUBLIC_KEY").unwrap_or_default(),
+                );
+                secret.insert(
+                    "atlas-private-key".into(),
+                    env("PHD_ATLAS_PRIVATE_KEY").unwrap_or_default(),
+                );
+            }
+            MongodbProvider::Disabled => {
+                parameters.insert("provider", String::new());
+            }
+        }
+        Ok(Self {
+            mongodb,
+            secret,
+            parameters,
+        })
+    }
+
+    /// The resources to (de)provision: MongoDB only when a provider is set.
+    pub fn resources(&self) -> Vec<Resource> {
+        Resource::ALL
+            .into_iter()
+            .filter(|r| *r != Resource::Mongodb || self.mongodb != MongodbProvider::Disabled)
+            .collect()
+    }
+
+    /// The Secret of admin credentials for the instance namespace.
+    pub fn secret(&self, namespace: &str) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(PROVISIONING_SECRET.to_owned()),
+                namespace: Some(namespace.to_owned()),
+                labels: Some(BTreeMap::from([(
+                    INSTANCE_LABEL.to_owned(),
+                    namespace.to_owned(),
+                )])),
+                ..Default::default()
+            },
+            data: Some(
+                self.secret
+                    .iter()
+                    .map(|(k, v)| (k.clone(), ByteString(v.clone().into_bytes())))
+                    .collect(),
+            ),
+            type_: Some("Opaque".into()),
+            ..Default::default()
+        }
+    }
+
+    /// The Workflow that (de)provisions `resource` for `instance`. Only names,
+    /// hosts and flags are parameters; credentials come from Secrets.
+    pub fn workflow(
+        &self,
+        resource: Resource,
+        operation: Operation,
+        instance: &str,
+        names: &Resources,
+    ) -> Value {
+        let parameters: Vec<(&str, String)> = match resource {
+            Resource::Mysql => vec![
+                ("database", names.mysql_database.clone()),
+                ("username", names.mysql_user.clone()),
+                ("host", names.mysql_host.clone()),
+                ("port", names.mysql_port.clone()),
+            ],
+            Resource::Mongodb => {
+                let mut list = vec![
+                    ("database", names.mongodb_database.clone()),
+                    ("forum-database", names.forum_database.clone()),
+                    ("username", names.mongodb_user.clone()),
+                ];
+                for key in [
+                    "provider",
+                    "digitalocean-cluster-id",
+                    "atlas-project-id",
+                    "atlas-cluster-name",
+                    "digitalocean-api-url",
+                    "atlas-api-url",
+                ] {
+                    list.push((key, self.parameters[key].clone()));
+                }
+                list
+            }
+            Resource::Storage => {
+                let mut list = vec![
+                    ("bucket", names.bucket.clone()),
+                    ("type", names.storage_type.clone()),
+                    ("region", names.storage_region.clone()),
+                    ("endpoint-url", names.storage_endpoint.clone()),
+                ];
+                if operation == Operation::Provision {
+                    list.push(("versioning", self.parameters["versioning"].clone()));
+                    list.push(("public", self.parameters["public"].clone()));
+                }
+                list
+            }
+        };
+        json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {
+                "name": resource.workflow(operation, instance),
+                "namespace": instance,
+                "labels": {
+                    INSTANCE_LABEL: instance,
+                    "kubectl-phd/resource": resource.name(),
+                    "kubectl-phd/operation": operation.name(),
+                    "app.kubernetes.io/managed-by": "kubectl-phd",
+                },
+            },
+            "spec": {
+                "serviceAccountName": EXECUTOR,
+                "workflowTemplateRef": {
+                    "name": format!("{}-{}-template", resource.name(), operation.name()),
+                    "clusterScope": true,
+                },
+                "arguments": {
+                    "parameters": parameters
+                        .into_iter()
+                        .map(|(name, value)| json!({"name": name, "value": value}))
+                        .collect::<Vec<_>>(),
+                },
+            },
+        })
+    }
+}
+
+/// Where instance folders live: `instances/` of the cluster repository, or
+/// `PHD_INSTANCES_DIRECTORY` (relative to the working directory).
+pub fn instances_dir(session: &Session) -> anyhow::Result<PathBuf> {
+    let setting = session.settings().get(Setting::InstancesDirectory, None);
+    let configured = setting
+        .map(|r| r.value)
+        .unwrap_or_else(|| "instances".to_owned());
+    let path = Path::new(&configured);
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    let base = match (
+        &session.repository,
+        session.env_var("PHD_INSTANCES_DIRECTORY"),
+    ) {
+        (Some(repository), None) => repository.root.clone(),
+        _ => std::env::current_dir().context("cannot determine the working directory")?,
+    };
+    Ok(base.join(path))
+}
