@@ -217,6 +217,9 @@ pub async fn phase(
     })
 }
 
+/// Sees the phase of every Workflow waited for, and the time waited so far.
+pub type WaitProgress<'a> = dyn Fn(&[(String, Phase)], Duration) + Sync + 'a;
+
 /// Waits until every Workflow in `namespace` named in `names` is done, or
 /// `timeout` passes; polls them all at once. `progress` sees every poll.
 /// Returns the last phase of each, in the order given.
@@ -225,7 +228,7 @@ pub async fn wait_all(
     namespace: &str,
     names: &[String],
     timeout: Duration,
-    progress: &(dyn Fn(&[(String, Phase)], Duration) + Sync),
+    progress: &WaitProgress<'_>,
 ) -> Result<Vec<(String, Phase)>, WorkflowError> {
     let start = Instant::now();
     loop {

@@ -27,6 +27,8 @@ use rcgen::{
 };
 use tokio::sync::OnceCell;
 
+pub mod argo;
+
 /// The Kubernetes release the control plane is built from (`tests/controlplane/go.mod`).
 pub const KUBERNETES_VERSION: &str = "v1.34.4";
 /// Bumped whenever `tests/controlplane` changes in a way that needs a rebuild.

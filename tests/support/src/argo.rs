@@ -1,0 +1,166 @@
+//! Stand-ins for the two Argo controllers that cannot run here (they need a
+//! kubelet to run pods), replaced only at their boundary: they change the
+//! same fields of the same objects the real controllers change.
+//!
+//! - [`WorkflowController`] moves each submitted Workflow to Succeeded, or to
+//!   Failed with a failed step and message, as the test asks.
+//! - [`ApplicationController`] removes the resources finalizer of an Argo CD
+//!   Application being deleted, as Argo CD does once it has pruned.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::json;
+use tokio::task::JoinHandle;
+
+/// What the stand-in does with a Workflow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Succeed,
+    /// Fail, with the failed step's name and message.
+    Fail {
+        step: String,
+        message: String,
+    },
+}
+
+#[derive(Default)]
+struct Rules {
+    verdicts: HashMap<String, Verdict>,
+    seen: BTreeSet<String>,
+}
+
+/// Completes Workflows in one namespace. Stops when dropped.
+pub struct WorkflowController {
+    rules: Arc<Mutex<Rules>>,
+    task: JoinHandle<()>,
+}
+
+fn workflows(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Workflow"),
+        "workflows",
+    );
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+impl WorkflowController {
+    /// Starts completing every new Workflow in `namespace`: successfully
+    /// unless [`WorkflowController::set`] says otherwise for its name. It runs
+    /// on the caller's runtime, so a test that blocks on the binary needs the
+    /// multi-threaded flavour of `#[tokio::test]`.
+    pub fn start(client: kube::Client, namespace: &str) -> Self {
+        let rules = Arc::new(Mutex::new(Rules::default()));
+        let api = workflows(&client, namespace);
+        let shared = Arc::clone(&rules);
+        let task = tokio::spawn(async move {
+            loop {
+                if let Ok(list) = api.list(&ListParams::default()).await {
+                    for workflow in list.items {
+                        let phase = workflow.data["status"]["phase"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned();
+                        if matches!(phase.as_str(), "Succeeded" | "Failed" | "Error") {
+                            continue;
+                        }
+                        let name = workflow.metadata.name.clone().unwrap_or_default();
+                        let verdict = {
+                            let Ok(mut rules) = shared.lock() else { return };
+                            rules.seen.insert(name.clone());
+                            rules
+                                .verdicts
+                                .get(&name)
+                                .cloned()
+                                .unwrap_or(Verdict::Succeed)
+                        };
+                        let status = match verdict {
+                            Verdict::Succeed => {
+                                json!({"phase": "Succeeded", "progress": "1/1", "nodes": {
+                                    name.clone(): {"id": name, "name": name, "displayName": name, "type": "Steps", "phase": "Succeeded"}
+                                }})
+                            }
+                            Verdict::Fail { step, message } => {
+                                json!({"phase": "Failed", "message": "child failed", "nodes": {
+                                    name.clone(): {"id": name, "name": name, "displayName": name, "type": "Steps", "phase": "Failed", "message": "child failed"},
+                                    format!("{name}-1"): {"id": format!("{name}-1"), "name": format!("{name}[0].{step}"), "displayName": step, "type": "Pod", "phase": "Failed", "message": message}
+                                }})
+                            }
+                        };
+                        let _ = api
+                            .patch(
+                                &name,
+                                &PatchParams::default(),
+                                &Patch::Merge(json!({"status": status})),
+                            )
+                            .await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Self { rules, task }
+    }
+
+    /// What to do with the Workflow `name` from now on.
+    pub fn set(&self, name: &str, verdict: Verdict) {
+        if let Ok(mut rules) = self.rules.lock() {
+            rules.verdicts.insert(name.to_owned(), verdict);
+        }
+    }
+
+    /// Names of every Workflow this stand-in has completed.
+    pub fn seen(&self) -> BTreeSet<String> {
+        self.rules
+            .lock()
+            .map(|rules| rules.seen.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for WorkflowController {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Lets deleted Applications in `argocd` go, as Argo CD does after pruning.
+pub struct ApplicationController {
+    task: JoinHandle<()>,
+}
+
+impl ApplicationController {
+    pub fn start(client: kube::Client) -> Self {
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
+            "applications",
+        );
+        let api: Api<DynamicObject> = Api::namespaced_with(client, "argocd", &resource);
+        let task = tokio::spawn(async move {
+            loop {
+                if let Ok(list) = api.list(&ListParams::default()).await {
+                    for application in list.items {
+                        if application.metadata.deletion_timestamp.is_some() {
+                            let name = application.metadata.name.clone().unwrap_or_default();
+                            let patch = json!({"metadata": {"finalizers": null}});
+                            let _ = api
+                                .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                                .await;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Self { task }
+    }
+}
+
+impl Drop for ApplicationController {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
