@@ -97,25 +97,30 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         .await
         .context("cannot prepare the instance namespace")?;
     output::info(format!("namespace {name}: {}", report.summary()));
-    ensure_credentials(&client, name).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
-    secrets
-        .patch(
-            PROVISIONING_SECRET,
-            &kube::api::PatchParams::apply(phd_common::apply::FIELD_MANAGER).force(),
-            &kube::api::Patch::Apply(provisioning.secret(name)),
-        )
-        .await
-        .context("cannot store the provisioning credentials")?;
+    let apply_params = kube::api::PatchParams::apply(phd_common::apply::FIELD_MANAGER).force();
+    let provisioning_secret = kube::api::Patch::Apply(provisioning.secret(name));
+    let (credentials, admin) = tokio::join!(
+        ensure_credentials(&client, name),
+        secrets.patch(PROVISIONING_SECRET, &apply_params, &provisioning_secret)
+    );
+    credentials?;
+    admin.context("cannot store the provisioning credentials")?;
 
+    // Independent of each other: submitted at once.
+    let submissions = futures::future::join_all(
+        workflows
+            .iter()
+            .map(|workflow| workflow::submit(&client, workflow)),
+    )
+    .await;
     let mut names = Vec::new();
-    for workflow in &workflows {
+    for (workflow, submitted) in workflows.iter().zip(submissions) {
         let workflow_name = workflow["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let submitted = workflow::submit(&client, workflow).await?;
-        output::info(match &submitted {
+        output::info(match submitted? {
             Submitted::Created => format!("submitted Workflow {workflow_name}"),
             Submitted::Replaced => format!("replaced failed Workflow {workflow_name}"),
             Submitted::Kept(Phase::Succeeded) => {
