@@ -8,9 +8,11 @@ use clap::Parser as _;
 
 mod argo;
 pub mod cli;
+mod cluster;
 mod completion;
 mod doctor;
 mod instance;
+mod legacy;
 mod output;
 mod progress;
 mod prompt;
@@ -18,13 +20,23 @@ mod session;
 mod user;
 mod version;
 
-use cli::{ArgoCommand, Cli, Command, InstanceCommand, UserCommand};
+use cli::{ArgoCommand, Cli, ClusterCommand, Command, InstanceCommand, UserCommand};
 use session::Session;
 
 /// Parses the command line, runs the command and turns the outcome into an
 /// exit code: 0 success, 1 failure, 2 usage error.
 pub fn run() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args = match legacy::translate(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(code) = completion::kubectl_plugin_completion(&args) {
+        return code;
+    }
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
@@ -45,6 +57,9 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     // Commands that need no cluster run without starting the async runtime.
     match &cli.command {
         Command::Version(args) => return version::show(args).map(|()| ExitCode::SUCCESS),
+        Command::Cluster(ClusterCommand::Create(args)) => {
+            return cluster::create(args).map(|()| ExitCode::SUCCESS);
+        }
         Command::Completion(args) => {
             completion::print(args);
             return Ok(ExitCode::SUCCESS);
@@ -80,7 +95,9 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 done.map(|()| ExitCode::SUCCESS)
             }
-            Command::Version(_) | Command::Completion(_) => Ok(ExitCode::SUCCESS),
+            Command::Version(_) | Command::Completion(_) | Command::Cluster(_) => {
+                Ok(ExitCode::SUCCESS)
+            }
         }
     })
 }

@@ -259,3 +259,67 @@ fn kubectl_runs_the_plugin_from_path() {
         String::from_utf8_lossy(&output.stdout)
     );
 }
+
+/// The binary linked under another name, as a package or a user would install it.
+fn linked_as(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("bin dir");
+    let link = dir.path().join(name);
+    std::os::unix::fs::symlink(assert_cmd::cargo::cargo_bin("kubectl-phd"), &link).expect("link");
+    (dir, link)
+}
+
+#[test]
+fn kubectl_plugin_completion_protocol() {
+    let (_dir, completer) = linked_as("kubectl_complete-phd");
+    // kubectl runs: kubectl_complete-phd __complete <words...> <word being completed>
+    let output = std::process::Command::new(&completer)
+        .args(["__complete", ""])
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.last(),
+        Some(&":4"),
+        "the directive comes last: {stdout}"
+    );
+    for noun in ["argo", "instance", "user", "doctor"] {
+        assert!(
+            lines.iter().any(|l| l.split('\t').next() == Some(noun)),
+            "{noun} in {stdout}"
+        );
+    }
+    let output = std::process::Command::new(&completer)
+        .args(["__complete", "instance", "d"])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("delete\t"), "{stdout}");
+}
+
+#[test]
+fn original_command_names_translate_their_arguments() {
+    let home = tempfile::tempdir().expect("home");
+    let (_dir, legacy) = linked_as("phd_create_argo_user");
+    // --password on the command line is refused, without echoing the password.
+    let output = std::process::Command::new(&legacy)
+        .args(["alice", "--password", "hunter2"])
+        .current_dir(home.path())
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--password-stdin") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
+    // A bad name reaches `user create`'s validation: the command was translated.
+    let output = std::process::Command::new(&legacy)
+        .args(["Alice", "--role", "admin"])
+        .current_dir(home.path())
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("user name \"Alice\""));
+}

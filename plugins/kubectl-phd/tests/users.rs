@@ -608,3 +608,24 @@ fn bad_names_are_rejected_before_any_api_call() {
         .expect("run");
     assert!(String::from_utf8_lossy(&output.stderr).contains("lower-case letters, digits and '-'"));
 }
+
+#[tokio::test]
+async fn original_phd_create_argo_user_name_creates_a_user() {
+    let plane = cluster().await;
+    let dir = tempfile::tempdir().expect("bin dir");
+    let link = dir.path().join("phd_create_argo_user");
+    std::os::unix::fs::symlink(assert_cmd::cargo::cargo_bin("kubectl-phd"), &link).expect("link");
+    let name = unique_name("legacy");
+    let output = std::process::Command::new(&link)
+        .args([name.as_str(), "--role", "readonly", "--kubeconfig"])
+        .arg(&plane.admin_kubeconfig)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(list(&plane.admin_kubeconfig)[&name]["role"], "readonly");
+}
