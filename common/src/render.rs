@@ -152,9 +152,8 @@ fn collect(
                     None => file.contents().to_vec(),
                 };
                 // include_dir keeps no file modes; scripts are marked by name.
-                let executable =
-                    matches!(path.file_name().and_then(|n| n.to_str()), Some("activate"))
-                        || path.extension().is_some_and(|ext| ext == "sh");
+                // (`activate` is sourced, never run, so it is not one of them.)
+                let executable = path.extension().is_some_and(|ext| ext == "sh");
                 files.push(RenderedFile {
                     path,
                     contents,

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::cluster::{ClusterCommand, ClusterCreateArgs, Provider};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kubectl-phd",
@@ -54,6 +56,9 @@ pub struct GlobalArgs {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create a cluster repository (infrastructure, instances, CI workflows)
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Install and configure Argo CD and Argo Workflows
     #[command(subcommand)]
     Argo(ArgoCommand),
