@@ -1,9 +1,7 @@
 //! `kubectl phd argo install` against the real control plane, with the
 //! stand-in install manifests of tests/fixtures served from a path and over HTTP.
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use assert_cmd::Command;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
@@ -11,38 +9,8 @@ use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use phd_testkit::ControlPlane;
+use phd_testkit::{ControlPlane, fixture, serve};
 use serde_json::Value;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-}
-
-/// Serves the file for every request, on a loopback port, in the background.
-fn serve(path: PathBuf) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let address = listener.local_addr().expect("address");
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(&stream);
-            let mut line = String::new();
-            while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) && line != "\r\n" {
-                line.clear();
-            }
-            let body = std::fs::read(&path).unwrap_or_default();
-            let mut stream = &stream;
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(&body);
-        }
-    });
-    format!("http://{address}/install.yaml")
-}
 
 fn phd(kubeconfig: &Path, home: &Path) -> Command {
     let mut command = Command::cargo_bin("kubectl-phd").expect("binary");
@@ -101,7 +69,9 @@ async fn install_configures_everything_and_is_idempotent() {
     let plane = ControlPlane::shared().await;
     let client = plane.client().await.expect("client");
     let home = tempfile::tempdir().expect("home");
-    let workflows_url = serve(fixture("argo-workflows-install.yaml"));
+    let workflows_url =
+        serve(std::fs::read(fixture("argo-workflows-install.yaml")).expect("fixture"))
+            .expect("serve");
 
     // First run: everything created, a password generated and shown once.
     let output = phd(&plane.admin_kubeconfig, home.path())

@@ -2,7 +2,6 @@
 //! install`, with the stand-ins for Argo's controllers of phd-testkit.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -12,7 +11,7 @@ use k8s_openapi::api::rbac::v1::Role;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use phd_testkit::argo::{ApplicationController, Verdict, WorkflowController};
-use phd_testkit::{ControlPlane, unique_name};
+use phd_testkit::{ControlPlane, fixture, unique_name, unreachable_kubeconfig};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
@@ -20,12 +19,6 @@ const ROOT_PASSWORD: &str = "root-Pw-7a1c'\"$`\\ x";
 const STORAGE_KEY: &str = "AKIA-storage-key-1f2e";
 const STORAGE_SECRET: &str = "storage-secret-9d8c7b6a";
 const ATLAS_PRIVATE: &str = "atlas-private-5e4d3c";
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-}
 
 /// A cluster repository of its own for one test.
 struct Repo {
@@ -630,17 +623,8 @@ async fn list_and_status_show_what_is_missing_on_either_side() {
 
 #[test]
 fn bad_names_are_rejected_before_any_change() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
     let repo = Repo::new();
-    let kubeconfig = repo.dir.path().join("dead.kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: d\n  cluster:\n    server: https://127.0.0.1:{port}\ncontexts:\n- name: d\n  context:\n    cluster: d\n    user: d\nusers:\n- name: d\n  user:\n    token: x\ncurrent-context: d\n"),
-    )
-    .expect("write");
+    let kubeconfig = unreachable_kubeconfig(repo.dir.path()).expect("kubeconfig");
     let long = "a".repeat(29);
     for bad in [
         "Site",

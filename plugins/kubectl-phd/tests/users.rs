@@ -2,8 +2,7 @@
 //! with the stand-in manifests of tests/fixtures.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
@@ -13,15 +12,9 @@ use k8s_openapi::api::authorization::v1::{
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::api::{Api, PostParams};
-use phd_testkit::{ControlPlane, unique_name};
+use phd_testkit::{ControlPlane, fixture, unique_name, unreachable_kubeconfig};
 use serde_json::Value;
 use tokio::sync::OnceCell;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-}
 
 fn phd(kubeconfig: &Path) -> Command {
     let mut command = Command::cargo_bin("kubectl-phd").expect("binary");
@@ -561,17 +554,8 @@ async fn each_role_is_enforced_by_the_api_server() {
 #[test]
 fn bad_names_are_rejected_before_any_api_call() {
     // A kubeconfig for a server that does not exist: any API call would fail differently.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
     let dir = tempfile::tempdir().expect("dir");
-    let kubeconfig = dir.path().join("dead.kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: dead\n  cluster:\n    server: https://127.0.0.1:{port}\ncontexts:\n- name: dead\n  context:\n    cluster: dead\n    user: dead\nusers:\n- name: dead\n  user:\n    token: x\ncurrent-context: dead\n"),
-    )
-    .expect("write");
+    let kubeconfig = unreachable_kubeconfig(dir.path()).expect("kubeconfig");
     let long = "a".repeat(300);
     for bad in [
         "Alice",

@@ -491,3 +491,54 @@ fn log_tail(path: &Path) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
+
+/// A file of `tests/fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(name)
+}
+
+/// Writes, in `dir`, a kubeconfig for a server that does not exist (a free
+/// loopback port): any API call through it fails, so a command that reports
+/// something else with it has not called the API.
+pub fn unreachable_kubeconfig(dir: &Path) -> Result<PathBuf> {
+    let port = free_port()?;
+    let path = dir.join("unreachable.kubeconfig");
+    let kubeconfig = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "gone", "cluster": {"server": format!("https://127.0.0.1:{port}")}}],
+        "users": [{"name": "gone", "user": {"token": "unused"}}],
+        "contexts": [{"name": "gone", "context": {"cluster": "gone", "user": "gone"}}],
+        "current-context": "gone",
+    });
+    write(&path, &kubeconfig.to_string())?;
+    Ok(path)
+}
+
+/// Serves `body` over HTTP on a loopback port for every request, in the
+/// background, and returns its URL (`http://127.0.0.1:PORT/install.yaml`).
+pub fn serve(body: Vec<u8>) -> Result<String> {
+    use std::io::{BufRead as _, BufReader};
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("bind")?;
+    let address = listener.local_addr()?;
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) && line != "\r\n" {
+                line.clear();
+            }
+            let mut stream = &stream;
+            let header = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream
+                .write_all(header.as_bytes())
+                .and_then(|()| stream.write_all(&body));
+        }
+    });
+    Ok(format!("http://{address}/install.yaml"))
+}
