@@ -68,6 +68,10 @@ pub enum Command {
     /// Manage the people who use Argo CD and Argo Workflows
     #[command(subcommand)]
     User(UserCommand),
+    /// Run tofu (or terraform) in the cluster repository's infrastructure/
+    Infra(InfraArgs),
+    /// Print the cluster's kubeconfig from the infrastructure, or save it as a context
+    Kubeconfig(KubeconfigArgs),
     /// Check that everything phd needs is in place
     Doctor(DoctorArgs),
     /// Print the version of this plugin and the Argo releases it installs
@@ -329,4 +333,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("the timeout must be more than zero".into());
     }
     Ok(Duration::from_secs(seconds))
+}
+
+#[derive(Debug, Args)]
+pub struct InfraArgs {
+    /// Arguments for tofu, e.g. `plan` or `apply -auto-approve`
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "TOFU ARGS"
+    )]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KubeconfigArgs {
+    /// Merge it into your kubeconfig (first file of KUBECONFIG, else ~/.kube/config) as its own context
+    #[arg(long)]
+    pub save: bool,
+    /// Name of the saved context [default: phd-<cluster name>]
+    #[arg(long, value_name = "NAME", requires = "save")]
+    pub context_name: Option<String>,
 }

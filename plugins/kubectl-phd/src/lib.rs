@@ -11,6 +11,7 @@ pub mod cli;
 mod cluster;
 mod completion;
 mod doctor;
+mod infra;
 mod instance;
 mod legacy;
 mod output;
@@ -64,7 +65,12 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             completion::print(args);
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Doctor(_) | Command::Argo(_) | Command::User(_) | Command::Instance(_) => {}
+        Command::Infra(args) => return infra::infra(&Session::new(cli.global.clone())?, args),
+        Command::Doctor(_)
+        | Command::Argo(_)
+        | Command::User(_)
+        | Command::Instance(_)
+        | Command::Kubeconfig(_) => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -74,6 +80,9 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         let session = Session::new(cli.global)?;
         match &cli.command {
             Command::Doctor(args) => doctor::run(&session, args).await,
+            Command::Kubeconfig(args) => infra::kubeconfig(&session, args)
+                .await
+                .map(|()| ExitCode::SUCCESS),
             Command::Argo(ArgoCommand::Install(args)) => argo::install(&session, args)
                 .await
                 .map(|()| ExitCode::SUCCESS),
@@ -95,9 +104,10 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 done.map(|()| ExitCode::SUCCESS)
             }
-            Command::Version(_) | Command::Completion(_) | Command::Cluster(_) => {
-                Ok(ExitCode::SUCCESS)
-            }
+            Command::Version(_)
+            | Command::Completion(_)
+            | Command::Cluster(_)
+            | Command::Infra(_) => Ok(ExitCode::SUCCESS),
         }
     })
 }
