@@ -152,14 +152,7 @@ pub fn create(args: &ClusterCreateArgs) -> anyhow::Result<()> {
     check_slug(&args.name, slug)?;
     let (root_name, files) = render::render_scaffold(&CLUSTER_SCAFFOLD, &context)
         .context("cannot render the cluster template")?;
-    let git =
-        if args.no_git {
-            None
-        } else {
-            Some(which::which("git").map_err(|_| {
-                anyhow::anyhow!("git is not installed: install it, or pass --no-git")
-            })?)
-        };
+    let git = if args.no_git { None } else { Some(find_git()?) };
     std::fs::create_dir_all(&args.output_dir)
         .with_context(|| format!("cannot create {}", args.output_dir.display()))?;
     let output_dir = std::path::absolute(&args.output_dir)
@@ -346,6 +339,11 @@ fn check_runner_label(label: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn find_git() -> anyhow::Result<PathBuf> {
+    which::which("git")
+        .map_err(|_| anyhow::anyhow!("git is not installed: install it, or pass --no-git"))
+}
+
 /// Whether `target` exists and may be replaced.
 fn existing_directory(target: &Path, force: bool) -> anyhow::Result<bool> {
     match std::fs::symlink_metadata(target) {
@@ -423,16 +421,21 @@ fn commit_everything(
         check(&["remote", "add", "origin", repository])?;
     }
     check(&["add", "--all"])?;
+    // Fallbacks only for what git has no value of: configured values, and
+    // GIT_AUTHOR_* / GIT_COMMITTER_* variables (which beat -c), win.
+    let configured = run(&["config", "--get-regexp", r"^user\.(name|email)$"])?;
+    let configured = String::from_utf8_lossy(&configured.stdout);
     let mut commit: Vec<String> = Vec::new();
-    // Fallbacks only: a configured identity (or GIT_AUTHOR_* variables) wins.
-    if !run(&["var", "GIT_AUTHOR_IDENT"])?.status.success() {
-        for (key, fallback) in [
-            ("user.name", FALLBACK_GIT_NAME),
-            ("user.email", FALLBACK_GIT_EMAIL),
-        ] {
-            if !run(&["config", "--get", key])?.status.success() {
-                commit.extend(["-c".to_owned(), format!("{key}={fallback}")]);
-            }
+    for (key, fallback) in [
+        ("user.name", FALLBACK_GIT_NAME),
+        ("user.email", FALLBACK_GIT_EMAIL),
+    ] {
+        let has_value = configured.lines().any(|line| {
+            line.split_once(' ')
+                .is_some_and(|(name, value)| name == key && !value.trim().is_empty())
+        });
+        if !has_value {
+            commit.extend(["-c".to_owned(), format!("{key}={fallback}")]);
         }
     }
     let message = format!("Cluster repository {root_name}");
@@ -505,7 +508,10 @@ fn report(created: &Created, files: &[RenderedFile]) {
             created.repository
         ));
     } else {
-        steps.push(format!("push it to {}", created.repository));
+        steps.push(format!(
+            "make it a git repository and push it to {}",
+            created.repository
+        ));
     }
     steps.push(format!(
         "create the state bucket {bucket} and export the cloud credentials (see README.md)"

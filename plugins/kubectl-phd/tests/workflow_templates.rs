@@ -1,0 +1,166 @@
+//! The ClusterWorkflowTemplates of manifests/workflow-templates keep the
+//! contract the instance commands rely on, and their scripts pass shellcheck.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+const NAMES: [&str; 6] = [
+    "mongodb-deprovision-template",
+    "mongodb-provision-template",
+    "mysql-deprovision-template",
+    "mysql-provision-template",
+    "storage-deprovision-template",
+    "storage-provision-template",
+];
+
+fn templates() -> Vec<(PathBuf, Value)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../manifests/workflow-templates");
+    let mut found: Vec<(PathBuf, Value)> = std::fs::read_dir(&dir)
+        .expect("manifests/workflow-templates")
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .map(|path| {
+            let value = serde_saphyr::from_str(&std::fs::read_to_string(&path).expect("read"))
+                .expect("YAML");
+            (path, value)
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
+}
+
+#[test]
+fn six_templates_with_the_names_the_instance_commands_use() {
+    let names: Vec<String> = templates()
+        .iter()
+        .map(|(_, t)| {
+            t["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(names, NAMES);
+    for (path, template) in templates() {
+        assert_eq!(
+            template["kind"],
+            "ClusterWorkflowTemplate",
+            "{}",
+            path.display()
+        );
+        assert_eq!(template["spec"]["entrypoint"], "main");
+        assert_eq!(template["spec"]["serviceAccountName"], "workflow-executor");
+        let file = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(template["metadata"]["name"], file.as_str());
+    }
+}
+
+#[test]
+fn parameters_reach_scripts_only_as_environment_and_secrets_only_through_secret_refs() {
+    let allowed_secrets: BTreeSet<(&str, &str)> = [
+        ("phd-provisioning", "mysql-root-user"),
+        ("phd-provisioning", "mysql-root-password"),
+        ("phd-provisioning", "digitalocean-token"),
+        ("phd-provisioning", "atlas-public-key"),
+        ("phd-provisioning", "atlas-private-key"),
+        ("phd-provisioning", "storage-access-key-id"),
+        ("phd-provisioning", "storage-secret-access-key"),
+        ("phd-instance-credentials", "mysql-password"),
+        ("phd-instance-credentials", "mongodb-password"),
+    ]
+    .into_iter()
+    .collect();
+    for (path, template) in templates() {
+        let script = &template["spec"]["templates"][0]["script"];
+        let source = script["source"].as_str().expect("script source");
+        assert!(
+            !source.contains("{{"),
+            "{}: no Argo substitution inside the script",
+            path.display()
+        );
+        assert!(script["args"].is_null(), "{}: no arguments", path.display());
+        let parameters: BTreeSet<String> = template["spec"]["arguments"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .filter_map(|p| p["name"].as_str().map(str::to_owned))
+            .collect();
+        for name in &parameters {
+            assert!(
+                !name.contains("password") && !name.contains("token") && !name.contains("key"),
+                "{}: secret-like parameter {name}",
+                path.display()
+            );
+        }
+        for variable in script["env"].as_array().expect("env") {
+            if let Some(value) = variable["value"].as_str()
+                && let Some(parameter) = value
+                    .strip_prefix("{{workflow.parameters.")
+                    .and_then(|v| v.strip_suffix("}}"))
+            {
+                assert!(
+                    parameters.contains(parameter),
+                    "{}: unknown parameter {parameter}",
+                    path.display()
+                );
+            }
+            if let Some(reference) = variable["valueFrom"]["secretKeyRef"].as_object() {
+                let secret = reference["name"].as_str().unwrap_or_default();
+                let key = reference["key"].as_str().unwrap_or_default();
+                assert!(
+                    allowed_secrets.contains(&(secret, key)),
+                    "{}: {secret}/{key}",
+                    path.display()
+                );
+            }
+        }
+        let image = script["image"].as_str().unwrap_or_default();
+        let tag = image.rsplit(':').next().unwrap_or_default();
+        assert!(
+            tag.chars().next().is_some_and(|c| c.is_ascii_digit()),
+            "{}: image {image} pinned by version",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn scripts_pass_shellcheck() {
+    let shellcheck = which::which("shellcheck")
+        .expect("shellcheck must be installed (scripts/install-test-tools installs it)");
+    for (path, template) in templates() {
+        let source = template["spec"]["templates"][0]["script"]["source"]
+            .as_str()
+            .expect("source")
+            .to_owned();
+        let output = std::process::Command::new(&shellcheck)
+            // SC2016: the backticks and `$` in single quotes are JMESPath and SQL, meant literally.
+            .args(["--shell=sh", "--exclude=SC2016", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write as _;
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(source.as_bytes())?;
+                child.wait_with_output()
+            })
+            .expect("run shellcheck");
+        assert!(
+            output.status.success(),
+            "{}:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+}
