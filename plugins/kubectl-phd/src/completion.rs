@@ -124,7 +124,8 @@ mod tests {
         ] {
             assert!(top.contains(&noun.to_owned()), "{noun} in {top:?}");
         }
-        assert_eq!(names(&["in"]), ["instance"]);
+        assert_eq!(names(&["in"]), ["instance", "infra"]);
+        assert_eq!(names(&["ins"]), ["instance"]);
         assert_eq!(names(&["user", ""]), ["create", "update", "delete", "list"]);
         assert_eq!(names(&["--context", "prod", "instance", "cr"]), ["create"]);
         let flags = names(&["instance", "create", "demo", "--no"]);
