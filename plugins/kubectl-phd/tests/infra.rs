@@ -29,6 +29,7 @@ fn phd(repo: &Path) -> Command {
         .env_remove("KUBECONFIG")
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
         .env("TF_IN_AUTOMATION", "1")
         .env("CHECKPOINT_DISABLE", "1");
     command
@@ -101,6 +102,24 @@ fn missing_backend_credentials_are_named_before_tofu_runs() {
         !repo.path().join("infrastructure/.terraform").exists(),
         "tofu did not run"
     );
+}
+
+#[test]
+fn a_named_aws_profile_stands_in_for_the_keys() {
+    let repo = repository(
+        "terraform {\n  backend \"s3\" {\n    bucket = \"state\"\n    key    = \"demo.tfstate\"\n    region = \"us-east-1\"\n  }\n}\n",
+    );
+    phd(repo.path())
+        .args(["infra", "version"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("(or set AWS_PROFILE)"));
+    phd(repo.path())
+        .env("AWS_PROFILE", "operations")
+        .args(["infra", "version"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("v1."));
 }
 
 #[test]

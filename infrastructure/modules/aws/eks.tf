@@ -1,0 +1,149 @@
+data "aws_iam_policy_document" "eks_assume" {
+  statement {
+    actions = ["sts:AssumeRole", "sts:TagSession"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["eks.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "eks_cluster" {
+  name               = "${local.prefix}-eks-cluster"
+  assume_role_policy = data.aws_iam_policy_document.eks_assume.json
+  tags               = local.tags
+}
+
+resource "aws_iam_role_policy_attachment" "eks_cluster" {
+  role       = aws_iam_role.eks_cluster.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonEKSClusterPolicy"
+}
+
+# EKS writes the control plane's logs here; created first so that retention
+# and encryption apply from the start.
+resource "aws_cloudwatch_log_group" "eks" {
+  name              = "/aws/eks/${local.prefix}/cluster"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.cluster.arn
+  tags              = local.tags
+}
+
+resource "aws_eks_cluster" "cluster" {
+  name                      = local.prefix
+  version                   = var.kubernetes_version
+  role_arn                  = aws_iam_role.eks_cluster.arn
+  enabled_cluster_log_types = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+  tags                      = local.tags
+
+  access_config {
+    authentication_mode                         = "API"
+    bootstrap_cluster_creator_admin_permissions = true
+  }
+
+  vpc_config {
+    subnet_ids              = aws_subnet.private[*].id
+    endpoint_private_access = true
+    endpoint_public_access  = true
+    public_access_cidrs     = var.api_public_access_cidrs
+  }
+
+  encryption_config {
+    resources = ["secrets"]
+
+    provider {
+      key_arn = aws_kms_key.cluster.arn
+    }
+  }
+
+  depends_on = [
+    aws_iam_role_policy_attachment.eks_cluster,
+    aws_cloudwatch_log_group.eks,
+  ]
+}
+
+data "aws_iam_policy_document" "nodes_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "nodes" {
+  name               = "${local.prefix}-eks-nodes"
+  assume_role_policy = data.aws_iam_policy_document.nodes_assume.json
+  tags               = local.tags
+}
+
+resource "aws_iam_role_policy_attachment" "nodes" {
+  for_each = toset([
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEKS_CNI_Policy",
+    "AmazonEC2ContainerRegistryReadOnly",
+  ])
+  role       = aws_iam_role.nodes.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/${each.value}"
+}
+
+resource "aws_eks_node_group" "workers" {
+  cluster_name    = aws_eks_cluster.cluster.name
+  node_group_name = "${local.prefix}-workers"
+  node_role_arn   = aws_iam_role.nodes.arn
+  subnet_ids      = aws_subnet.private[*].id
+  instance_types  = [var.node_size]
+  tags            = local.tags
+
+  scaling_config {
+    min_size     = var.node_count_min
+    desired_size = var.node_count_min
+    max_size     = var.node_count_max
+  }
+
+  update_config {
+    max_unavailable = 1
+  }
+
+  # The autoscaler changes the desired size; a plan must not undo it.
+  lifecycle {
+    ignore_changes = [scaling_config[0].desired_size]
+  }
+
+  depends_on = [aws_iam_role_policy_attachment.nodes]
+}
+
+locals {
+  # A kubeconfig that gets its token from the AWS CLI at each use, so it holds no secret.
+  kubeconfig = yamlencode({
+    apiVersion      = "v1"
+    kind            = "Config"
+    current-context = aws_eks_cluster.cluster.name
+    clusters = [{
+      name = aws_eks_cluster.cluster.name
+      cluster = {
+        server                     = aws_eks_cluster.cluster.endpoint
+        certificate-authority-data = aws_eks_cluster.cluster.certificate_authority[0].data
+      }
+    }]
+    contexts = [{
+      name = aws_eks_cluster.cluster.name
+      context = {
+        cluster = aws_eks_cluster.cluster.name
+        user    = aws_eks_cluster.cluster.name
+      }
+    }]
+    users = [{
+      name = aws_eks_cluster.cluster.name
+      user = {
+        exec = {
+          apiVersion = "client.authentication.k8s.io/v1beta1"
+          command    = "aws"
+          args       = ["eks", "get-token", "--cluster-name", aws_eks_cluster.cluster.name, "--region", data.aws_region.current.region, "--output", "json"]
+        }
+      }
+    }]
+  })
+}

@@ -1,0 +1,451 @@
+//! The OpenTofu modules under `infrastructure/modules/`, checked offline:
+//! `tofu fmt`, checkov (with the accepted findings of
+//! `infrastructure/checkov-skips.yaml`), and the references between the
+//! files, parsed as HCL: every `var.`, `local.`, `module.`, resource and data
+//! reference names something declared, and the root module that
+//! `kubectl phd cluster create` writes passes only inputs the module
+//! declares, all of its required ones, and reads only outputs it has.
+//!
+//! `tofu validate` needs the providers' schemas; the DigitalOcean and AWS
+//! providers are not served by the Go module proxy reachable here, so it is
+//! not run (see docs/infrastructure.md).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use hcl_edit::expr::{Expression, Traversal, TraversalOperator};
+use hcl_edit::structure::{Block, Body};
+use hcl_edit::visit::{Visit, visit_expr};
+
+const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+const PROVIDERS: [&str; 2] = ["digitalocean", "aws"];
+
+fn infrastructure() -> PathBuf {
+    Path::new(WORKSPACE).join("infrastructure")
+}
+
+/// A tool on PATH, else in `$PHD_CACHE_DIR/bin` (scripts/install-test-tools).
+fn tool(names: &[&str]) -> PathBuf {
+    for name in names {
+        if let Ok(path) = which::which(name) {
+            return path;
+        }
+        let cached = phd_testkit::cache_dir().join("bin").join(name);
+        if cached.is_file() {
+            return cached;
+        }
+    }
+    panic!("none of {names:?} is installed: run scripts/install-test-tools")
+}
+
+fn run(program: &Path, args: &[&str], dir: &Path) -> Output {
+    std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .unwrap_or_else(|error| panic!("run {}: {error}", program.display()))
+}
+
+/// What a module declares and what its expressions refer to.
+#[derive(Default, Debug)]
+struct Module {
+    variables: BTreeMap<String, bool>,
+    locals: BTreeSet<String>,
+    outputs: BTreeSet<String>,
+    resources: BTreeSet<String>,
+    data: BTreeSet<String>,
+    modules: BTreeMap<String, Block>,
+    references: BTreeSet<Reference>,
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone)]
+enum Reference {
+    Variable(String),
+    Local(String),
+    ModuleOutput(String, String),
+    Resource(String),
+    Data(String),
+}
+
+fn label(block: &Block, index: usize) -> String {
+    block
+        .labels
+        .get(index)
+        .map(|label| label.as_str().to_owned())
+        .unwrap_or_default()
+}
+
+fn attribute_names(traversal: &Traversal) -> Vec<String> {
+    traversal
+        .operators
+        .iter()
+        .map_while(|operator| match operator.value() {
+            TraversalOperator::GetAttr(name) => Some(name.as_str().to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct References(BTreeSet<Reference>);
+
+impl Visit for References {
+    fn visit_expr(&mut self, expr: &Expression) {
+        if let Expression::Traversal(traversal) = expr
+            && let Expression::Variable(root) = &traversal.expr
+        {
+            let names = attribute_names(traversal);
+            let root = root.as_str();
+            let reference = match (root, names.as_slice()) {
+                ("var", [name, ..]) => Some(Reference::Variable(name.clone())),
+                ("local", [name, ..]) => Some(Reference::Local(name.clone())),
+                ("module", [module, output, ..]) => {
+                    Some(Reference::ModuleOutput(module.clone(), output.clone()))
+                }
+                ("data", [kind, name, ..]) => Some(Reference::Data(format!("{kind}.{name}"))),
+                (kind, [name, ..])
+                    if ["aws_", "digitalocean_", "random_", "terraform_"]
+                        .iter()
+                        .any(|prefix| kind.starts_with(prefix)) =>
+                {
+                    Some(Reference::Resource(format!("{kind}.{name}")))
+                }
+                _ => None,
+            };
+            self.0.extend(reference);
+        }
+        visit_expr(self, expr);
+    }
+}
+
+fn parse_module(dir: &Path) -> Module {
+    let mut module = Module::default();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|error| panic!("read {}: {error}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "tf"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .tf files in {}", dir.display());
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read .tf file");
+        let body: Body = text
+            .parse()
+            .unwrap_or_else(|error| panic!("{} is not valid HCL: {error}", file.display()));
+        let mut references = References::default();
+        references.visit_body(&body);
+        module.references.extend(references.0);
+        for block in body.blocks() {
+            match block.ident.as_str() {
+                "variable" => {
+                    let required = !block.body.has_attribute("default");
+                    module.variables.insert(label(block, 0), required);
+                }
+                "locals" => {
+                    for attribute in block.body.attributes() {
+                        module.locals.insert(attribute.key.as_str().to_owned());
+                    }
+                }
+                "output" => {
+                    module.outputs.insert(label(block, 0));
+                }
+                "resource" => {
+                    module
+                        .resources
+                        .insert(format!("{}.{}", label(block, 0), label(block, 1)));
+                }
+                "data" => {
+                    module
+                        .data
+                        .insert(format!("{}.{}", label(block, 0), label(block, 1)));
+                }
+                "module" => {
+                    module.modules.insert(label(block, 0), block.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    module
+}
+
+/// References in `module` to things it does not declare; module outputs are
+/// checked against `children`.
+fn dangling(module: &Module, children: &BTreeMap<String, Module>) -> Vec<String> {
+    module
+        .references
+        .iter()
+        .filter(|reference| match reference {
+            Reference::Variable(name) => !module.variables.contains_key(name),
+            Reference::Local(name) => !module.locals.contains(name),
+            Reference::Resource(name) => !module.resources.contains(name),
+            Reference::Data(name) => !module.data.contains(name),
+            Reference::ModuleOutput(child, output) => !children
+                .get(child)
+                .is_some_and(|child| child.outputs.contains(output)),
+        })
+        .map(|reference| format!("{reference:?}"))
+        .collect()
+}
+
+#[test]
+fn modules_declare_everything_they_refer_to() {
+    for provider in PROVIDERS {
+        let module = parse_module(&infrastructure().join("modules").join(provider));
+        let missing = dangling(&module, &BTreeMap::new());
+        assert!(
+            missing.is_empty(),
+            "{provider}: undeclared references {missing:?}"
+        );
+        let unused: Vec<&String> = module
+            .variables
+            .keys()
+            .filter(|name| {
+                !module
+                    .references
+                    .contains(&Reference::Variable((*name).clone()))
+            })
+            .collect();
+        assert!(unused.is_empty(), "{provider}: unused variables {unused:?}");
+    }
+}
+
+#[test]
+fn the_reference_check_finds_an_undeclared_variable() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(
+        dir.path().join("main.tf"),
+        "variable \"a\" {}\nlocals {\n  b = \"${var.a}-${var.c}\"\n}\noutput \"o\" {\n  value = [for x in [local.b] : aws_s3_bucket.d.id]\n}\n",
+    )
+    .expect("write");
+    let module = parse_module(dir.path());
+    assert_eq!(
+        dangling(&module, &BTreeMap::new()),
+        [
+            "Variable(\"c\")".to_owned(),
+            "Resource(\"aws_s3_bucket.d\")".to_owned()
+        ]
+    );
+}
+
+/// Every module shares the contract the generated root module relies on.
+#[test]
+fn modules_have_the_same_contract() {
+    let contract_inputs = [
+        "name",
+        "environment",
+        "region",
+        "domain",
+        "kubernetes_version",
+        "node_size",
+        "node_count_min",
+        "node_count_max",
+    ];
+    let contract_outputs = [
+        "kubeconfig",
+        "cluster_name",
+        "mysql_host",
+        "mysql_port",
+        "mysql_root_user",
+        "mysql_root_password",
+        "mongodb_host",
+        "mongodb_port",
+    ];
+    for provider in PROVIDERS {
+        let module = parse_module(&infrastructure().join("modules").join(provider));
+        for input in contract_inputs {
+            assert!(
+                module.variables.contains_key(input),
+                "{provider} lacks variable {input}"
+            );
+        }
+        let required: Vec<&String> = module
+            .variables
+            .iter()
+            .filter(|(_, required)| **required)
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(
+            required,
+            ["domain", "environment", "name", "region"],
+            "{provider}: only the four names are required"
+        );
+        for output in contract_outputs {
+            assert!(
+                module.outputs.contains(output),
+                "{provider} lacks output {output}"
+            );
+        }
+    }
+}
+
+/// `cluster create` for `provider`, its infrastructure/ parsed with the
+/// module it calls.
+fn generated_root(provider: &str) -> (tempfile::TempDir, Module) {
+    let home = tempfile::tempdir().expect("temporary directory");
+    let output = Command::cargo_bin("kubectl-phd")
+        .expect("binary")
+        .current_dir(home.path())
+        .env("HOME", home.path())
+        .env("PATH", home.path())
+        .args([
+            "cluster",
+            "create",
+            "Acme",
+            "acme.example.com",
+            "--no-git",
+            "--provider",
+            provider,
+        ])
+        .output()
+        .expect("run kubectl-phd");
+    assert!(
+        output.status.success(),
+        "cluster create: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let root = parse_module(&home.path().join("phd-acme-cluster/infrastructure"));
+    (home, root)
+}
+
+#[test]
+fn generated_root_modules_match_the_modules() {
+    for provider in PROVIDERS {
+        let module = parse_module(&infrastructure().join("modules").join(provider));
+        let (_home, root) = generated_root(provider);
+        let call = root
+            .modules
+            .get("cluster")
+            .unwrap_or_else(|| panic!("{provider}: the root has no module \"cluster\""));
+        let source = call
+            .body
+            .get_attribute("source")
+            .and_then(|source| source.value.as_str().map(str::to_owned))
+            .expect("module source");
+        assert!(
+            source.contains(&format!("//infrastructure/modules/{provider}?ref=v")),
+            "{provider}: source {source}"
+        );
+        let passed: BTreeSet<String> = call
+            .body
+            .attributes()
+            .map(|attribute| attribute.key.as_str().to_owned())
+            .filter(|key| !["source", "version", "providers", "depends_on"].contains(&key.as_str()))
+            .collect();
+        let unknown: Vec<&String> = passed
+            .iter()
+            .filter(|input| !module.variables.contains_key(*input))
+            .collect();
+        assert!(unknown.is_empty(), "{provider}: unknown inputs {unknown:?}");
+        let missing: Vec<&String> = module
+            .variables
+            .iter()
+            .filter(|(name, required)| **required && !passed.contains(*name))
+            .map(|(name, _)| name)
+            .collect();
+        assert!(missing.is_empty(), "{provider}: missing inputs {missing:?}");
+        let children = BTreeMap::from([("cluster".to_owned(), module)]);
+        let dangling = dangling(&root, &children);
+        assert!(
+            dangling.is_empty(),
+            "{provider}: root refers to {dangling:?}"
+        );
+    }
+}
+
+#[test]
+fn modules_are_formatted() {
+    let tofu = tool(&["tofu", "terraform"]);
+    let output = run(
+        &tofu,
+        &["fmt", "-check", "-diff", "-recursive"],
+        &infrastructure(),
+    );
+    assert!(
+        output.status.success(),
+        "{} fmt -check: {}{}",
+        tofu.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn checkov_finds_nothing_beyond_the_accepted_findings() {
+    let checkov = tool(&["checkov"]);
+    let skips = infrastructure().join("checkov-skips.yaml");
+    let text = std::fs::read_to_string(&skips).expect("checkov-skips.yaml");
+    let accepted: Vec<serde_json::Value> = serde_saphyr::from_str::<serde_json::Value>(&text)
+        .expect("skips parse")["accepted"]
+        .as_array()
+        .expect("accepted: a list")
+        .clone();
+    let mut ids = Vec::new();
+    for finding in &accepted {
+        let id = finding["id"]
+            .as_str()
+            .expect("each accepted finding has an id");
+        let reason = finding["reason"].as_str().unwrap_or_default();
+        assert!(reason.len() > 20, "{id} needs a reason");
+        ids.push(id.to_owned());
+    }
+    let output = run(
+        &checkov,
+        &[
+            "--directory",
+            ".",
+            "--framework",
+            "terraform",
+            "--quiet",
+            "--compact",
+            "--output",
+            "json",
+            "--skip-download",
+            "--skip-check",
+            &ids.join(","),
+        ],
+        &infrastructure(),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|error| {
+        panic!(
+            "checkov printed no JSON ({error}): {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let reports = match report {
+        serde_json::Value::Array(reports) => reports,
+        single => vec![single],
+    };
+    let mut failed = Vec::new();
+    let mut passed = 0;
+    for report in &reports {
+        passed += report["summary"]["passed"].as_u64().unwrap_or_default();
+        for check in report["results"]["failed_checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            failed.push(format!(
+                "{} {} ({}:{})",
+                check["check_id"].as_str().unwrap_or("?"),
+                check["resource"].as_str().unwrap_or("?"),
+                check["file_path"].as_str().unwrap_or("?"),
+                check["file_line_range"][0]
+            ));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "checkov failed checks:\n{}",
+        failed.join("\n")
+    );
+    assert!(
+        passed > 50,
+        "checkov passed only {passed} checks: did it scan?"
+    );
+    assert!(output.status.success(), "checkov exit {:?}", output.status);
+}
