@@ -109,6 +109,29 @@ fn completion_scripts_for_each_shell() {
     }
 }
 
+/// `kubectl phd completion zsh | head -1`: the reader goes away after one
+/// line, and the plugin must end as Unix tools do, not panic.
+#[test]
+fn a_closed_stdout_pipe_ends_quietly() {
+    let home = tempfile::tempdir().expect("home");
+    let binary = assert_cmd::cargo::cargo_bin("kubectl-phd");
+    let mut child = std::process::Command::new(binary)
+        .args(["completion", "zsh"])
+        .current_dir(home.path())
+        .env("HOME", home.path())
+        .env("RUST_BACKTRACE", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start kubectl-phd");
+    // Close the read end before the plugin writes its script.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "panicked: {stderr}");
+    assert_ne!(output.status.code(), Some(101), "{stderr}");
+}
+
 #[test]
 fn doctor_without_any_kubeconfig_fails_with_the_hint() {
     let home = tempfile::tempdir().expect("home");
