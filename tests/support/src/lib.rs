@@ -28,6 +28,10 @@ use rcgen::{
 use tokio::sync::OnceCell;
 
 pub mod argo;
+pub mod http;
+pub mod mariadb;
+pub mod s3;
+pub mod scripts;
 
 /// The Kubernetes release the control plane is built from (`tests/controlplane/go.mod`).
 pub const KUBERNETES_VERSION: &str = "v1.34.4";
@@ -433,9 +437,31 @@ fn remove_abandoned(base: &Path) {
     }
 }
 
-fn free_port() -> Result<u16> {
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("find a free port")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// Makes the child process be killed when the thread that starts it ends, so
+/// that a server a test started cannot outlive the test, even when the test
+/// process is killed (Linux; elsewhere the owner's `Drop` is all there is).
+pub fn die_with_parent(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
 }
 
 fn certificate_authority() -> Result<CertifiedIssuer<'static, KeyPair>> {
