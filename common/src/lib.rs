@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod cluster;
 pub mod config;
+pub mod digitalocean;
 pub mod manifest;
 pub mod manifests;
 pub mod naming;

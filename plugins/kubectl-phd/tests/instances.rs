@@ -667,3 +667,90 @@ fn bad_names_are_rejected_before_any_change() {
         .expect("run");
     assert!(String::from_utf8_lossy(&output.stderr).contains("instance name"));
 }
+
+/// DigitalOcean sets the password of the MongoDB user the Workflow creates;
+/// create reads it through the API and stores it as the instance's
+/// `mongodb-password`, keeping the other credentials, and prints it nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digitalocean_mongodb_password_is_stored_with_the_credentials() {
+    use phd_testkit::http::{HttpStub, Response};
+    const TOKEN: &str = "dop_v1_token-4b3a29";
+    const GENERATED: &str = "AVNS_do-generated-8f7e6d";
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let name = unique_name("ocean");
+    let repo = Repo::new();
+    let _controller = WorkflowController::start(client.clone(), &name);
+    let api = HttpStub::start(|request| {
+        let authorized = request.header("authorization") == Some(&format!("Bearer {TOKEN}"));
+        match request.segments().as_deref() {
+            _ if !authorized => Response::json(401, &serde_json::json!({"id": "unauthorized", "message": "Unable to authenticate you"})),
+            Some([v2, databases, cluster, users, user])
+                if request.method == "GET"
+                    && v2 == "v2"
+                    && databases == "databases"
+                    && cluster == "do-mongo-1"
+                    && users == "users" =>
+            {
+                Response::json(
+                    200,
+                    &serde_json::json!({"user": {"name": user, "role": "normal", "password": GENERATED}}),
+                )
+            }
+            _ => Response::json(404, &serde_json::json!({"id": "not_found", "message": "The resource you were accessing could not be found."})),
+        }
+    })
+    .expect("stub DigitalOcean API");
+
+    let output = repo
+        .phd(&plane.admin_kubeconfig)
+        .env_remove("PHD_MONGODB_PROVIDER")
+        .env("PHD_MONGODB_PROVIDER", "digitalocean")
+        .env("PHD_MONGODB_CLUSTER_ID", "do-mongo-1")
+        .env("PHD_DIGITALOCEAN_TOKEN", TOKEN)
+        .env("PHD_DIGITALOCEAN_API_URL", api.url())
+        .args(["instance", "create", &name, "--timeout", "60s"])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "create failed: {stderr}");
+    assert!(!stdout.contains(GENERATED) && !stderr.contains(GENERATED));
+    assert!(!stdout.contains(TOKEN) && !stderr.contains(TOKEN));
+
+    let mongodb_workflow = &workflows(&client, &name).await[&format!("mongodb-provision-{name}")];
+    let user = mongodb_workflow.data["spec"]["arguments"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .find(|p| p["name"] == "username")
+        .and_then(|p| p["value"].as_str())
+        .expect("username parameter")
+        .to_owned();
+    let requests: Vec<(String, Option<Vec<String>>)> = api
+        .exchanges()
+        .iter()
+        .map(|exchange| (exchange.request.method.clone(), exchange.request.segments()))
+        .collect();
+    assert_eq!(
+        requests,
+        [(
+            "GET".to_owned(),
+            Some(
+                ["v2", "databases", "do-mongo-1", "users", user.as_str()]
+                    .map(str::to_owned)
+                    .to_vec()
+            )
+        )]
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &name);
+    let credentials = secrets
+        .get("phd-instance-credentials")
+        .await
+        .expect("credentials");
+    assert_eq!(secret_text(&credentials, "mongodb-password"), GENERATED);
+    assert!(
+        secret_text(&credentials, "mysql-password").len() >= 20,
+        "the MySQL password is kept"
+    );
+}

@@ -184,6 +184,17 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         );
     }
 
+    if let Some((api_url, cluster_id, token)) = provisioning.digitalocean() {
+        store_digitalocean_mongodb_password(
+            &secrets,
+            api_url,
+            cluster_id,
+            token,
+            &resources.mongodb_user,
+        )
+        .await?;
+    }
+
     let report = Applier::new(client.clone())
         .apply(&application, None, &|applied| {
             output::debug(format!("  {applied}"))
@@ -483,6 +494,37 @@ async fn ensure_credentials(client: &kube::Client, name: &str) -> anyhow::Result
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
         Err(error) => Err(error).context("cannot create the instance credentials"),
     }
+}
+
+/// DigitalOcean sets the password of the MongoDB user the Workflow created;
+/// the instance must use that one, so it replaces the generated
+/// `mongodb-password` (the other keys stay as they are).
+async fn store_digitalocean_mongodb_password(
+    secrets: &Api<Secret>,
+    api_url: &str,
+    cluster_id: &str,
+    token: &str,
+    user: &str,
+) -> anyhow::Result<()> {
+    let password =
+        phd_common::digitalocean::database_user_password(api_url, token, cluster_id, user)
+            .await
+            .context("cannot read the MongoDB password DigitalOcean set")?;
+    let patch = json!({
+        "data": { "mongodb-password": ByteString(password.into_bytes()) }
+    });
+    secrets
+        .patch(
+            CREDENTIALS_SECRET,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .context("cannot store the MongoDB password in the instance credentials")?;
+    output::info(format!(
+        "stored the MongoDB password DigitalOcean set for {user} in Secret {CREDENTIALS_SECRET}"
+    ));
+    Ok(())
 }
 
 /// Argo CD and Argo Workflows must be installed; checked before any change.

@@ -295,6 +295,18 @@ impl Provisioning {
         })
     }
 
+    /// For the DigitalOcean MongoDB provider: the API URL, the database
+    /// cluster's ID and the token.
+    pub fn digitalocean(&self) -> Option<(&str, &str, &str)> {
+        (self.mongodb == MongodbProvider::DigitalOcean).then(|| {
+            (
+                self.parameters["digitalocean-api-url"].as_str(),
+                self.parameters["digitalocean-cluster-id"].as_str(),
+                self.secret["digitalocean-token"].as_str(),
+            )
+        })
+    }
+
     /// The resources to (de)provision: MongoDB only when a provider is set.
     pub fn resources(&self) -> Vec<Resource> {
         Resource::ALL
