@@ -1,7 +1,7 @@
 //! `kubectl phd cluster create` through the built binary, and the repository
 //! it makes checked by the tools its users will run on it: cookiecutter
 //! (same template, same files), actionlint and zizmor (workflows), shellcheck
-//! and bash (`activate`), tofu or terraform (`fmt -check`), git.
+//! and bash (`activate`), tofu (`fmt -check`), git.
 //!
 //! The tools are looked up on PATH, then in `$PHD_CACHE_DIR/bin`, where
 //! `scripts/install-test-tools` puts them; a missing tool fails the test.
@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
+use phd_testkit::tool;
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -52,35 +53,6 @@ fn create(args: &[&str]) -> (tempfile::TempDir, PathBuf) {
     assert!(path.is_dir(), "stdout names the repository: {path:?}");
     let path = path.canonicalize().expect("canonical path");
     (home, path)
-}
-
-/// A tool the tests need: on PATH, else in `$PHD_CACHE_DIR/bin`.
-fn tool(name: &str) -> PathBuf {
-    if let Ok(path) = which::which(name) {
-        return path;
-    }
-    let cache = std::env::var_os("PHD_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/phd")));
-    if let Some(path) = cache
-        .map(|dir| dir.join("bin").join(name))
-        .filter(|path| path.is_file())
-    {
-        return path;
-    }
-    panic!(
-        "{name} is not installed: run scripts/install-test-tools, which puts it in \
-         $PHD_CACHE_DIR/bin (scripts/test adds that to PATH)"
-    );
-}
-
-/// tofu, else terraform.
-fn tofu() -> PathBuf {
-    which::which("tofu")
-        .or_else(|_| which::which("terraform"))
-        .unwrap_or_else(|_| {
-            panic!("neither tofu nor terraform is installed: run scripts/install-test-tools")
-        })
 }
 
 fn run(program: &Path, args: &[&str], dir: &Path) -> Output {
@@ -828,7 +800,7 @@ fn activate_can_be_sourced_twice_and_deactivate_restores_everything() {
 
 #[test]
 fn generated_infrastructure_is_formatted() {
-    let tofu = tofu();
+    let tofu = tool("tofu");
     for provider in ["digitalocean", "aws"] {
         // With no tofu on PATH the plugin cannot format anything, so this
         // checks the templates themselves.

@@ -18,26 +18,13 @@ use assert_cmd::Command;
 use hcl_edit::expr::{Expression, Traversal, TraversalOperator};
 use hcl_edit::structure::{Block, Body};
 use hcl_edit::visit::{Visit, visit_expr};
+use phd_testkit::tool;
 
 const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 const PROVIDERS: [&str; 2] = ["digitalocean", "aws"];
 
 fn infrastructure() -> PathBuf {
     Path::new(WORKSPACE).join("infrastructure")
-}
-
-/// A tool on PATH, else in `$PHD_CACHE_DIR/bin` (scripts/install-test-tools).
-fn tool(names: &[&str]) -> PathBuf {
-    for name in names {
-        if let Ok(path) = which::which(name) {
-            return path;
-        }
-        let cached = phd_testkit::cache_dir().join("bin").join(name);
-        if cached.is_file() {
-            return cached;
-        }
-    }
-    panic!("none of {names:?} is installed: run scripts/install-test-tools")
 }
 
 fn run(program: &Path, args: &[&str], dir: &Path) -> Output {
@@ -358,7 +345,7 @@ fn generated_root_modules_match_the_modules() {
 
 #[test]
 fn modules_are_formatted() {
-    let tofu = tool(&["tofu", "terraform"]);
+    let tofu = tool("tofu");
     let output = run(
         &tofu,
         &["fmt", "-check", "-diff", "-recursive"],
@@ -375,7 +362,7 @@ fn modules_are_formatted() {
 
 #[test]
 fn checkov_finds_nothing_beyond_the_accepted_findings() {
-    let checkov = tool(&["checkov"]);
+    let checkov = tool("checkov");
     let skips = infrastructure().join("checkov-skips.yaml");
     let text = std::fs::read_to_string(&skips).expect("checkov-skips.yaml");
     let accepted: Vec<serde_json::Value> = serde_saphyr::from_str::<serde_json::Value>(&text)

@@ -13,6 +13,7 @@ use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use phd_testkit::tool;
 use serde_json::Value;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -28,20 +29,6 @@ const PLATFORMS: [(&str, &str); 5] = [
 
 fn workspace() -> PathBuf {
     Path::new(WORKSPACE).canonicalize().expect("workspace")
-}
-
-/// A tool the tests need: on PATH, else in `$PHD_CACHE_DIR/bin`.
-fn tool(name: &str) -> PathBuf {
-    if let Ok(path) = which::which(name) {
-        return path;
-    }
-    let path = phd_testkit::cache_dir().join("bin").join(name);
-    assert!(
-        path.is_file(),
-        "{name} is not installed: run scripts/install-test-tools, which puts it in \
-         $PHD_CACHE_DIR/bin (scripts/test adds that to PATH)"
-    );
-    path
 }
 
 fn archive_name(os: &str, arch: &str) -> String {

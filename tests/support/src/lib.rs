@@ -333,6 +333,21 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}-{n}", std::process::id() % 100_000)
 }
 
+/// A program the tests need: on PATH, else in `$PHD_CACHE_DIR/bin`, where
+/// `scripts/install-test-tools` puts it. Panics naming the fix when missing.
+pub fn tool(name: &str) -> PathBuf {
+    if let Ok(path) = which::which(name) {
+        return path;
+    }
+    let path = cache_dir().join("bin").join(name);
+    assert!(
+        path.is_file(),
+        "{name} is not installed: run scripts/install-test-tools, which puts it in \
+         $PHD_CACHE_DIR/bin (scripts/test adds that to PATH)"
+    );
+    path
+}
+
 /// The cache directory for built tools: `$PHD_CACHE_DIR`, else `$XDG_CACHE_HOME/phd`,
 /// else `~/.cache/phd`.
 pub fn cache_dir() -> PathBuf {
