@@ -13,13 +13,13 @@ resource "random_password" "documentdb" {
 }
 
 resource "aws_db_subnet_group" "mysql" {
-  name       = "${local.prefix}-mysql"
+  name       = "${local.short_prefix}-mysql"
   subnet_ids = aws_subnet.private[*].id
   tags       = local.tags
 }
 
 resource "aws_security_group" "mysql" {
-  name        = "${local.prefix}-mysql"
+  name        = "${local.short_prefix}-mysql"
   description = "MySQL of the ${local.prefix} cluster: reachable from the cluster only"
   vpc_id      = aws_vpc.cluster.id
   tags        = local.tags
@@ -35,7 +35,7 @@ resource "aws_vpc_security_group_ingress_rule" "mysql_from_cluster" {
 }
 
 resource "aws_iam_role" "rds_monitoring" {
-  name               = "${local.prefix}-rds-monitoring"
+  name               = "${local.short_prefix}-rds-monitoring"
   assume_role_policy = data.aws_iam_policy_document.rds_monitoring_assume.json
   tags               = local.tags
 }
@@ -57,7 +57,7 @@ resource "aws_iam_role_policy_attachment" "rds_monitoring" {
 }
 
 resource "aws_db_parameter_group" "mysql" {
-  name   = "${local.prefix}-mysql"
+  name   = "${local.short_prefix}-mysql"
   family = "mysql${var.mysql_engine_version}"
   tags   = local.tags
 
@@ -69,7 +69,7 @@ resource "aws_db_parameter_group" "mysql" {
 }
 
 resource "aws_db_instance" "mysql" {
-  identifier                            = "${local.prefix}-mysql"
+  identifier                            = "${local.short_prefix}-mysql"
   engine                                = "mysql"
   engine_version                        = var.mysql_engine_version
   instance_class                        = var.mysql_instance_class
@@ -88,7 +88,7 @@ resource "aws_db_instance" "mysql" {
   backup_retention_period               = var.backup_retention_days
   copy_tags_to_snapshot                 = true
   deletion_protection                   = true
-  final_snapshot_identifier             = "${local.prefix}-mysql-final"
+  final_snapshot_identifier             = "${local.short_prefix}-mysql-final"
   auto_minor_version_upgrade            = true
   iam_database_authentication_enabled   = true
   enabled_cloudwatch_logs_exports       = ["audit", "error", "slowquery"]
@@ -103,13 +103,13 @@ resource "aws_db_instance" "mysql" {
 }
 
 resource "aws_docdb_subnet_group" "documentdb" {
-  name       = "${local.prefix}-documentdb"
+  name       = "${local.short_prefix}-documentdb"
   subnet_ids = aws_subnet.private[*].id
   tags       = local.tags
 }
 
 resource "aws_security_group" "documentdb" {
-  name        = "${local.prefix}-documentdb"
+  name        = "${local.short_prefix}-documentdb"
   description = "DocumentDB of the ${local.prefix} cluster: reachable from the cluster only"
   vpc_id      = aws_vpc.cluster.id
   tags        = local.tags
@@ -125,7 +125,7 @@ resource "aws_vpc_security_group_ingress_rule" "documentdb_from_cluster" {
 }
 
 resource "aws_docdb_cluster_parameter_group" "documentdb" {
-  name   = "${local.prefix}-documentdb"
+  name   = "${local.short_prefix}-documentdb"
   family = "docdb5.0"
   tags   = local.tags
 
@@ -141,7 +141,7 @@ resource "aws_docdb_cluster_parameter_group" "documentdb" {
 }
 
 resource "aws_docdb_cluster" "documentdb" {
-  cluster_identifier              = "${local.prefix}-documentdb"
+  cluster_identifier              = "${local.short_prefix}-documentdb"
   engine                          = "docdb"
   engine_version                  = "5.0.0"
   master_username                 = "phdadmin"
@@ -153,14 +153,14 @@ resource "aws_docdb_cluster" "documentdb" {
   kms_key_id                      = aws_kms_key.cluster.arn
   backup_retention_period         = var.backup_retention_days
   deletion_protection             = true
-  final_snapshot_identifier       = "${local.prefix}-documentdb-final"
+  final_snapshot_identifier       = "${local.short_prefix}-documentdb-final"
   enabled_cloudwatch_logs_exports = ["audit", "profiler"]
   tags                            = local.tags
 }
 
 resource "aws_docdb_cluster_instance" "documentdb" {
   count                      = var.documentdb_instance_count
-  identifier                 = "${local.prefix}-documentdb-${count.index}"
+  identifier                 = "${local.short_prefix}-documentdb-${count.index}"
   cluster_identifier         = aws_docdb_cluster.documentdb.id
   instance_class             = var.documentdb_instance_class
   auto_minor_version_upgrade = true

@@ -10,7 +10,7 @@ data "aws_iam_policy_document" "eks_assume" {
 }
 
 resource "aws_iam_role" "eks_cluster" {
-  name               = "${local.prefix}-eks-cluster"
+  name               = "${local.short_prefix}-eks-cluster"
   assume_role_policy = data.aws_iam_policy_document.eks_assume.json
   tags               = local.tags
 }
@@ -74,7 +74,7 @@ data "aws_iam_policy_document" "nodes_assume" {
 }
 
 resource "aws_iam_role" "nodes" {
-  name               = "${local.prefix}-eks-nodes"
+  name               = "${local.short_prefix}-eks-nodes"
   assume_role_policy = data.aws_iam_policy_document.nodes_assume.json
   tags               = local.tags
 }
@@ -91,7 +91,7 @@ resource "aws_iam_role_policy_attachment" "nodes" {
 
 resource "aws_eks_node_group" "workers" {
   cluster_name    = aws_eks_cluster.cluster.name
-  node_group_name = "${local.prefix}-workers"
+  node_group_name = "${local.short_prefix}-workers"
   node_role_arn   = aws_iam_role.nodes.arn
   subnet_ids      = aws_subnet.private[*].id
   instance_types  = [var.node_size]

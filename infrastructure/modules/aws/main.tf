@@ -21,10 +21,14 @@ data "aws_partition" "current" {}
 data "aws_region" "current" {}
 
 locals {
-  prefix     = "${var.name}-${var.environment}"
-  zones      = sort(data.aws_availability_zones.selected.names)
-  account_id = data.aws_caller_identity.current.account_id
-  partition  = data.aws_partition.current.partition
+  prefix = "${var.name}-${var.environment}"
+  # Names with tight limits (IAM roles 64, RDS and DocumentDB identifiers 63,
+  # S3 buckets 63) use this: the prefix, or for a long one its first 33
+  # characters and a hash of the whole, so that two long names stay apart.
+  short_prefix = length(local.prefix) <= 40 ? local.prefix : "${trimsuffix(substr(local.prefix, 0, 33), "-")}-${substr(sha1(local.prefix), 0, 6)}"
+  zones        = sort(data.aws_availability_zones.selected.names)
+  account_id   = data.aws_caller_identity.current.account_id
+  partition    = data.aws_partition.current.partition
   tags = {
     "managed-by"  = "kubectl-phd"
     "phd-cluster" = var.name

@@ -117,7 +117,7 @@ data "aws_iam_policy_document" "flow_logs_assume" {
 }
 
 resource "aws_iam_role" "flow_logs" {
-  name               = "${local.prefix}-flow-logs"
+  name               = "${local.short_prefix}-flow-logs"
   assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
   tags               = local.tags
 }

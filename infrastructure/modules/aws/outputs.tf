@@ -60,3 +60,8 @@ output "kms_key_arn" {
   description = "ARN of the KMS key that encrypts the cluster's secrets, databases, logs and backups."
   value       = aws_kms_key.cluster.arn
 }
+
+output "state_bucket" {
+  description = "Name of the state bucket the module manages, or null."
+  value       = one(aws_s3_bucket.state[*].bucket)
+}

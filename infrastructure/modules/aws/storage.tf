@@ -2,7 +2,7 @@
 # old versions expire.
 
 resource "aws_s3_bucket" "backups" {
-  bucket = "${local.prefix}-backups-${local.account_id}"
+  bucket = "${local.short_prefix}-backups-${local.account_id}"
   tags   = local.tags
 }
 
@@ -62,4 +62,81 @@ resource "aws_s3_bucket_lifecycle_configuration" "backups" {
   }
 
   depends_on = [aws_s3_bucket_versioning.backups]
+}
+
+# The bucket of the stack's own state: created by hand for the backend, then
+# imported by the root module so that it is versioned, encrypted and private
+# from the first apply on. It must outlive everything else here.
+resource "aws_s3_bucket" "state" {
+  count  = var.state_bucket == null ? 0 : 1
+  bucket = var.state_bucket
+  tags   = local.tags
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "state" {
+  count                   = length(aws_s3_bucket.state)
+  bucket                  = aws_s3_bucket.state[0].id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "state" {
+  count  = length(aws_s3_bucket.state)
+  bucket = aws_s3_bucket.state[0].id
+
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_versioning" "state" {
+  count  = length(aws_s3_bucket.state)
+  bucket = aws_s3_bucket.state[0].id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+# AWS's own S3 key, not the cluster's: the state must stay readable even if
+# the cluster's key is scheduled for deletion by a mistaken plan.
+resource "aws_s3_bucket_server_side_encryption_configuration" "state" {
+  count  = length(aws_s3_bucket.state)
+  bucket = aws_s3_bucket.state[0].id
+
+  rule {
+    bucket_key_enabled = true
+
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "aws:kms"
+    }
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "state" {
+  count  = length(aws_s3_bucket.state)
+  bucket = aws_s3_bucket.state[0].id
+
+  rule {
+    id     = "expire-old-state-versions"
+    status = "Enabled"
+
+    filter {}
+
+    noncurrent_version_expiration {
+      noncurrent_days = 90
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.state]
 }

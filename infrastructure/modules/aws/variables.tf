@@ -3,8 +3,8 @@ variable "name" {
   type        = string
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,28}[a-z0-9]$", var.name))
-    error_message = "The name must be 3 to 30 characters of lower-case letters, digits and dashes, starting with a letter and not ending with a dash."
+    condition     = can(regex("^[a-z][a-z0-9-]{1,32}[a-z0-9]$", var.name)) && !strcontains(var.name, "--")
+    error_message = "The name must be 3 to 34 characters of lower-case letters, digits and single dashes, starting with a letter and not ending with a dash (phd-<cluster slug>)."
   }
 }
 
@@ -195,5 +195,16 @@ variable "availability_zones" {
   validation {
     condition     = length(var.availability_zones) >= 2 && length(var.availability_zones) <= 3 && alltrue([for zone in var.availability_zones : can(regex("^[a-z]$", zone))])
     error_message = "availability_zones must be two or three zone letters such as [\"a\", \"b\", \"c\"]."
+  }
+}
+
+variable "state_bucket" {
+  description = "Name of the S3 bucket holding this stack's state, made by hand before `tofu init`; when set, the module manages it (versioning, encryption, public access block, expiry of old versions) after the root module imports it. Null leaves it alone."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.state_bucket == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.state_bucket))
+    error_message = "The state bucket's name must be a valid S3 bucket name."
   }
 }

@@ -111,3 +111,30 @@ resource "digitalocean_spaces_bucket" "backups" {
     }
   }
 }
+
+# The bucket of the stack's own state: created by hand for the backend, then
+# imported by the root module so that it is versioned and private from the
+# first apply on. It must outlive everything else here.
+resource "digitalocean_spaces_bucket" "state" {
+  count  = var.state_bucket == null ? 0 : 1
+  name   = var.state_bucket
+  region = var.region
+  acl    = "private"
+
+  versioning {
+    enabled = true
+  }
+
+  lifecycle_rule {
+    id      = "expire-old-state-versions"
+    enabled = true
+
+    noncurrent_version_expiration {
+      days = 90
+    }
+  }
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}

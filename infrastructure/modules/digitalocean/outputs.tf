@@ -54,3 +54,8 @@ output "backups_bucket" {
   description = "Name of the Spaces bucket for backups."
   value       = digitalocean_spaces_bucket.backups.name
 }
+
+output "state_bucket" {
+  description = "Name of the state bucket the module manages, or null."
+  value       = one(digitalocean_spaces_bucket.state[*].name)
+}

@@ -3,8 +3,8 @@ variable "name" {
   type        = string
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,28}[a-z0-9]$", var.name))
-    error_message = "The name must be 3 to 30 characters of lower-case letters, digits and dashes, starting with a letter and not ending with a dash."
+    condition     = can(regex("^[a-z][a-z0-9-]{1,32}[a-z0-9]$", var.name)) && !strcontains(var.name, "--")
+    error_message = "The name must be 3 to 34 characters of lower-case letters, digits and single dashes, starting with a letter and not ending with a dash (phd-<cluster slug>)."
   }
 }
 
@@ -140,5 +140,16 @@ variable "backup_retention_days" {
   validation {
     condition     = var.backup_retention_days >= 1
     error_message = "backup_retention_days must be at least 1."
+  }
+}
+
+variable "state_bucket" {
+  description = "Name of the Spaces bucket holding this stack's state, made by hand before `tofu init`; when set, the module manages it (versioning, private ACL, expiry of old versions) after the root module imports it. Null leaves it alone."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.state_bucket == null || can(regex("^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$", var.state_bucket))
+    error_message = "The state bucket's name must be 3 to 63 lower-case letters, digits and dashes."
   }
 }

@@ -55,6 +55,8 @@ enum Reference {
     ModuleOutput(String, String),
     Resource(String),
     Data(String),
+    /// `import { to = module.M.TYPE.NAME[...] }`: a resource of child module M.
+    Import(String, String),
 }
 
 fn label(block: &Block, index: usize) -> String {
@@ -80,6 +82,26 @@ fn attribute_names(traversal: &Traversal) -> Vec<String> {
 struct References(BTreeSet<Reference>);
 
 impl Visit for References {
+    fn visit_block(&mut self, block: &Block) {
+        if block.ident.as_str() == "import" {
+            // `to` names a resource, possibly inside a module, not a value.
+            if let Some(Expression::Traversal(to)) =
+                block.body.get_attribute("to").map(|a| &a.value)
+                && let Expression::Variable(root) = &to.expr
+                && root.as_str() == "module"
+                && let [module, kind, name, ..] = attribute_names(to).as_slice()
+            {
+                self.0
+                    .insert(Reference::Import(module.clone(), format!("{kind}.{name}")));
+            }
+            if let Some(id) = block.body.get_attribute("id") {
+                self.visit_expr(&id.value);
+            }
+            return;
+        }
+        hcl_edit::visit::visit_block(self, block);
+    }
+
     fn visit_expr(&mut self, expr: &Expression) {
         if let Expression::Traversal(traversal) = expr
             && let Expression::Variable(root) = &traversal.expr
@@ -173,6 +195,9 @@ fn dangling(module: &Module, children: &BTreeMap<String, Module>) -> Vec<String>
             Reference::ModuleOutput(child, output) => !children
                 .get(child)
                 .is_some_and(|child| child.outputs.contains(output)),
+            Reference::Import(child, resource) => !children
+                .get(child)
+                .is_some_and(|child| child.resources.contains(resource)),
         })
         .map(|reference| format!("{reference:?}"))
         .collect()
@@ -334,6 +359,12 @@ fn generated_root_modules_match_the_modules() {
             .map(|(name, _)| name)
             .collect();
         assert!(missing.is_empty(), "{provider}: missing inputs {missing:?}");
+        assert!(
+            root.references
+                .iter()
+                .any(|reference| matches!(reference, Reference::Import(..))),
+            "{provider}: the root imports the state bucket"
+        );
         let children = BTreeMap::from([("cluster".to_owned(), module)]);
         let dangling = dangling(&root, &children);
         assert!(

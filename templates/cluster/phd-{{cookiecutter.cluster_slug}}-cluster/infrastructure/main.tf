@@ -19,4 +19,19 @@ module "cluster" {
   node_size          = var.node_size
   node_count_min     = var.node_count_min
   node_count_max     = var.node_count_max
+
+  # The bucket of providers.tf's backend, which you create before `tofu init`.
+  state_bucket = "tfstate-phd-{{ cookiecutter.cluster_slug }}-{{ cookiecutter.environment }}"
+}
+
+# The first apply adopts the state bucket, so that the module keeps it
+# versioned and private from then on; later applies find it already adopted.
+import {
+{%- if cookiecutter.provider == 'digitalocean' %}
+  to = module.cluster.digitalocean_spaces_bucket.state[0]
+  id = "{{ cookiecutter.region }},tfstate-phd-{{ cookiecutter.cluster_slug }}-{{ cookiecutter.environment }}"
+{%- else %}
+  to = module.cluster.aws_s3_bucket.state[0]
+  id = "tfstate-phd-{{ cookiecutter.cluster_slug }}-{{ cookiecutter.environment }}"
+{%- endif %}
 }
