@@ -754,3 +754,52 @@ async fn digitalocean_mongodb_password_is_stored_with_the_credentials() {
         "the MySQL password is kept"
     );
 }
+
+/// `PHD_MYSQL_CA_CERTIFICATE` (PEM text or a file) reaches the provisioning
+/// Secret the MySQL scripts read; anything that is not a certificate is
+/// refused before any change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_ca_certificate_reaches_the_provisioning_secret() {
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let repo = Repo::new();
+    let ca = plane.ca_pem();
+
+    let refused = unique_name("badca");
+    let not_pem = repo.dir.path().join("not-a-certificate.txt");
+    std::fs::write(&not_pem, "hello").expect("write");
+    for value in [
+        not_pem.display().to_string(),
+        "/nonexistent/ca.pem".to_owned(),
+    ] {
+        let output = repo
+            .phd(&plane.admin_kubeconfig)
+            .env("PHD_MYSQL_CA_CERTIFICATE", &value)
+            .args(["instance", "create", &refused, "--no-wait"])
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("PHD_MYSQL_CA_CERTIFICATE"),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(namespaces.get_opt(&refused).await.expect("get").is_none());
+
+    let name = unique_name("withca");
+    let file = repo.dir.path().join("ca.pem");
+    std::fs::write(&file, &ca).expect("write");
+    repo.phd(&plane.admin_kubeconfig)
+        .env("PHD_MYSQL_CA_CERTIFICATE", &file)
+        .args(["instance", "create", &name, "--no-wait"])
+        .assert()
+        .success();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &name);
+    let provisioning = secrets
+        .get("phd-provisioning")
+        .await
+        .expect("provisioning secret");
+    assert_eq!(secret_text(&provisioning, "mysql-ca-certificate"), ca);
+}

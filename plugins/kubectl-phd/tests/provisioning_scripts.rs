@@ -297,6 +297,68 @@ fn mysql_scripts_fail_loudly_on_unreachable_server_wrong_credentials_or_missing_
     assert!(!user_exists(&server, user));
 }
 
+/// A server that takes only TLS connections: with the CA of its certificate
+/// the scripts connect, verified; with another CA they fail, naming the
+/// server, before changing anything; without a CA they connect unverified.
+#[test]
+fn mysql_scripts_verify_the_server_with_a_given_ca() {
+    let tls = phd_testkit::TestTls::generate().expect("certificates");
+    let other = phd_testkit::TestTls::generate().expect("other certificates");
+    let files = tempfile::tempdir().expect("certificate directory");
+    let write = |name: &str, text: &str| {
+        let path = files.path().join(name);
+        std::fs::write(&path, text).expect("write certificate");
+        format!("{}", path.display())
+    };
+    let certificate = write("server.pem", &tls.certificate);
+    let key = write("server.key", &tls.key);
+    let server = MariaDb::start(
+        ROOT_PASSWORD,
+        &[
+            &format!("--ssl-cert={certificate}"),
+            &format!("--ssl-key={key}"),
+            "--require-secure-transport=ON",
+        ],
+    )
+    .expect("start MariaDB with TLS");
+    let provision = template("mysql-provision-template");
+    let deprovision = template("mysql-deprovision-template");
+    let (database, user, password) = ("phd-tls-openedx", "phd-tls", "user-Password-1");
+    let with_ca = |ca: &str| {
+        mysql_inputs(&server, database, user, password).secret(
+            PROVISIONING,
+            "mysql-ca-certificate",
+            ca,
+        )
+    };
+
+    // The server refuses connections without TLS, so every success below went over TLS.
+    assert_eq!(
+        admin(&server, "SELECT @@require_secure_transport").trim(),
+        "1"
+    );
+
+    let wrong = run(&provision, &with_ca(&other.ca));
+    wrong.assert_failure_mentioning(&[&format!("127.0.0.1:{}", server.port)]);
+    assert!(
+        !user_exists(&server, user),
+        "nothing made over an unverified connection"
+    );
+
+    // Without a CA: encrypted, not verified.
+    run(&provision, &mysql_inputs(&server, database, user, password)).assert_success();
+    assert!(user_exists(&server, user));
+    run(&deprovision, &with_ca(&tls.ca)).assert_success();
+    assert!(!user_exists(&server, user));
+
+    run(&provision, &with_ca(&tls.ca)).assert_success();
+    assert!(databases(&server).contains(database));
+    assert!(user_exists(&server, user));
+    run(&deprovision, &with_ca(&tls.ca)).assert_success();
+    assert!(!databases(&server).contains(database));
+    assert!(!user_exists(&server, user));
+}
+
 // ---------------------------------------------------------------- storage
 
 const S3_SECRET: &str = "phd-test-s3-secret-0123456789";

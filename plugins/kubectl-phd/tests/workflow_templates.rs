@@ -67,6 +67,7 @@ fn parameters_reach_scripts_only_as_environment_and_secrets_only_through_secret_
     let allowed_secrets: BTreeSet<(&str, &str)> = [
         ("phd-provisioning", "mysql-root-user"),
         ("phd-provisioning", "mysql-root-password"),
+        ("phd-provisioning", "mysql-ca-certificate"),
         ("phd-provisioning", "digitalocean-token"),
         ("phd-provisioning", "atlas-public-key"),
         ("phd-provisioning", "atlas-private-key"),

@@ -479,6 +479,26 @@ pub fn die_with_parent(command: &mut Command) {
     let _ = command;
 }
 
+/// PEM texts for a server the tests start with TLS: a certificate authority
+/// of its own and a serving certificate it signed for `localhost` and 127.0.0.1.
+pub struct TestTls {
+    pub ca: String,
+    pub certificate: String,
+    pub key: String,
+}
+
+impl TestTls {
+    pub fn generate() -> Result<Self> {
+        let ca = certificate_authority()?;
+        let (certificate, key) = serving_certificate(&ca)?;
+        Ok(Self {
+            ca: ca.pem(),
+            certificate,
+            key,
+        })
+    }
+}
+
 fn certificate_authority() -> Result<CertifiedIssuer<'static, KeyPair>> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;

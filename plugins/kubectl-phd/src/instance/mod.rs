@@ -73,6 +73,22 @@ impl Operation {
     }
 }
 
+/// `PHD_MYSQL_CA_CERTIFICATE`: the PEM text itself, or the path of a file
+/// holding it.
+fn mysql_ca_certificate(value: &str) -> anyhow::Result<String> {
+    let pem = if value.trim_start().starts_with("-----BEGIN") {
+        value.to_owned()
+    } else {
+        std::fs::read_to_string(value).with_context(|| {
+            format!("PHD_MYSQL_CA_CERTIFICATE: cannot read the certificate file {value}")
+        })?
+    };
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        bail!("PHD_MYSQL_CA_CERTIFICATE holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+    }
+    Ok(pem)
+}
+
 /// The names and places of an instance's databases and bucket: from its
 /// `config.yml`, or from the annotations phd puts on its namespace, so that
 /// deleting works without the repository.
@@ -220,6 +236,12 @@ impl Provisioning {
             bail!(
                 "missing required environment variables: {}",
                 missing.join(", ")
+            );
+        }
+        if let Some(ca) = env("PHD_MYSQL_CA_CERTIFICATE") {
+            secret.insert(
+                "mysql-ca-certificate".to_owned(),
+                mysql_ca_certificate(&ca)?,
             );
         }
         let mongodb = settings.mongodb_provider()?;
