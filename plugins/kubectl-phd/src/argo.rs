@@ -165,14 +165,7 @@ async fn plan(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<Plan>
     let with_argocd = !args.workflows_only;
     let with_workflows = !args.argocd_only;
 
-    let environment = settings
-        .require(
-            Setting::Environment,
-            args.environment.as_deref(),
-            Some("--environment"),
-        )?
-        .value;
-    naming::check_label("environment", &environment)?;
+    let environment = session.environment(args.environment.as_deref())?;
     let needs_domain = with_argocd || args.workflows_ingress;
     let domain = if needs_domain {
         let domain = settings

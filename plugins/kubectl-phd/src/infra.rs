@@ -51,11 +51,14 @@ pub fn infra(session: &Session, args: &InfraArgs) -> anyhow::Result<ExitCode> {
         bail!("{} does not exist", dir.display());
     }
     // A named AWS profile (shared credentials, SSO) stands in for the keys.
-    let profile = session.env_var("AWS_PROFILE").is_some();
-    let missing: Vec<&str> = backend_credentials(&dir)?
-        .into_iter()
-        .filter(|name| !profile && session.env_var(name).is_none())
-        .collect();
+    let missing: Vec<&str> = if session.env_var("AWS_PROFILE").is_some() {
+        Vec::new()
+    } else {
+        backend_credentials(&dir)?
+            .into_iter()
+            .filter(|name| session.env_var(name).is_none())
+            .collect()
+    };
     if !missing.is_empty() {
         bail!(
             "the state backend of {} needs credentials in the environment; missing: {} (or set AWS_PROFILE)",

@@ -6,24 +6,28 @@ use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
 
 use anyhow::{Context as _, bail};
 
-/// Asks `question`; true only for "y" or "yes". Fails without a terminal.
-pub fn confirm(question: &str, flag: &str) -> anyhow::Result<bool> {
+/// Prints `prompt` to stderr and reads one line of answer, trimmed. Fails
+/// without a terminal, naming `flag`, the way to confirm without one.
+fn ask(prompt: &str, flag: &str) -> anyhow::Result<String> {
     if !std::io::stdin().is_terminal() {
         bail!(
             "refusing to go on without confirmation: standard input is not a terminal; pass {flag} to confirm"
         );
     }
-    eprint!("{question} [y/N] ");
+    eprint!("{prompt}");
     std::io::stderr().flush().ok();
     let mut answer = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut answer)
         .context("cannot read the answer")?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
+    Ok(answer.trim().to_owned())
+}
+
+/// Asks `question`; true only for "y" or "yes". Fails without a terminal.
+pub fn confirm(question: &str, flag: &str) -> anyhow::Result<bool> {
+    let answer = ask(&format!("{question} [y/N] "), flag)?;
+    Ok(matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
 /// All of standard input, without the trailing newline; empty is an error.
@@ -61,17 +65,6 @@ pub fn new_password(whose: &str) -> anyhow::Result<String> {
 
 /// Asks the person to type `expected` to go on. Fails without a terminal.
 pub fn confirm_typed(what: &str, expected: &str, flag: &str) -> anyhow::Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        bail!(
-            "refusing to go on without confirmation: standard input is not a terminal; pass {flag} to confirm"
-        );
-    }
-    eprint!("{what}\nType {expected:?} to confirm: ");
-    std::io::stderr().flush().ok();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .context("cannot read the answer")?;
-    Ok(answer.trim() == expected)
+    let answer = ask(&format!("{what}\nType {expected:?} to confirm: "), flag)?;
+    Ok(answer == expected)
 }

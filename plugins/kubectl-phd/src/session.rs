@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 use phd_common::{
     AccessOptions, Cluster, ClusterAccess, ClusterRepository, Environment as _, ProcessEnvironment,
-    Settings,
+    Setting, Settings, naming,
 };
 
 use crate::cli::GlobalArgs;
@@ -53,6 +53,18 @@ impl Session {
 
     pub fn settings(&self) -> Settings<'_> {
         Settings::new(&self.env, self.repository.as_ref())
+    }
+
+    /// The environment an instance or install belongs to: `--environment`,
+    /// `PHD_ENVIRONMENT`, the repository's context.json, or the default;
+    /// checked to be usable as a label value.
+    pub fn environment(&self, flag: Option<&str>) -> anyhow::Result<String> {
+        let environment = self
+            .settings()
+            .require(Setting::Environment, flag, Some("--environment"))?
+            .value;
+        naming::check_label("environment", &environment)?;
+        Ok(environment)
     }
 
     /// A variable of the environment, empty meaning unset.

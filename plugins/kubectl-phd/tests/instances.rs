@@ -1,6 +1,8 @@
 //! `kubectl phd instance ...` against the real control plane after `argo
 //! install`, with the stand-ins for Argo's controllers of phd-testkit.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -11,9 +13,8 @@ use k8s_openapi::api::rbac::v1::Role;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use phd_testkit::argo::{ApplicationController, Verdict, WorkflowController};
-use phd_testkit::{ControlPlane, fixture, unique_name, unreachable_kubeconfig};
+use phd_testkit::{ControlPlane, unique_name, unreachable_kubeconfig};
 use serde_json::Value;
-use tokio::sync::OnceCell;
 
 const ROOT_PASSWORD: &str = "root-Pw-7a1c'\"$`\\ x";
 const STORAGE_KEY: &str = "AKIA-storage-key-1f2e";
@@ -66,21 +67,7 @@ impl Repo {
 }
 
 async fn cluster() -> &'static ControlPlane {
-    static INSTALLED: OnceCell<()> = OnceCell::const_new();
-    let plane = ControlPlane::shared().await;
-    INSTALLED
-        .get_or_init(|| async {
-            Repo::new()
-                .phd(&plane.admin_kubeconfig)
-                .args(["argo", "install", "--argocd-manifest"])
-                .arg(fixture("argocd-install.yaml"))
-                .arg("--workflows-manifest")
-                .arg(fixture("argo-workflows-install.yaml"))
-                .assert()
-                .success();
-        })
-        .await;
-    plane
+    common::control_plane_with_argo().await
 }
 
 fn resource(kind: &str, plural: &str) -> ApiResource {

@@ -1,6 +1,8 @@
 //! `kubectl phd user ...` against the real control plane, after `argo install`
 //! with the stand-in manifests of tests/fixtures.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -12,9 +14,8 @@ use k8s_openapi::api::authorization::v1::{
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::api::{Api, PostParams};
-use phd_testkit::{ControlPlane, fixture, unique_name, unreachable_kubeconfig};
+use phd_testkit::{ControlPlane, unique_name, unreachable_kubeconfig};
 use serde_json::Value;
-use tokio::sync::OnceCell;
 
 fn phd(kubeconfig: &Path) -> Command {
     let mut command = Command::cargo_bin("kubectl-phd").expect("binary");
@@ -31,22 +32,8 @@ fn phd(kubeconfig: &Path) -> Command {
     command
 }
 
-/// The shared control plane with Argo installed once for this test binary.
 async fn cluster() -> &'static ControlPlane {
-    static INSTALLED: OnceCell<()> = OnceCell::const_new();
-    let plane = ControlPlane::shared().await;
-    INSTALLED
-        .get_or_init(|| async {
-            phd(&plane.admin_kubeconfig)
-                .args(["argo", "install", "--argocd-manifest"])
-                .arg(fixture("argocd-install.yaml"))
-                .arg("--workflows-manifest")
-                .arg(fixture("argo-workflows-install.yaml"))
-                .assert()
-                .success();
-        })
-        .await;
-    plane
+    common::control_plane_with_argo().await
 }
 
 fn list(kubeconfig: &Path) -> BTreeMap<String, Value> {

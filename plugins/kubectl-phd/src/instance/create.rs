@@ -47,15 +47,7 @@ struct InstanceFiles {
 pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Result<()> {
     naming::check_instance_name(&args.name)?;
     let name = args.name.as_str();
-    let settings = session.settings();
-    let environment = settings
-        .require(
-            Setting::Environment,
-            args.environment.as_deref(),
-            Some("--environment"),
-        )?
-        .value;
-    naming::check_label("environment", &environment)?;
+    let environment = session.environment(args.environment.as_deref())?;
     let timeout = args.timeout;
     let provisioning = Provisioning::from_environment(session)?;
     let files = instance_files(session, args, &environment)?;
