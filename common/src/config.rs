@@ -12,6 +12,12 @@ pub const CONTEXT_FILE: &str = "context.json";
 
 /// Argo CD release installed unless overridden; tested with this plugin.
 pub const DEFAULT_ARGOCD_VERSION: &str = "v3.2.3";
+/// The cluster's ingress setting by default: the IngressClass of ingress-nginx,
+/// the ClusterIssuer of the openedx-k8s-harmony chart, and the namespace
+/// ingress-nginx's own manifests install the controller in.
+pub const DEFAULT_INGRESS_CLASS: &str = "nginx";
+pub const DEFAULT_CLUSTER_ISSUER: &str = "harmony-letsencrypt-global";
+pub const DEFAULT_INGRESS_NAMESPACE: &str = "ingress-nginx";
 /// Argo Workflows release installed unless overridden; tested with this plugin.
 pub const DEFAULT_WORKFLOWS_VERSION: &str = "v3.7.4";
 
@@ -101,6 +107,15 @@ pub struct ClusterContext {
         skip_serializing_if = "Option::is_none"
     )]
     pub repository: Option<String>,
+    /// IngressClass of every Ingress phd writes (Argo CD, instances).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_class: Option<String>,
+    /// cert-manager ClusterIssuer of those Ingresses' certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_issuer: Option<String>,
+    /// Namespace of the ingress controller, admitted by each instance's NetworkPolicy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_namespace: Option<String>,
 }
 
 /// A cluster repository on disk: the directory holding `context.json`.
@@ -144,6 +159,17 @@ impl ClusterRepository {
     }
 }
 
+/// Where the cluster's ingress controller is and how certificates are issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IngressSetting {
+    /// IngressClass name (`spec.ingressClassName`).
+    pub class: String,
+    /// cert-manager ClusterIssuer (`cert-manager.io/cluster-issuer` annotation).
+    pub cluster_issuer: String,
+    /// Namespace the controller's pods run in.
+    pub namespace: String,
+}
+
 /// A setting phd reads, with its environment variable, its `context.json` key
 /// and its default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -166,6 +192,9 @@ pub enum Setting {
     MongodbReplicaSet,
     StorageType,
     StorageRegion,
+    IngressClass,
+    ClusterIssuer,
+    IngressNamespace,
 }
 
 impl Setting {
@@ -190,6 +219,9 @@ impl Setting {
             Self::MongodbReplicaSet => "PHD_MONGODB_REPLICA_SET",
             Self::StorageType => "PHD_STORAGE_TYPE",
             Self::StorageRegion => "PHD_STORAGE_REGION",
+            Self::IngressClass => "PHD_INGRESS_CLASS",
+            Self::ClusterIssuer => "PHD_CLUSTER_ISSUER",
+            Self::IngressNamespace => "PHD_INGRESS_NAMESPACE",
         }
     }
 
@@ -214,6 +246,9 @@ impl Setting {
             Self::MongodbReplicaSet => "the MongoDB replica set",
             Self::StorageType => "the storage type",
             Self::StorageRegion => "the storage region",
+            Self::IngressClass => "the IngressClass",
+            Self::ClusterIssuer => "the cert-manager ClusterIssuer",
+            Self::IngressNamespace => "the ingress controller's namespace",
         }
     }
 
@@ -224,6 +259,9 @@ impl Setting {
             Self::Provider => &context.provider,
             Self::Region => &context.region,
             Self::Repository => &context.repository,
+            Self::IngressClass => &context.ingress_class,
+            Self::ClusterIssuer => &context.cluster_issuer,
+            Self::IngressNamespace => &context.ingress_namespace,
             _ => return None,
         };
         value.as_deref().filter(|value| !value.is_empty())
@@ -241,6 +279,9 @@ impl Setting {
             Self::MongodbPort => Some("27017"),
             Self::MongodbAuthSource => Some("admin"),
             Self::StorageType => Some("s3"),
+            Self::IngressClass => Some(DEFAULT_INGRESS_CLASS),
+            Self::ClusterIssuer => Some(DEFAULT_CLUSTER_ISSUER),
+            Self::IngressNamespace => Some(DEFAULT_INGRESS_NAMESPACE),
             _ => None,
         }
     }
@@ -346,6 +387,38 @@ impl<'a> Settings<'a> {
 
     /// The MongoDB provider: named by `PHD_MONGODB_PROVIDER`, or detected from
     /// which credentials are set. Never silently nothing.
+    /// The cluster's ingress setting (SPEC.md 7.10): one IngressClass,
+    /// ClusterIssuer and controller namespace that `argo install`, each
+    /// instance's Ingresses and its NetworkPolicy all use. Flags first, then
+    /// `PHD_INGRESS_CLASS`, `PHD_CLUSTER_ISSUER`, `PHD_INGRESS_NAMESPACE`, then
+    /// `context.json`, then the defaults.
+    pub fn ingress(
+        &self,
+        class: Option<&str>,
+        cluster_issuer: Option<&str>,
+        namespace: Option<&str>,
+    ) -> Result<IngressSetting, ConfigError> {
+        Ok(IngressSetting {
+            class: self
+                .require(Setting::IngressClass, class, Some("--ingress-class"))?
+                .value,
+            cluster_issuer: self
+                .require(
+                    Setting::ClusterIssuer,
+                    cluster_issuer,
+                    Some("--cluster-issuer"),
+                )?
+                .value,
+            namespace: self
+                .require(
+                    Setting::IngressNamespace,
+                    namespace,
+                    Some("--ingress-namespace"),
+                )?
+                .value,
+        })
+    }
+
     pub fn mongodb_provider(&self) -> Result<MongodbProvider, ConfigError> {
         let named = self.env.var("PHD_MONGODB_PROVIDER");
         let provider = match named.as_deref() {
@@ -400,6 +473,9 @@ impl ClusterContext {
             provider: some(),
             region: some(),
             repository: some(),
+            ingress_class: some(),
+            cluster_issuer: some(),
+            ingress_namespace: some(),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod naming;
 pub mod password;
 pub mod render;
 pub mod tofu;
+pub mod tutor;
 pub mod workflow;
 
 pub use cluster::{AccessError, AccessOptions, Cluster, ClusterAccess, KubeconfigSource};

@@ -49,6 +49,22 @@ pub fn environment() -> Environment<'static> {
             .map(|_| char::from(rng.sample(rand::distr::Alphabetic)))
             .collect::<String>()
     });
+    // cookiecutter's UUIDExtension: a random (version 4) UUID.
+    env.add_function("uuid4", || {
+        use rand::Rng as _;
+        let mut bytes: [u8; 16] = rand::rng().random();
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        )
+    });
     env
 }
 

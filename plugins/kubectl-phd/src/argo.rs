@@ -14,6 +14,7 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams};
 use phd_common::apply::{Applied, Applier, ApplyReport};
+use phd_common::config::IngressSetting;
 use phd_common::config::Setting;
 use phd_common::manifest::{Document, ManifestSource};
 use phd_common::{manifests, naming, password};
@@ -198,10 +199,11 @@ async fn plan(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<Plan>
     } else {
         session.env_var("PHD_ARGO_ADMIN_PASSWORD")
     };
-    let ingress = IngressSettings {
-        class: args.ingress_class.clone(),
-        cluster_issuer: args.cluster_issuer.clone(),
-    };
+    let ingress = settings.ingress(
+        args.ingress_class.as_deref(),
+        args.cluster_issuer.as_deref(),
+        None,
+    )?;
 
     let argocd = async {
         if !with_argocd {
@@ -276,11 +278,6 @@ async fn plan(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<Plan>
     })
 }
 
-struct IngressSettings {
-    class: String,
-    cluster_issuer: String,
-}
-
 const ARGOCD_SOURCE: &str = "Argo CD settings (kubectl-phd)";
 const WORKFLOWS_SOURCE: &str = "Argo Workflows settings (kubectl-phd)";
 
@@ -292,7 +289,7 @@ fn customise_argocd(
     domain: &str,
     environment: &str,
     repository: &str,
-    ingress: &IngressSettings,
+    ingress: &IngressSetting,
 ) -> anyhow::Result<()> {
     let host = format!("argocd.{domain}");
     set_config_map_data(
@@ -363,7 +360,7 @@ fn customise_argocd(
 fn customise_workflows(
     documents: &mut Vec<Document>,
     ingress_domain: Option<&str>,
-    ingress: &IngressSettings,
+    ingress: &IngressSetting,
 ) -> anyhow::Result<()> {
     let container_security = "securityContext:\n  runAsNonRoot: true\n  runAsUser: 8737\n  allowPrivilegeEscalation: false\n  capabilities:\n    drop: [ALL]\n  seccompProfile:\n    type: RuntimeDefault\n";
     let workflow_defaults = "spec:\n  securityContext:\n    runAsNonRoot: true\n    runAsUser: 8737\n    fsGroup: 8737\n    seccompProfile:\n      type: RuntimeDefault\n  podGC:\n    strategy: OnPodSuccess\n";
@@ -514,7 +511,7 @@ fn ingress_object(
     name: &str,
     host: &str,
     (service, port): (&str, ServiceBackendPort),
-    settings: &IngressSettings,
+    settings: &IngressSetting,
     mut annotations: BTreeMap<String, String>,
 ) -> Ingress {
     annotations.insert(

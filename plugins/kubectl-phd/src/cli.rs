@@ -152,16 +152,12 @@ pub struct ArgoInstallArgs {
     /// The cluster repository, the only source the project allows [env: PHD_CLUSTER_REPOSITORY]
     #[arg(long, value_name = "URL")]
     pub repository: Option<String>,
-    /// cert-manager ClusterIssuer for the ingresses' certificates
-    #[arg(
-        long,
-        value_name = "NAME",
-        default_value = "harmony-letsencrypt-global"
-    )]
-    pub cluster_issuer: String,
-    /// IngressClass of the ingresses
-    #[arg(long, value_name = "NAME", default_value = "nginx")]
-    pub ingress_class: String,
+    /// cert-manager ClusterIssuer for the ingresses' certificates [env: PHD_CLUSTER_ISSUER] [default: harmony-letsencrypt-global]
+    #[arg(long, value_name = "NAME")]
+    pub cluster_issuer: Option<String>,
+    /// IngressClass of the ingresses [env: PHD_INGRESS_CLASS] [default: nginx]
+    #[arg(long, value_name = "NAME")]
+    pub ingress_class: Option<String>,
     /// Output format of the report
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: OutputFormat,
@@ -238,6 +234,8 @@ pub struct UserListArgs {
 pub enum InstanceCommand {
     /// Create an instance: files, namespace, databases, bucket, Argo CD Application (idempotent)
     Create(InstanceCreateArgs),
+    /// Change an instance's config.yml, re-render its env/ with Tutor and re-apply its cluster objects
+    Update(InstanceUpdateArgs),
     /// Delete an instance with its data (asks first)
     Delete(InstanceDeleteArgs),
     /// List instances found in the cluster and in the repository
@@ -266,9 +264,15 @@ pub struct InstanceCreateArgs {
     /// Environment (Argo CD project phd-<environment>) [env: PHD_ENVIRONMENT] [default: production]
     #[arg(long, value_name = "NAME")]
     pub environment: Option<String>,
-    /// Namespace of the ingress controller, which the instance's network policy admits
-    #[arg(long, value_name = "NAMESPACE", default_value = "ingress-nginx")]
-    pub ingress_namespace: String,
+    /// Namespace of the ingress controller, which the instance's network policy admits [env: PHD_INGRESS_NAMESPACE] [default: ingress-nginx]
+    #[arg(long, value_name = "NAMESPACE")]
+    pub ingress_namespace: Option<String>,
+    /// IngressClass of the instance's Ingresses [env: PHD_INGRESS_CLASS] [default: nginx]
+    #[arg(long, value_name = "NAME")]
+    pub ingress_class: Option<String>,
+    /// cert-manager ClusterIssuer of the instance's certificates [env: PHD_CLUSTER_ISSUER] [default: harmony-letsencrypt-global]
+    #[arg(long, value_name = "NAME")]
+    pub cluster_issuer: Option<String>,
     /// How long to wait for provisioning (90s, 10m, 1h)
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -276,6 +280,40 @@ pub struct InstanceCreateArgs {
     #[arg(long)]
     pub no_wait: bool,
     /// Print the files and objects that would be created; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InstanceUpdateArgs {
+    /// Instance name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Tutor release to render with (22.0.3, 21.0.9, or a major version: 22)
+    #[arg(long, value_name = "VERSION")]
+    pub tutor_version: Option<String>,
+    /// edx-platform branch or tag (EDX_PLATFORM_VERSION, used by image builds)
+    #[arg(long, value_name = "REF")]
+    pub edx_platform_version: Option<String>,
+    /// Set a Tutor setting in config.yml (repeatable); VALUE is YAML (true, 3, text)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Environment (Argo CD project phd-<environment>) [env: PHD_ENVIRONMENT] [default: production]
+    #[arg(long, value_name = "NAME")]
+    pub environment: Option<String>,
+    /// Namespace of the ingress controller [env: PHD_INGRESS_NAMESPACE] [default: ingress-nginx]
+    #[arg(long, value_name = "NAMESPACE")]
+    pub ingress_namespace: Option<String>,
+    /// IngressClass of the instance's Ingresses [env: PHD_INGRESS_CLASS] [default: nginx]
+    #[arg(long, value_name = "NAME")]
+    pub ingress_class: Option<String>,
+    /// cert-manager ClusterIssuer of the instance's certificates [env: PHD_CLUSTER_ISSUER] [default: harmony-letsencrypt-global]
+    #[arg(long, value_name = "NAME")]
+    pub cluster_issuer: Option<String>,
+    /// Only change the files; do not connect to the cluster
+    #[arg(long)]
+    pub files_only: bool,
+    /// Print what would change; change nothing
     #[arg(long)]
     pub dry_run: bool,
 }

@@ -89,6 +89,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Instance(command) => {
                 let done = match command {
                     InstanceCommand::Create(args) => instance::create(&session, args).await,
+                    InstanceCommand::Update(args) => instance::update(&session, args).await,
                     InstanceCommand::Delete(args) => instance::delete(&session, args).await,
                     InstanceCommand::List(args) => instance::list(&session, args).await,
                     InstanceCommand::Status(args) => instance::status(&session, args).await,

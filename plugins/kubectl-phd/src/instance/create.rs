@@ -16,14 +16,15 @@ use kube::api::{Api, DeleteParams, PostParams};
 use phd_common::apply::Applier;
 use phd_common::config::Setting;
 use phd_common::manifest::{self, Document};
-use phd_common::render::{self, RenderedFile};
+use phd_common::render::{self as scaffold, RenderedFile};
+use phd_common::tutor::{Rendering, SyncReport};
 use phd_common::workflow::{self, Phase, Submitted};
 use phd_common::{naming, password};
 use serde_json::{Map, Value, json};
 
 use super::{
     CREDENTIALS_SECRET, ENVIRONMENT_LABEL, EXECUTOR, INSTANCE_LABEL, Operation,
-    PROVISIONING_SECRET, Provisioning, Resources, instances_dir,
+    PROVISIONING_SECRET, Provisioning, Resources, instances_dir, render,
 };
 use crate::cli::InstanceCreateArgs;
 use crate::output;
@@ -34,6 +35,16 @@ static INSTANCE_SCAFFOLD: Dir<'static> =
     include_dir!("$CARGO_MANIFEST_DIR/../../templates/instance");
 const BUCKET_SUFFIX_LENGTH: usize = 7;
 const INSTANCE_PASSWORD_LENGTH: usize = 32;
+/// Keys of the credentials Secret that phd's Tutor plugin fills with Tutor's
+/// own generators (`tutor phd secrets`; the list of `CREDENTIALS` in
+/// plugins/tutor-phd/phd.py).
+pub const TUTOR_SECRETS: [&str; 5] = [
+    "openedx-secret-key",
+    "jwt-rsa-private-key",
+    "cms-oauth2-secret",
+    "meilisearch-master-key",
+    "meilisearch-api-key",
+];
 
 /// The instance's files: read back when they exist (so passwords-free names
 /// such as the bucket suffix are created once), rendered otherwise.
@@ -54,8 +65,18 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     let resources = Resources::from_config(&files.config)
         .with_context(|| format!("cannot use {}", files.dir.join("config.yml").display()))?;
     let application = manifest::parse("application.yml", &files.application)?;
+    let ingress = session.settings().ingress(
+        args.ingress_class.as_deref(),
+        args.cluster_issuer.as_deref(),
+        args.ingress_namespace.as_deref(),
+    )?;
+    // Tutor renders before anything changes: a missing Python, an unknown
+    // release or a failing render stops here.
+    let config = render::parse_config(&files.config)?;
+    let tutor = render::tutor_for(session, &config)?;
+    let rendering = render::render(&tutor, &config, &ingress)?;
 
-    let foundation = foundation_objects(name, &environment, &resources, &args.ingress_namespace)?;
+    let foundation = foundation_objects(name, &environment, &resources, &ingress.namespace)?;
     let workflows: Vec<Value> = provisioning
         .resources()
         .into_iter()
@@ -63,8 +84,10 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         .collect();
 
     if args.dry_run {
+        let env = render::write_env(&rendering, &files.dir, true)?;
         print_dry_run(
             &files,
+            &env,
             &foundation,
             &provisioning,
             name,
@@ -79,9 +102,15 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     require_argo(&client).await?;
 
     if !files.new_files.is_empty() {
-        render::write_files(&files.dir, &files.new_files)?;
+        scaffold::write_files(&files.dir, &files.new_files)?;
         output::info(format!("wrote {}", files.dir.display()));
     }
+    let env = render::write_env(&rendering, &files.dir, false)?;
+    output::info(format!(
+        "{} (Tutor {})",
+        render::describe(&env, &files.dir),
+        tutor.release.tutor
+    ));
     let report = Applier::new(client.clone())
         .apply(&foundation, Some(name), &|applied| {
             output::debug(format!("  {applied}"))
@@ -93,7 +122,7 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     let apply_params = kube::api::PatchParams::apply(phd_common::apply::FIELD_MANAGER).force();
     let provisioning_secret = kube::api::Patch::Apply(provisioning.secret(name));
     let (credentials, admin) = tokio::join!(
-        ensure_credentials(&client, name),
+        ensure_credentials(&client, name, &rendering),
         secrets.patch(PROVISIONING_SECRET, &apply_params, &provisioning_secret)
     );
     credentials?;
@@ -266,14 +295,17 @@ fn instance_files(
             args.edx_platform_repository.clone(),
         ),
         ("edx_platform_version", args.edx_platform_version.clone()),
-        ("tutor_version", args.tutor_version.clone()),
+        (
+            "tutor_version",
+            args.tutor_version
+                .as_deref()
+                .map(phd_common::tutor::release)
+                .transpose()?
+                .map(|release| release.tutor.to_owned()),
+        ),
         (
             "cluster_repository_branch",
             session.env_var("PHD_CLUSTER_REPOSITORY_BRANCH"),
-        ),
-        (
-            "docker_registry",
-            settings.get(Setting::DockerRegistry, None).map(|r| r.value),
         ),
         (
             "mysql_host",
@@ -326,8 +358,8 @@ fn instance_files(
     {
         bail!("PHD_STORAGE_TYPE is {kind:?}; expected s3 or spaces");
     }
-    let context = render::cookiecutter_context(&INSTANCE_SCAFFOLD, &given)?;
-    let (_, new_files) = render::render_scaffold(&INSTANCE_SCAFFOLD, &context)?;
+    let context = scaffold::cookiecutter_context(&INSTANCE_SCAFFOLD, &given)?;
+    let (_, new_files) = scaffold::render_scaffold(&INSTANCE_SCAFFOLD, &context)?;
     let text = |name: &str| {
         new_files
             .iter()
@@ -366,7 +398,7 @@ fn metadata(name: &str, namespace: &str, environment: &str) -> ObjectMeta {
 /// The namespace and what the workflows need in it: the executor's identity
 /// with only what the emissary executor uses, and a default-deny ingress
 /// policy that admits the ingress controller and the namespace itself.
-fn foundation_objects(
+pub(super) fn foundation_objects(
     name: &str,
     environment: &str,
     resources: &Resources,
@@ -446,15 +478,66 @@ fn foundation_objects(
     ])
 }
 
-/// The instance's own passwords, generated the first time and never changed.
-async fn ensure_credentials(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+/// The instance's credentials, generated the first time and never changed:
+/// its database passwords (read by the provisioning workflows) and the
+/// secrets Tutor would otherwise write into its environment (read by the
+/// Open edX containers). A key that is missing, as in a Secret made by an
+/// older phd, is added; present keys are kept.
+async fn ensure_credentials(
+    client: &kube::Client,
+    name: &str,
+    rendering: &Rendering,
+) -> anyhow::Result<()> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
-    if secrets
+    let existing = secrets
         .get_opt(CREDENTIALS_SECRET)
         .await
-        .context("cannot read the instance credentials")?
-        .is_some()
+        .context("cannot read the instance credentials")?;
+    let present: Vec<String> = existing
+        .as_ref()
+        .and_then(|secret| secret.data.as_ref())
+        .map(|data| data.keys().cloned().collect())
+        .unwrap_or_default();
+    let mut missing = BTreeMap::new();
+    for key in ["mysql-password", "mongodb-password"] {
+        if !present.iter().any(|k| k == key) {
+            missing.insert(key.to_owned(), password::generate(INSTANCE_PASSWORD_LENGTH));
+        }
+    }
+    if !TUTOR_SECRETS
+        .iter()
+        .all(|key| present.iter().any(|k| k == key))
     {
+        let generated = tokio::task::block_in_place(|| rendering.generate_secrets())
+            .context("cannot generate the Open edX secrets")?;
+        for key in TUTOR_SECRETS {
+            if present.iter().any(|k| k == key) {
+                continue;
+            }
+            let value = generated
+                .get(key)
+                .with_context(|| format!("`tutor phd secrets` did not generate {key}"))?;
+            missing.insert(key.to_owned(), value.clone());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let data: BTreeMap<String, ByteString> = missing
+        .into_iter()
+        .map(|(key, value)| (key, ByteString(value.into_bytes())))
+        .collect();
+    if existing.is_some() {
+        // Only the missing keys: a concurrent run's values for them are as good.
+        let patch = json!({ "data": data });
+        secrets
+            .patch(
+                CREDENTIALS_SECRET,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .context("cannot add to the instance credentials")?;
         return Ok(());
     }
     let secret = Secret {
@@ -467,16 +550,7 @@ async fn ensure_credentials(client: &kube::Client, name: &str) -> anyhow::Result
             )])),
             ..Default::default()
         },
-        data: Some(BTreeMap::from([
-            (
-                "mysql-password".to_owned(),
-                ByteString(password::generate(INSTANCE_PASSWORD_LENGTH).into_bytes()),
-            ),
-            (
-                "mongodb-password".to_owned(),
-                ByteString(password::generate(INSTANCE_PASSWORD_LENGTH).into_bytes()),
-            ),
-        ])),
+        data: Some(data),
         type_: Some("Opaque".into()),
         ..Default::default()
     };
@@ -541,6 +615,7 @@ pub async fn require_argo(client: &kube::Client) -> anyhow::Result<()> {
 
 fn print_dry_run(
     files: &InstanceFiles,
+    env: &SyncReport,
     foundation: &[Document],
     provisioning: &Provisioning,
     name: &str,
@@ -556,6 +631,13 @@ fn print_dry_run(
             "# files in {} exist and would be reused",
             files.dir.display()
         );
+    }
+    let env_dir = files.dir.join("env");
+    for path in &env.written {
+        println!("# file {} (Tutor)", env_dir.join(path).display());
+    }
+    for path in &env.removed {
+        println!("# remove {}", env_dir.join(path).display());
     }
     let mut objects: Vec<Value> = foundation.iter().map(|d| d.object.clone()).collect();
     let mut provisioning_secret = serde_json::to_value(provisioning.secret(name))?;

@@ -7,6 +7,8 @@
 mod create;
 mod delete;
 mod list;
+mod render;
+mod update;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,7 @@ use serde_json::{Value, json};
 pub use create::create;
 pub use delete::delete;
 pub use list::{list, status};
+pub use update::update;
 
 use crate::session::Session;
 
@@ -110,8 +113,8 @@ pub struct Resources {
 const FIELDS: [(&str, &str); 11] = [
     ("MYSQL_HOST", "mysql-host"),
     ("MYSQL_PORT", "mysql-port"),
-    ("MYSQL_DATABASE", "mysql-database"),
-    ("MYSQL_USERNAME", "mysql-user"),
+    ("OPENEDX_MYSQL_DATABASE", "mysql-database"),
+    ("OPENEDX_MYSQL_USERNAME", "mysql-user"),
     ("MONGODB_DATABASE", "mongodb-database"),
     ("FORUM_MONGODB_DATABASE", "forum-database"),
     ("MONGODB_USERNAME", "mongodb-user"),
@@ -161,11 +164,19 @@ impl Resources {
     /// From an instance's Tutor `config.yml`.
     pub fn from_config(text: &str) -> anyhow::Result<Self> {
         let config: Value = serde_saphyr::from_str(text).context("config.yml is not valid YAML")?;
-        let scalar = |key: &str, _: &str| match &config[key] {
-            Value::String(text) => Some(text.clone()),
-            Value::Number(number) => Some(number.to_string()),
-            Value::Bool(flag) => Some(flag.to_string()),
-            _ => None,
+        let scalar = |key: &str, _: &str| {
+            // Files written before phd rendered with Tutor used the original
+            // tool's MYSQL_DATABASE/MYSQL_USERNAME for Tutor's OPENEDX_MYSQL_*.
+            let value = match (&config[key], key.strip_prefix("OPENEDX_")) {
+                (Value::Null, Some(old)) => &config[old],
+                (value, _) => value,
+            };
+            match value {
+                Value::String(text) => Some(text.clone()),
+                Value::Number(number) => Some(number.to_string()),
+                Value::Bool(flag) => Some(flag.to_string()),
+                _ => None,
+            }
         };
         Self::from_lookup(scalar)
             .context("config.yml lacks one of the database, MongoDB or storage settings")

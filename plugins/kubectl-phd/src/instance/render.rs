@@ -1,0 +1,103 @@
+//! Rendering an instance's `env/` with Tutor, Drydock and phd's Tutor plugin
+//! (SPEC.md section 7.9); shared by `instance create` and `instance update`.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use phd_common::config::IngressSetting;
+use phd_common::tutor::{self, Release, Rendering, SyncReport, Tutor};
+use serde_json::{Map, Value};
+
+use crate::output;
+use crate::session::Session;
+
+/// The Tutor setting that names the release an instance is rendered with.
+pub const TUTOR_VERSION_KEY: &str = "PHD_TUTOR_VERSION";
+
+/// The Tutor release `config` (the text of `config.yml`) asks for, the
+/// default release when it names none.
+pub fn release_of(config: &Map<String, Value>) -> anyhow::Result<&'static Release> {
+    match config.get(TUTOR_VERSION_KEY) {
+        Some(Value::String(version)) if !version.is_empty() => Ok(tutor::release(version)?),
+        Some(Value::Number(version)) => Ok(tutor::release(&version.to_string())?),
+        _ => Ok(tutor::default_release()),
+    }
+}
+
+/// Parses `config.yml` into its top-level settings.
+pub fn parse_config(text: &str) -> anyhow::Result<Map<String, Value>> {
+    match serde_saphyr::from_str::<Value>(text).context("config.yml is not valid YAML")? {
+        Value::Object(map) => Ok(map),
+        _ => anyhow::bail!("config.yml is not a mapping of Tutor settings"),
+    }
+}
+
+/// Finds (installing on first use) the Tutor of the release `config` names,
+/// before anything changes: a missing Python or a broken install is an error here.
+pub fn tutor_for(session: &Session, config: &Map<String, Value>) -> anyhow::Result<Tutor> {
+    let release = release_of(config)?;
+    let cache = tutor::cache_dir(&session.env);
+    let python = session.env_var("PHD_PYTHON");
+    Ok(Tutor::ensure(
+        &cache,
+        release,
+        python.as_deref(),
+        &|message| output::info(message),
+    )?)
+}
+
+/// Renders `config` with `tutor`. The cluster's ingress setting is given to
+/// Tutor at render time (it belongs to the cluster, not to config.yml).
+pub fn render(
+    tutor: &Tutor,
+    config: &Map<String, Value>,
+    ingress: &IngressSetting,
+) -> anyhow::Result<Rendering> {
+    let mut config = config.clone();
+    config.insert(
+        "PHD_INGRESS_CLASS".into(),
+        Value::String(ingress.class.clone()),
+    );
+    config.insert(
+        "PHD_CLUSTER_ISSUER".into(),
+        Value::String(ingress.cluster_issuer.clone()),
+    );
+    // JSON is YAML: Tutor reads it as its config.yml.
+    let text = serde_json::to_string_pretty(&Value::Object(config))?;
+    let started = std::time::Instant::now();
+    let rendering = tutor.render(&text).with_context(|| {
+        format!(
+            "cannot render the instance with Tutor {}",
+            tutor.release.tutor
+        )
+    })?;
+    output::debug(format!(
+        "Tutor {} rendered in {} ms",
+        tutor.release.tutor,
+        started.elapsed().as_millis()
+    ));
+    Ok(rendering)
+}
+
+/// Makes `dir/env` what `rendering` holds; reports what changed.
+pub fn write_env(rendering: &Rendering, dir: &Path, dry_run: bool) -> anyhow::Result<SyncReport> {
+    let target = dir.join("env");
+    let report = tutor::sync_dir(&rendering.env_dir(), &target, dry_run)
+        .with_context(|| format!("cannot write {}", target.display()))?;
+    Ok(report)
+}
+
+/// One line on what [`write_env`] did.
+pub fn describe(report: &SyncReport, dir: &Path) -> String {
+    let env = dir.join("env");
+    if report.is_empty() {
+        format!("{}: unchanged", env.display())
+    } else {
+        format!(
+            "{}: {} files written, {} removed",
+            env.display(),
+            report.written.len(),
+            report.removed.len()
+        )
+    }
+}

@@ -1,0 +1,323 @@
+"""kubectl-phd's Tutor plugin: Open edX manifests for Argo CD with no secret in them.
+
+kubectl-phd renders every instance with Tutor, tutor-contrib-drydock and this plugin
+(`kubectl phd instance create|update`). The plugin:
+
+- replaces every credential Tutor would write into the environment (Django secret key,
+  JWT signing key, OAuth2 client secret, Meilisearch keys, database passwords) by a
+  reference `${PHD_...}`. Shell commands of the init jobs expand it, and the settings of
+  LMS and CMS resolve it from the process environment when they load. Containers get
+  those variables from the instance's Secret (`PHD_CREDENTIALS_SECRET`) through
+  `secretKeyRef`, so neither config.yml nor env/ holds a secret value;
+- turns Tutor's init tasks into Argo CD sync hooks (Drydock's `DRYDOCK_INIT_JOBS`),
+  without the MySQL and MongoDB tasks, whose work kubectl-phd's provisioning workflows
+  do with admin credentials that never reach the instance namespace;
+- adds an Ingress for every host of the instance, with TLS from a cert-manager
+  ClusterIssuer (`PHD_INGRESS_CLASS`, `PHD_CLUSTER_ISSUER`);
+- keeps the Namespace out of what Argo CD prunes or deletes, so that deleting the
+  Application cannot take the instance's credentials away before deprovisioning;
+- `tutor phd secrets` prints, as JSON, freshly generated values of the secrets Tutor
+  would generate, made with Tutor's own generators; kubectl-phd stores them in the
+  instance's Secret once.
+
+Written for Tutor 20 to 22 and the Drydock release of the same major version.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+import click
+from tutor import config as tutor_config
+from tutor import hooks, utils
+
+# Tutor setting -> (environment variable, key of the credentials Secret).
+# Source of the list: the values Tutor generates in tutor/templates/config/base.yml,
+# and the database passwords kubectl-phd provisions.
+CREDENTIALS: dict[str, tuple[str, str]] = {
+    "OPENEDX_SECRET_KEY": ("PHD_OPENEDX_SECRET_KEY", "openedx-secret-key"),
+    "JWT_RSA_PRIVATE_KEY": ("PHD_JWT_RSA_PRIVATE_KEY", "jwt-rsa-private-key"),
+    "CMS_OAUTH2_SECRET": ("PHD_CMS_OAUTH2_SECRET", "cms-oauth2-secret"),
+    "MEILISEARCH_MASTER_KEY": ("PHD_MEILISEARCH_MASTER_KEY", "meilisearch-master-key"),
+    "MEILISEARCH_API_KEY": ("PHD_MEILISEARCH_API_KEY", "meilisearch-api-key"),
+    "OPENEDX_MYSQL_PASSWORD": ("PHD_MYSQL_PASSWORD", "mysql-password"),
+    "MONGODB_PASSWORD": ("PHD_MONGODB_PASSWORD", "mongodb-password"),
+}
+# Settings Tutor generates that no container of a phd instance uses (the MySQL
+# server is not run by Tutor); replaced so that nothing random is rendered.
+UNUSED = {"MYSQL_ROOT_PASSWORD": "PHD_UNUSED_MYSQL_ROOT_PASSWORD"}
+
+# Containers that load the Open edX settings: (kind, name regex or label selector, container).
+OPENEDX_DEPLOYMENTS = ["lms", "cms", "lms-worker", "cms-worker"]
+
+
+def reference(variable: str) -> str:
+    return "${" + variable + "}"
+
+
+hooks.Filters.CONFIG_DEFAULTS.add_items(
+    [
+        ("PHD_CREDENTIALS_SECRET", "phd-instance-credentials"),
+        ("PHD_INGRESS_CLASS", "nginx"),
+        ("PHD_CLUSTER_ISSUER", "letsencrypt"),
+        ("PHD_IMAGE_PULL_SECRET", ""),
+    ]
+)
+# User-level values beat config.yml and Tutor's generated base values, so no
+# secret is generated into the rendering and none can be set in config.yml.
+hooks.Filters.CONFIG_USER.add_items(
+    [(setting, reference(variable)) for setting, (variable, _) in CREDENTIALS.items()]
+    + [(setting, reference(variable)) for setting, variable in UNUSED.items()]
+)
+
+
+class _KeyReference:
+    """Stands for the JWT key while rendering: every number is 0, and the settings
+    build the real JSON web keys from PHD_JWT_RSA_PRIVATE_KEY when they load."""
+
+    e = d = n = p = q = dq = dp = invq = u = 0
+
+
+def _rsa_import_key(key: str) -> t.Any:
+    if key.strip() == reference(CREDENTIALS["JWT_RSA_PRIVATE_KEY"][0]):
+        return _KeyReference()
+    return utils.rsa_import_key(key)
+
+
+hooks.Filters.ENV_TEMPLATE_FILTERS.add_item(("rsa_import_key", _rsa_import_key))
+
+# Drydock: init tasks as Argo CD sync hooks, no Drydock ingress or issuer (this
+# plugin adds its own for a ClusterIssuer), without the tasks that need database
+# admin credentials.
+hooks.Filters.CONFIG_OVERRIDES.add_items(
+    [
+        ("DRYDOCK_INIT_JOBS", True),
+        ("DRYDOCK_INIT_JOBS_EXCLUDED", ["mysql-job", "mongodb-job"]),
+        ("DRYDOCK_INGRESS", False),
+        ("DRYDOCK_AUTO_TLS", False),
+    ]
+)
+
+SETTINGS = """
+# kubectl-phd: credentials from the environment (Secret {{ PHD_CREDENTIALS_SECRET }}).
+def _phd_resolve_credentials(namespace):
+    import base64 as _base64
+    import json as _json
+    import os as _os
+    import re as _re
+
+    pattern = _re.compile(r"\\$\\{(PHD_[A-Z0-9_]+)\\}")
+
+    def lookup(match):
+        name = match.group(1)
+        if name not in _os.environ:
+            raise RuntimeError(
+                "%s is not set: the container lacks the kubectl-phd credentials" % name
+            )
+        return _os.environ[name]
+
+    def resolve(value):
+        if isinstance(value, str):
+            return pattern.sub(lookup, value) if "${PHD_" in value else value
+        if isinstance(value, dict):
+            for key in list(value):
+                value[key] = resolve(value[key])
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                value[index] = resolve(item)
+        elif isinstance(value, tuple):
+            return type(value)(resolve(item) for item in value) if not hasattr(value, "_fields") else value
+        return value
+
+    for name in [name for name in namespace if name.isupper()]:
+        namespace[name] = resolve(namespace[name])
+
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = load_pem_private_key(_os.environ["PHD_JWT_RSA_PRIVATE_KEY"].encode(), password=None)
+    numbers = key.private_numbers()
+
+    def b64(number):
+        data = number.to_bytes((number.bit_length() + 7) // 8, "big")
+        return _base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    public = {"kid": "openedx", "kty": "RSA", "e": b64(numbers.public_numbers.e), "n": b64(numbers.public_numbers.n)}
+    private = dict(
+        public,
+        d=b64(numbers.d), p=b64(numbers.p), q=b64(numbers.q),
+        dq=b64(numbers.dmq1), dp=b64(numbers.dmp1), qi=b64(numbers.iqmp),
+    )
+    namespace["JWT_AUTH"]["JWT_PRIVATE_SIGNING_JWK"] = _json.dumps(private)
+    namespace["JWT_AUTH"]["JWT_PUBLIC_SIGNING_JWK_SET"] = _json.dumps({"keys": [public]})
+
+
+_phd_resolve_credentials(globals())
+del _phd_resolve_credentials
+"""
+
+
+def _env_patch(container_path: str) -> str:
+    """JSON patch operations that give a container every credential variable."""
+    operations = [
+        {
+            "op": "add",
+            "path": f"{container_path}/env/-",
+            "value": {
+                "name": variable,
+                "valueFrom": {
+                    "secretKeyRef": {"name": "{{ PHD_CREDENTIALS_SECRET }}", "key": key}
+                },
+            },
+        }
+        for variable, key in CREDENTIALS.values()
+    ]
+    return json.dumps(operations)
+
+
+def _kustomization_patches() -> str:
+    lines = []
+    for name in OPENEDX_DEPLOYMENTS:
+        lines.append(
+            "- target:\n    kind: Deployment\n    name: " + name + "\n"
+            "  patch: '" + _env_patch("/spec/template/spec/containers/0") + "'"
+        )
+    # Drydock's init jobs (every one of them runs an Open edX or plugin image
+    # whose command may read a credential).
+    lines.append(
+        "- target:\n    kind: Job\n    labelSelector: app.kubernetes.io/component=drydock-job\n"
+        "  patch: '" + _env_patch("/spec/template/spec/containers/0") + "'"
+    )
+    meilisearch = [
+        {"op": "test", "path": "/spec/template/spec/containers/0/env/0/name", "value": "MEILI_MASTER_KEY"},
+        {
+            "op": "replace",
+            "path": "/spec/template/spec/containers/0/env/0",
+            "value": {
+                "name": "MEILI_MASTER_KEY",
+                "valueFrom": {
+                    "secretKeyRef": {
+                        "name": "{{ PHD_CREDENTIALS_SECRET }}",
+                        "key": CREDENTIALS["MEILISEARCH_MASTER_KEY"][1],
+                    }
+                },
+            },
+        },
+    ]
+    lines.append(
+        "{% if RUN_MEILISEARCH %}\n"
+        "- target:\n    kind: Deployment\n    name: meilisearch\n"
+        "  patch: '" + json.dumps(meilisearch) + "'\n"
+        "{% endif %}"
+    )
+    # The Namespace outlives the Application: Argo CD neither prunes nor deletes it.
+    namespace = [
+        {"op": "add", "path": "/metadata/annotations", "value": {}},
+        {
+            "op": "add",
+            "path": "/metadata/annotations/argocd.argoproj.io~1sync-options",
+            "value": "Prune=false,Delete=false",
+        },
+    ]
+    lines.append(
+        "- target:\n    kind: Namespace\n  patch: '" + json.dumps(namespace) + "'"
+    )
+    lines.append(
+        "{% if PHD_IMAGE_PULL_SECRET %}\n"
+        "- target:\n    kind: Deployment\n"
+        "  patch: '"
+        + json.dumps(
+            [
+                {
+                    "op": "add",
+                    "path": "/spec/template/spec/imagePullSecrets",
+                    "value": [{"name": "{{ PHD_IMAGE_PULL_SECRET }}"}],
+                }
+            ]
+        )
+        + "'\n"
+        "- target:\n    kind: Job\n"
+        "  patch: '"
+        + json.dumps(
+            [
+                {
+                    "op": "add",
+                    "path": "/spec/template/spec/imagePullSecrets",
+                    "value": [{"name": "{{ PHD_IMAGE_PULL_SECRET }}"}],
+                }
+            ]
+        )
+        + "'\n"
+        "{% endif %}"
+    )
+    return "\n".join(lines)
+
+
+INGRESS = """
+{%- for name, host in [("lms", LMS_HOST), ("cms", CMS_HOST), ("preview", PREVIEW_LMS_HOST), ("mfe", MFE_HOST if "mfe" in PLUGINS else "")] if host %}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {{ name }}
+  labels:
+    app.kubernetes.io/name: {{ name }}
+    app.kubernetes.io/component: ingress
+  annotations:
+    cert-manager.io/cluster-issuer: {{ PHD_CLUSTER_ISSUER }}
+spec:
+  ingressClassName: {{ PHD_INGRESS_CLASS }}
+  tls:
+    - hosts:
+        - {{ host }}
+      secretName: {{ name }}-tls
+  rules:
+    - host: {{ host }}
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend:
+              service:
+                name: caddy
+                port:
+                  number: 80
+{%- endfor %}
+"""
+
+hooks.Filters.ENV_PATCHES.add_items(
+    [
+        ("openedx-lms-production-settings", SETTINGS),
+        ("openedx-cms-production-settings", SETTINGS),
+        ("openedx-lms-development-settings", SETTINGS),
+        ("openedx-cms-development-settings", SETTINGS),
+        ("kustomization-patches", _kustomization_patches()),
+        ("k8s-services", INGRESS),
+    ]
+)
+
+
+@click.group(name="phd", help="kubectl-phd's commands")
+def command() -> None:
+    pass
+
+
+@command.command(name="secrets", help="Print newly generated values of Tutor's secrets as JSON")
+@click.pass_obj
+def secrets(context: t.Any) -> None:
+    # The same generators as tutor/templates/config/base.yml.
+    master_key = utils.random_string(24)
+    uid = tutor_config.load(context.root).get("MEILISEARCH_API_KEY_UID", "")
+    if not uid:
+        raise click.ClickException("MEILISEARCH_API_KEY_UID is not set in config.yml")
+    values = {
+        CREDENTIALS["OPENEDX_SECRET_KEY"][1]: utils.random_string(24),
+        CREDENTIALS["JWT_RSA_PRIVATE_KEY"][1]: utils.rsa_private_key(2048),
+        CREDENTIALS["CMS_OAUTH2_SECRET"][1]: utils.random_string(24),
+        CREDENTIALS["MEILISEARCH_MASTER_KEY"][1]: master_key,
+        CREDENTIALS["MEILISEARCH_API_KEY"][1]: utils.uid_master_hash(master_key, str(uid)),
+    }
+    click.echo(json.dumps(values))
+
+
+hooks.Filters.CLI_COMMANDS.add_item(command)
