@@ -14,8 +14,9 @@ kubectl-phd renders every instance with Tutor, tutor-contrib-drydock and this pl
   do with admin credentials that never reach the instance namespace;
 - adds an Ingress for every host of the instance, with TLS from a cert-manager
   ClusterIssuer (`PHD_INGRESS_CLASS`, `PHD_CLUSTER_ISSUER`);
-- keeps the Namespace out of what Argo CD prunes or deletes, so that deleting the
-  Application cannot take the instance's credentials away before deprovisioning;
+- leaves the Namespace out of the manifests: kubectl-phd owns it (it holds the
+  credentials and is deleted only after deprovisioning), so Argo CD can neither
+  prune nor delete it;
 - `tutor phd secrets` prints, as JSON, freshly generated values of the secrets Tutor
   would generate, made with Tutor's own generators; kubectl-phd stores them in the
   instance's Secret once.
@@ -119,7 +120,7 @@ def _phd_resolve_credentials(namespace):
 
     def resolve(value):
         if isinstance(value, str):
-            return pattern.sub(lookup, value) if "${PHD_" in value else value
+            return pattern.sub(lookup, value) if "$" in value else value
         if isinstance(value, dict):
             for key in list(value):
                 value[key] = resolve(value[key])
@@ -210,18 +211,15 @@ def _kustomization_patches() -> str:
         "  patch: '" + json.dumps(meilisearch) + "'\n"
         "{% endif %}"
     )
-    # The Namespace outlives the Application: Argo CD neither prunes nor deletes it.
-    namespace = [
-        {"op": "add", "path": "/metadata/annotations", "value": {}},
-        {
-            "op": "add",
-            "path": "/metadata/annotations/argocd.argoproj.io~1sync-options",
-            "value": "Prune=false,Delete=false",
-        },
-    ]
-    lines.append(
-        "- target:\n    kind: Namespace\n  patch: '" + json.dumps(namespace) + "'"
-    )
+    # The Namespace belongs to kubectl-phd, which made it before provisioning
+    # and deletes it after deprovisioning: Argo CD never prunes or deletes it.
+    namespace = {
+        "$patch": "delete",
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "{{ K8S_NAMESPACE }}"},
+    }
+    lines.append("- target:\n    kind: Namespace\n  patch: '" + json.dumps(namespace) + "'")
     lines.append(
         "{% if PHD_IMAGE_PULL_SECRET %}\n"
         "- target:\n    kind: Deployment\n"

@@ -60,6 +60,11 @@ impl Repo {
             .env("PHD_ATLAS_PRIVATE_KEY", ATLAS_PRIVATE)
             .env("PHD_ATLAS_PROJECT_ID", "project-1")
             .env("PHD_ATLAS_CLUSTER_NAME", "cluster-1")
+            // Tutor's virtual environment, installed once for every test.
+            .env("PHD_CACHE_DIR", phd_testkit::cache_dir())
+            .env_remove("PHD_INGRESS_CLASS")
+            .env_remove("PHD_CLUSTER_ISSUER")
+            .env_remove("PHD_INGRESS_NAMESPACE")
             .arg("--kubeconfig")
             .arg(kubeconfig);
         command
@@ -789,4 +794,428 @@ async fn mysql_ca_certificate_reaches_the_provisioning_secret() {
         .await
         .expect("provisioning secret");
     assert_eq!(secret_text(&provisioning, "mysql-ca-certificate"), ca);
+}
+
+/// Every file below `dir`, relative path → bytes.
+fn files_of(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("read");
+                files.insert(path.strip_prefix(dir).expect("below").to_path_buf(), bytes);
+            }
+        }
+    }
+    files
+}
+
+fn run_ok(command: &mut Command) -> (String, String) {
+    let output = command.output().expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    (stdout, stderr)
+}
+
+/// `kubectl kustomize` of an instance's env/, as JSON objects.
+fn kustomize(env: &Path) -> (String, Vec<Value>) {
+    let output = std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(env)
+        .output()
+        .expect("kubectl kustomize");
+    assert!(
+        output.status.success(),
+        "kustomize: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    let objects = phd_common::manifest::parse("kustomize", &text)
+        .expect("kustomize output parses")
+        .into_iter()
+        .map(|document| document.object)
+        .collect();
+    (text, objects)
+}
+
+fn named<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in the rendered manifests"))
+}
+
+/// Every container of a workload (Deployment or Job).
+fn containers(object: &Value) -> Vec<&Value> {
+    object["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .map(|list| list.iter().collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_renders_open_edx_that_reads_every_credential_from_the_secret() {
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let name = unique_name("edx");
+    let repo = Repo::new();
+    let _controller = WorkflowController::start(client.clone(), &name);
+    // One cluster ingress setting, not the defaults: the Ingresses and the
+    // NetworkPolicy both follow it.
+    let with_ingress = |command: &mut Command| {
+        command
+            .env("PHD_INGRESS_CLASS", "edge")
+            .env("PHD_CLUSTER_ISSUER", "edge-letsencrypt")
+            .env("PHD_INGRESS_NAMESPACE", "edge-system");
+    };
+    let mut create = repo.phd(&plane.admin_kubeconfig);
+    with_ingress(&mut create);
+    let (stdout, stderr) = run_ok(create.args(["instance", "create", &name, "--timeout", "60s"]));
+    let dir = repo.instances().join(&name);
+    let env = dir.join("env");
+    assert!(env.join("kustomization.yml").is_file(), "{stderr}");
+
+    let (rendered, objects) = kustomize(&env);
+    let release = phd_common::tutor::default_release();
+
+    // Every object is accepted by the API server, then really applied.
+    for dry_run in [true, false] {
+        let mut apply = std::process::Command::new("kubectl");
+        apply
+            .arg("--kubeconfig")
+            .arg(&plane.admin_kubeconfig)
+            .args([
+                "apply",
+                "--server-side",
+                "--field-manager=argocd-stand-in",
+                "-f",
+                "-",
+            ]);
+        if dry_run {
+            apply.arg("--dry-run=server");
+        }
+        let mut child = apply
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl apply");
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(rendered.as_bytes())
+            .expect("write");
+        let output = child.wait_with_output().expect("wait");
+        assert!(
+            output.status.success(),
+            "apply (dry run {dry_run}): {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    // Ingresses for every host, with the cluster's class and issuer.
+    for (ingress, host) in [
+        ("lms", format!("{name}.lms.example.org")),
+        ("cms", format!("studio.{name}.lms.example.org")),
+        ("mfe", format!("apps.{name}.lms.example.org")),
+        ("preview", format!("preview.{name}.lms.example.org")),
+    ] {
+        let object = named(&objects, "Ingress", ingress);
+        assert_eq!(object["spec"]["ingressClassName"], "edge");
+        assert_eq!(
+            object["metadata"]["annotations"]["cert-manager.io/cluster-issuer"],
+            "edge-letsencrypt"
+        );
+        assert_eq!(object["spec"]["rules"][0]["host"], host.as_str());
+        assert_eq!(object["spec"]["tls"][0]["hosts"][0], host.as_str());
+        assert_eq!(
+            object["spec"]["tls"][0]["secretName"],
+            format!("{ingress}-tls").as_str()
+        );
+    }
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &name);
+    let policy = policies
+        .get("phd-default-deny-ingress")
+        .await
+        .expect("network policy");
+    let admitted: Vec<String> = policy.spec.expect("spec").ingress.expect("rules")[0]
+        .from
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|peer| peer.namespace_selector?.match_labels?.into_values().next())
+        .collect();
+    assert!(admitted.contains(&"edge-system".to_owned()), "{admitted:?}");
+
+    // The Namespace is phd's, not in what Argo CD syncs, prunes or deletes.
+    assert!(!objects.iter().any(|o| o["kind"] == "Namespace"));
+    assert!(
+        objects
+            .iter()
+            .all(|o| o["metadata"]["namespace"] == name.as_str())
+    );
+
+    // Init and migrations are Argo CD sync hooks; Tutor's template Jobs are skipped.
+    let jobs: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "Job").collect();
+    assert!(jobs.iter().any(|job| {
+        job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "Sync"
+            && containers(job)
+                .iter()
+                .any(|c| c["args"].to_string().contains("migrate"))
+    }));
+    for job in &jobs {
+        let hook = &job["metadata"]["annotations"]["argocd.argoproj.io/hook"];
+        let job_name = job["metadata"]["name"].as_str().unwrap_or_default();
+        if job_name.starts_with("drydock-") {
+            assert_eq!(hook, "Sync", "{job_name}");
+        } else {
+            assert_eq!(hook, "Skip", "{job_name} would be applied as a plain Job");
+        }
+        // Database admin credentials never reach the instance.
+        assert!(!job_name.starts_with("drydock-mysql") && !job_name.starts_with("drydock-mongodb"));
+    }
+
+    // Upstream images of the pinned Tutor release.
+    for deployment in ["lms", "cms", "lms-worker", "cms-worker"] {
+        let object = named(&objects, "Deployment", deployment);
+        assert_eq!(
+            containers(object)[0]["image"],
+            format!("docker.io/overhangio/openedx:{}", release.tutor).as_str()
+        );
+    }
+
+    // Every credential by reference to a key of the Secret instance create made.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &name);
+    let credentials = secrets
+        .get("phd-instance-credentials")
+        .await
+        .expect("credentials");
+    let keys = credentials.data.clone().unwrap_or_default();
+    let mut workloads: Vec<&Value> = ["lms", "cms", "lms-worker", "cms-worker", "meilisearch"]
+        .iter()
+        .map(|d| named(&objects, "Deployment", d))
+        .collect();
+    workloads.extend(jobs.iter().filter(|j| {
+        j["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("drydock-"))
+    }));
+    let mut referenced = BTreeMap::new();
+    for workload in &workloads {
+        for container in containers(workload) {
+            for variable in container["env"].as_array().into_iter().flatten() {
+                let value = variable["value"].as_str().unwrap_or_default();
+                assert!(
+                    !value.contains("${PHD_"),
+                    "{} has an unresolved literal {value}",
+                    variable["name"]
+                );
+                if let Some(reference) = variable["valueFrom"]["secretKeyRef"].as_object() {
+                    assert_eq!(reference["name"], "phd-instance-credentials");
+                    let key = reference["key"].as_str().expect("key");
+                    assert!(keys.contains_key(key), "{key} is not in the Secret");
+                    referenced.insert(
+                        variable["name"].as_str().unwrap_or_default().to_owned(),
+                        key.to_owned(),
+                    );
+                }
+            }
+        }
+    }
+    let lms_variables: Vec<String> = containers(named(&objects, "Deployment", "lms"))[0]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["name"].as_str().map(str::to_owned))
+        .collect();
+    // Every reference the rendered settings make is a variable the containers get.
+    let settings_dir = env.join("apps/openedx");
+    let mut python_files = Vec::new();
+    for (path, bytes) in files_of(&settings_dir) {
+        let text = String::from_utf8_lossy(&bytes);
+        let mut rest = text.as_ref();
+        while let Some(start) = rest.find("${PHD_") {
+            let end = rest[start..].find('}').expect("closing brace") + start;
+            let variable = &rest[start + 2..end];
+            assert!(
+                lms_variables.iter().any(|v| v == variable),
+                "{} refers to {variable}, which the lms container lacks",
+                path.display()
+            );
+            rest = &rest[end..];
+        }
+        if path.extension().is_some_and(|e| e == "py") {
+            python_files.push(settings_dir.join(path));
+        }
+    }
+    assert!(
+        referenced.contains_key("PHD_MYSQL_PASSWORD")
+            && referenced.contains_key("PHD_OPENEDX_SECRET_KEY")
+    );
+
+    // The rendered settings compile, and resolve every reference from the
+    // environment, JWT keys included.
+    let python = phd_testkit::cache_dir().join("venv/bin/python");
+    let pycache = tempfile::tempdir().expect("pycache");
+    let compile = std::process::Command::new(&python)
+        .env("PYTHONPYCACHEPREFIX", pycache.path())
+        .args(["-m", "py_compile"])
+        .args(&python_files)
+        .output()
+        .expect("py_compile");
+    assert!(
+        compile.status.success(),
+        "{}",
+        String::from_utf8_lossy(&compile.stderr)
+    );
+    let production = std::fs::read_to_string(settings_dir.join("settings/lms/production.py"))
+        .expect("production.py");
+    let start = production
+        .find("# kubectl-phd: credentials")
+        .expect("phd settings");
+    let end = production
+        .find("_phd_resolve_credentials(globals())")
+        .expect("phd settings end");
+    let resolver = &production[start..end];
+    let check = format!(
+        "{resolver}\nns = {{'SECRET_KEY': '${{PHD_OPENEDX_SECRET_KEY}}', 'DATABASES': {{'default': {{'PASSWORD': '${{PHD_MYSQL_PASSWORD}}'}}}}, 'JWT_AUTH': {{}}, 'lower': '${{PHD_X}}'}}\n_phd_resolve_credentials(ns)\nimport json\nprint(json.dumps([ns['SECRET_KEY'], ns['DATABASES']['default']['PASSWORD'], json.loads(ns['JWT_AUTH']['JWT_PUBLIC_SIGNING_JWK_SET'])['keys'][0]['kty'], ns['lower']]))\n"
+    );
+    let mut environment: Vec<(String, String)> = Vec::new();
+    for (variable, key) in &referenced {
+        let value = String::from_utf8(keys[key].0.clone()).expect("utf-8");
+        environment.push((variable.clone(), value));
+    }
+    let resolved = std::process::Command::new(&python)
+        .args(["-c", &check])
+        .envs(environment.iter().cloned())
+        .output()
+        .expect("python");
+    assert!(
+        resolved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resolved.stderr)
+    );
+    let values: Vec<String> = serde_json::from_slice(&resolved.stdout).expect("json");
+    assert_eq!(values[0], secret_text(&credentials, "openedx-secret-key"));
+    assert_eq!(values[1], secret_text(&credentials, "mysql-password"));
+    assert_eq!(values[2], "RSA");
+    assert_eq!(values[3], "${PHD_X}", "lower-case settings are left alone");
+
+    // No secret value in any file of the instance, nor in what was printed.
+    let files = files_of(&dir);
+    let mut secret_values: Vec<String> = keys
+        .values()
+        .map(|v| String::from_utf8(v.0.clone()).expect("utf-8"))
+        .collect();
+    // The key's body, line by line, not only the whole PEM.
+    let jwt = secret_text(&credentials, "jwt-rsa-private-key");
+    assert!(jwt.contains("PRIVATE KEY"));
+    secret_values.extend(
+        jwt.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .map(str::to_owned),
+    );
+    secret_values
+        .extend([ROOT_PASSWORD, STORAGE_KEY, STORAGE_SECRET, ATLAS_PRIVATE].map(str::to_owned));
+    assert!(secret_values.len() > 10);
+    for secret in &secret_values {
+        for (path, bytes) in &files {
+            assert!(
+                !String::from_utf8_lossy(bytes).contains(secret.as_str()),
+                "a secret value is in {}",
+                path.display()
+            );
+        }
+        assert!(!stdout.contains(secret.as_str()) && !stderr.contains(secret.as_str()));
+    }
+
+    // Re-runs with nothing new change no file; the Secret keeps its values.
+    let before = files_of(&dir);
+    let mut again = repo.phd(&plane.admin_kubeconfig);
+    with_ingress(&mut again);
+    run_ok(again.args(["instance", "create", &name, "--timeout", "60s"]));
+    let after = files_of(&dir);
+    let differing: Vec<&PathBuf> = after
+        .keys()
+        .chain(before.keys())
+        .filter(|path| after.get(*path) != before.get(*path))
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "instance create changed {differing:?}"
+    );
+    let mut update = repo.phd(&plane.admin_kubeconfig);
+    with_ingress(&mut update);
+    let (_, update_err) = run_ok(update.args(["instance", "update", &name]));
+    assert!(
+        files_of(&dir) == before,
+        "instance update changed files: {update_err}"
+    );
+    let kept = secrets
+        .get("phd-instance-credentials")
+        .await
+        .expect("credentials");
+    assert_eq!(kept.data, credentials.data);
+
+    // Another Tutor release: config.yml changes in one setting, the images follow.
+    let other = phd_common::tutor::RELEASES[1];
+    let mut update = repo.phd(&plane.admin_kubeconfig);
+    with_ingress(&mut update);
+    run_ok(update.args(["instance", "update", &name, "--tutor-version", other.tutor]));
+    let after = files_of(&dir);
+    let old_config = String::from_utf8(before[Path::new("config.yml")].clone()).expect("utf-8");
+    let new_config = String::from_utf8(after[Path::new("config.yml")].clone()).expect("utf-8");
+    let changed: Vec<(&str, &str)> = old_config
+        .lines()
+        .zip(new_config.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(
+        changed,
+        [(
+            format!("PHD_TUTOR_VERSION: \"{}\"", release.tutor).as_str(),
+            format!("PHD_TUTOR_VERSION: \"{}\"", other.tutor).as_str()
+        )]
+    );
+    let (_, objects) = kustomize(&env);
+    assert_eq!(
+        containers(named(&objects, "Deployment", "lms"))[0]["image"],
+        format!("docker.io/overhangio/openedx:{}", other.tutor).as_str()
+    );
+}
+
+#[test]
+fn update_refuses_secrets_and_unknown_releases_before_any_change() {
+    let repo = Repo::new();
+    let kubeconfig = repo.dir.path().join("none.kubeconfig");
+    for (args, expected) in [
+        (vec!["--set", "OPENEDX_SECRET_KEY=x"], "holds a secret"),
+        (
+            vec!["--set", "K8S_NAMESPACE=other"],
+            "fixed when the instance was created",
+        ),
+        (vec!["--set", "PLATFORM_NAME"], "expected KEY=VALUE"),
+        (
+            vec!["--tutor-version", "12.0.0"],
+            "is not a release kubectl-phd renders",
+        ),
+    ] {
+        let output = repo
+            .phd(&kubeconfig)
+            .args(["instance", "update", "demo"])
+            .args(&args)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    assert!(!repo.instances().exists());
 }
