@@ -247,6 +247,7 @@ pub async fn run(session: &Session, args: &DoctorArgs) -> anyhow::Result<ExitCod
             "git not found; `cluster create` cannot commit",
         ),
     });
+    checks.push(check_tutor(session));
 
     let report = Report {
         ok: checks.iter().all(|check| check.status != Status::Failed),
@@ -261,6 +262,42 @@ pub async fn run(session: &Session, args: &DoctorArgs) -> anyhow::Result<ExitCod
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Tutor, which renders every instance: installed in phd's cache, or
+/// installable (python3 present).
+fn check_tutor(session: &Session) -> Check {
+    let release = phd_common::tutor::default_release();
+    let cache = phd_common::tutor::cache_dir(&session.env);
+    let dir = cache.join("tutor").join(release.tutor);
+    if dir.join(".phd-installed").is_file() {
+        return Check::new(
+            "Tutor",
+            Status::Ok,
+            format!("Tutor {} with Drydock in {}", release.tutor, dir.display()),
+        );
+    }
+    let python = session
+        .env_var("PHD_PYTHON")
+        .map(std::path::PathBuf::from)
+        .or_else(|| which::which("python3").ok());
+    match python {
+        Some(python) => Check::new(
+            "Tutor",
+            Status::Warning,
+            format!(
+                "Tutor {} not installed yet; `kubectl phd instance create` installs it into {} on first use with {}",
+                release.tutor,
+                dir.display(),
+                python.display()
+            ),
+        ),
+        None => Check::new(
+            "Tutor",
+            Status::Failed,
+            "python3 not found; instances are rendered with Tutor, which needs Python 3.9 or newer (or set PHD_PYTHON)",
+        ),
+    }
 }
 
 async fn check_permissions(cluster: &Cluster) -> Vec<Check> {

@@ -346,3 +346,46 @@ fn original_command_names_translate_their_arguments() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("user name \"Alice\""));
 }
+
+#[test]
+fn doctor_reports_tutor_missing_installable_and_installed() {
+    let home = tempfile::tempdir().expect("home");
+    let cache = home.path().join("cache");
+    let status = |configure: &dyn Fn(&mut Command)| {
+        let mut command = phd(home.path());
+        command
+            .env("PHD_CACHE_DIR", &cache)
+            .env_remove("PHD_PYTHON")
+            .env("KUBECONFIG_CONTENT", "not a kubeconfig")
+            .args(["doctor", "-o", "json"]);
+        configure(&mut command);
+        let output = command.output().expect("run");
+        check(&doctor_json(&output.stdout), "Tutor")["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // No Python: nothing can render an instance.
+    let empty_path = home.path().join("empty-bin");
+    std::fs::create_dir_all(&empty_path).expect("dir");
+    assert_eq!(
+        status(&|c| {
+            c.env("PATH", &empty_path);
+        }),
+        "failed"
+    );
+    // Python present: Tutor is installed on first use.
+    let python = which::which("python3").expect("python3 for the tests");
+    assert_eq!(
+        status(&|c| {
+            c.env("PATH", &empty_path).env("PHD_PYTHON", &python);
+        }),
+        "warning"
+    );
+    // Installed: the cache holds the release's virtual environment.
+    let release = phd_common::tutor::default_release();
+    let venv = cache.join("tutor").join(release.tutor);
+    std::fs::create_dir_all(&venv).expect("dir");
+    std::fs::write(venv.join(".phd-installed"), release.requirements.join(" ")).expect("marker");
+    assert_eq!(status(&|_| {}), "ok");
+}
