@@ -398,6 +398,13 @@ async fn delete_asks_deprovisions_and_finishes_after_a_failure() {
         .args(["instance", "create", &name, "--timeout", "60s"])
         .assert()
         .success();
+    // What Argo CD would deploy from env/, as Argo CD tracks it.
+    let deployed = deploy_env(
+        &plane.admin_kubeconfig,
+        &repo.instances().join(&name).join("env"),
+        &format!("{name}-production"),
+    );
+    assert!(deployed > 20, "{deployed} objects deployed");
 
     // Without a terminal and without --yes: refused, nothing touched.
     repo.phd(&plane.admin_kubeconfig)
@@ -440,6 +447,26 @@ async fn delete_asks_deprovisions_and_finishes_after_a_failure() {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     assert!(namespaces.get_opt(&name).await.expect("get").is_some());
     assert!(repo.instances().join(&name).exists());
+    // Argo CD took what it deployed; the namespace and its credentials stay
+    // for the deprovisioning that is still to finish.
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), &name);
+    assert!(
+        deployments
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &name);
+    assert!(
+        secrets
+            .get_opt("phd-instance-credentials")
+            .await
+            .expect("get")
+            .is_some()
+    );
 
     // Fixed: the re-run finishes the job.
     controller.set(&storage, Verdict::Succeed);
@@ -1218,4 +1245,59 @@ fn update_refuses_secrets_and_unknown_releases_before_any_change() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
     assert!(!repo.instances().exists());
+}
+
+/// Applies what `kubectl kustomize env` renders, annotated as Argo CD tracks
+/// the objects of Application `app`; returns how many objects.
+fn deploy_env(kubeconfig: &Path, env: &Path, app: &str) -> usize {
+    let (_, mut objects) = kustomize(env);
+    for object in &mut objects {
+        let id = format!(
+            "{app}:{}/{}:{}/{}",
+            object["apiVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .split_once('/')
+                .map(|(g, _)| g)
+                .unwrap_or_default(),
+            object["kind"].as_str().unwrap_or_default(),
+            object["metadata"]["namespace"].as_str().unwrap_or_default(),
+            object["metadata"]["name"].as_str().unwrap_or_default(),
+        );
+        object["metadata"]["annotations"][phd_testkit::argo::TRACKING_ANNOTATION] =
+            Value::String(id);
+    }
+    let stream: String = objects
+        .iter()
+        .map(|o| format!("---\n{}\n", serde_json::to_string(o).expect("json")))
+        .collect();
+    let mut child = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args([
+            "apply",
+            "--server-side",
+            "--field-manager=argocd-stand-in",
+            "-f",
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl apply");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stream.as_bytes())
+        .expect("write");
+    let output = child.wait_with_output().expect("wait");
+    assert!(
+        output.status.success(),
+        "apply: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    objects.len()
 }

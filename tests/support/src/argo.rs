@@ -127,9 +127,60 @@ impl Drop for WorkflowController {
     }
 }
 
-/// Lets deleted Applications in `argocd` go, as Argo CD does after pruning.
+/// Lets deleted Applications in `argocd` go, as Argo CD's resources finalizer
+/// does: it first deletes the objects the Application deployed (those in its
+/// destination namespace whose `argocd.argoproj.io/tracking-id` annotation
+/// names it, of the kinds an Open edX instance renders), then removes the
+/// finalizer.
 pub struct ApplicationController {
     task: JoinHandle<()>,
+}
+
+/// Kinds whose objects the stand-in deletes: (group, version, kind, plural).
+const DEPLOYED_KINDS: [(&str, &str, &str, &str); 8] = [
+    ("apps", "v1", "Deployment", "deployments"),
+    ("", "v1", "Service", "services"),
+    ("", "v1", "ConfigMap", "configmaps"),
+    ("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
+    ("batch", "v1", "Job", "jobs"),
+    ("networking.k8s.io", "v1", "Ingress", "ingresses"),
+    (
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+    ),
+    ("", "v1", "Secret", "secrets"),
+];
+
+/// The annotation Argo CD tracks its objects by: `<app>:<group>/<kind>:<namespace>/<name>`.
+pub const TRACKING_ANNOTATION: &str = "argocd.argoproj.io/tracking-id";
+
+async fn delete_deployed(client: &kube::Client, application: &DynamicObject) {
+    let app = application.metadata.name.clone().unwrap_or_default();
+    let Some(namespace) = application.data["spec"]["destination"]["namespace"].as_str() else {
+        return;
+    };
+    for (group, version, kind, plural) in DEPLOYED_KINDS {
+        let resource =
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+        let Ok(list) = api.list(&ListParams::default()).await else {
+            continue;
+        };
+        for object in list.items {
+            let tracked = object
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(TRACKING_ANNOTATION))
+                .is_some_and(|id| id.starts_with(&format!("{app}:")));
+            if tracked {
+                let name = object.metadata.name.clone().unwrap_or_default();
+                let _ = api.delete(&name, &Default::default()).await;
+            }
+        }
+    }
 }
 
 impl ApplicationController {
@@ -138,12 +189,13 @@ impl ApplicationController {
             &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
             "applications",
         );
-        let api: Api<DynamicObject> = Api::namespaced_with(client, "argocd", &resource);
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "argocd", &resource);
         let task = tokio::spawn(async move {
             loop {
                 if let Ok(list) = api.list(&ListParams::default()).await {
                     for application in list.items {
                         if application.metadata.deletion_timestamp.is_some() {
+                            delete_deployed(&client, &application).await;
                             let name = application.metadata.name.clone().unwrap_or_default();
                             let patch = json!({"metadata": {"finalizers": null}});
                             let _ = api

@@ -153,7 +153,7 @@ impl ControlPlane {
             "kube-controller-manager",
             &[
                 format!("--kubeconfig={}", plane.admin_kubeconfig.display()),
-                "--controllers=namespace-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller".into(),
+                "--controllers=namespace-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,persistentvolumeclaim-protection-controller".into(),
                 format!("--service-account-private-key-file={}", path("sa.key")),
                 format!("--root-ca-file={}", path("ca.crt")),
                 "--use-service-account-credentials=false".into(),
