@@ -1163,6 +1163,29 @@ async fn create_renders_open_edx_that_reads_every_credential_from_the_secret() {
         assert!(!stdout.contains(secret.as_str()) && !stderr.contains(secret.as_str()));
     }
 
+    // status shows the site: its addresses, images and release.
+    let (status, _) = run_ok(
+        repo.phd(&plane.admin_kubeconfig)
+            .args(["instance", "status", &name, "-o", "json"]),
+    );
+    let status: Value = serde_json::from_str(&status).expect("status JSON");
+    assert_eq!(
+        status["urls"][0],
+        format!("https://{name}.lms.example.org").as_str()
+    );
+    assert_eq!(status["tutorVersion"], release.tutor);
+    assert!(
+        status["images"]
+            .as_array()
+            .expect("images")
+            .contains(&Value::String(format!(
+                "docker.io/overhangio/openedx:{}",
+                release.tutor
+            ))),
+        "{status}"
+    );
+    assert!(status["hooks"].is_object());
+
     // Re-runs with nothing new change no file; the Secret keeps its values.
     let before = files_of(&dir);
     let mut again = repo.phd(&plane.admin_kubeconfig);
@@ -1300,4 +1323,69 @@ fn deploy_env(kubeconfig: &Path, env: &Path, app: &str) -> usize {
         String::from_utf8_lossy(&output.stderr)
     );
     objects.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_credentials_become_an_image_pull_secret() {
+    use base64::Engine as _;
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let name = unique_name("pull");
+    let repo = Repo::new();
+    let _controller = WorkflowController::start(client.clone(), &name);
+    let token = "ghp-registry-token-31f5";
+    let credentials = base64::engine::general_purpose::STANDARD.encode(format!("bot:{token}"));
+
+    // Not base64 of user:token: refused before anything changes.
+    let output = repo
+        .phd(&plane.admin_kubeconfig)
+        .env("PHD_DOCKER_REGISTRY_CREDENTIALS", "not-base64!")
+        .args(["instance", "create", &name, "--no-wait"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("base64 of user:token"));
+    assert!(!repo.instances().exists());
+
+    let (stdout, stderr) = run_ok(
+        repo.phd(&plane.admin_kubeconfig)
+            .env("PHD_DOCKER_REGISTRY_CREDENTIALS", &credentials)
+            .env("PHD_DOCKER_REGISTRY", "registry.example.org")
+            .args(["instance", "create", &name, "--timeout", "60s"]),
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &name);
+    let secret = secrets
+        .get("phd-docker-registry")
+        .await
+        .expect("pull secret");
+    assert_eq!(
+        secret.type_.as_deref(),
+        Some("kubernetes.io/dockerconfigjson")
+    );
+    let config: Value =
+        serde_json::from_str(&secret_text(&secret, ".dockerconfigjson")).expect("json");
+    assert_eq!(
+        config["auths"]["registry.example.org"]["auth"],
+        credentials.as_str()
+    );
+
+    let dir = repo.instances().join(&name);
+    let (_, objects) = kustomize(&dir.join("env"));
+    for deployment in objects.iter().filter(|o| o["kind"] == "Deployment") {
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["imagePullSecrets"][0]["name"],
+            "phd-docker-registry",
+            "{}",
+            deployment["metadata"]["name"]
+        );
+    }
+    for (path, bytes) in files_of(&dir) {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(token) && !text.contains(&credentials),
+            "{}",
+            path.display()
+        );
+    }
+    assert!(!stdout.contains(&credentials) && !stderr.contains(&credentials));
 }

@@ -24,7 +24,8 @@ use serde_json::{Map, Value, json};
 
 use super::{
     CREDENTIALS_SECRET, ENVIRONMENT_LABEL, EXECUTOR, INSTANCE_LABEL, Operation,
-    PROVISIONING_SECRET, Provisioning, Resources, instances_dir, render,
+    PROVISIONING_SECRET, PULL_SECRET, Provisioning, Resources, instances_dir, registry_pull_secret,
+    render,
 };
 use crate::cli::InstanceCreateArgs;
 use crate::output;
@@ -61,7 +62,8 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     let environment = session.environment(args.environment.as_deref())?;
     let timeout = args.timeout;
     let provisioning = Provisioning::from_environment(session)?;
-    let files = instance_files(session, args, &environment)?;
+    let pull_secret = registry_pull_secret(session, name)?;
+    let files = instance_files(session, args, &environment, pull_secret.is_some())?;
     let resources = Resources::from_config(&files.config)
         .with_context(|| format!("cannot use {}", files.dir.join("config.yml").display()))?;
     let application = manifest::parse("application.yml", &files.application)?;
@@ -127,6 +129,13 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     );
     credentials?;
     admin.context("cannot store the provisioning credentials")?;
+    if let Some(secret) = &pull_secret {
+        secrets
+            .patch(PULL_SECRET, &apply_params, &kube::api::Patch::Apply(secret))
+            .await
+            .context("cannot store the image pull Secret")?;
+        output::info(format!("image pull Secret {PULL_SECRET}: applied"));
+    }
 
     // Independent of each other: submitted at once.
     let submissions = futures::future::join_all(
@@ -255,6 +264,7 @@ fn instance_files(
     session: &Session,
     args: &InstanceCreateArgs,
     environment: &str,
+    pull_secret: bool,
 ) -> anyhow::Result<InstanceFiles> {
     let dir = instances_dir(session)?.join(&args.name);
     let config_path = dir.join("config.yml");
@@ -284,6 +294,9 @@ fn instance_files(
     set("environment", environment.to_owned());
     set("cluster_domain", domain);
     set("cluster_repository", repository);
+    if pull_secret {
+        set("image_pull_secret", PULL_SECRET.to_owned());
+    }
     set(
         "bucket_suffix",
         password::generate(BUCKET_SUFFIX_LENGTH).to_ascii_lowercase(),

@@ -34,6 +34,15 @@ struct InstanceState {
     workflows: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     host: Option<String>,
+    /// The site's addresses (LMS, Studio, MFEs, preview), from config.yml.
+    urls: Vec<String>,
+    /// The Tutor release that renders it (`PHD_TUTOR_VERSION`) and its Open edX release.
+    tutor_version: Option<String>,
+    openedx_release: Option<String>,
+    /// Images of the rendered Deployments (`status` only).
+    images: Vec<String>,
+    /// Argo CD sync hooks of the last sync (init and migration Jobs) and their phase.
+    hooks: BTreeMap<String, String>,
     problems: Vec<String>,
 }
 
@@ -77,10 +86,45 @@ pub async fn status(session: &Session, args: &InstanceStatusArgs) -> anyhow::Res
             for (workflow, phase) in &state.workflows {
                 println!("  Workflow {workflow}: {phase}");
             }
+            if let Some(version) = &state.tutor_version {
+                println!(
+                    "  Tutor {version} (Open edX {})",
+                    state
+                        .openedx_release
+                        .as_deref()
+                        .unwrap_or("unknown release")
+                );
+            }
+            for url in &state.urls {
+                println!("  URL {url}");
+            }
+            for image in &state.images {
+                println!("  image {image}");
+            }
+            for (hook, phase) in &state.hooks {
+                println!("  sync hook {hook}: {phase}");
+            }
         }
         format => output::print_structured(&state, format)?,
     }
     Ok(())
+}
+
+/// The image of every container the instance's rendered Deployments run.
+fn rendered_images(instance_dir: &std::path::Path) -> Vec<String> {
+    let path = instance_dir.join("env").join("k8s").join("deployments.yml");
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let mut images: Vec<String> = text
+        .lines()
+        .filter_map(|line| line.trim().trim_start_matches("- ").strip_prefix("image:"))
+        .map(|image| image.trim().trim_matches('"').to_owned())
+        .filter(|image| !image.is_empty())
+        .collect();
+    images.sort();
+    images.dedup();
+    images
 }
 
 fn print_table(states: &[InstanceState]) {
@@ -169,6 +213,19 @@ async fn gather(
             entry.health = application.data["status"]["health"]["status"]
                 .as_str()
                 .map(str::to_owned);
+            let resources =
+                &application.data["status"]["operationState"]["syncResult"]["resources"];
+            for resource in resources.as_array().into_iter().flatten() {
+                if resource["hookType"].is_string() {
+                    entry.hooks.insert(
+                        resource["name"].as_str().unwrap_or_default().to_owned(),
+                        resource["hookPhase"]
+                            .as_str()
+                            .unwrap_or("Unknown")
+                            .to_owned(),
+                    );
+                }
+            }
         }
     }
     for workflow in workflows {
@@ -194,13 +251,27 @@ async fn gather(
             let Ok(text) = std::fs::read_to_string(entry.path().join("config.yml")) else {
                 continue;
             };
-            let host = serde_saphyr::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|config| config["LMS_HOST"].as_str().map(str::to_owned));
+            let config = serde_saphyr::from_str::<serde_json::Value>(&text).unwrap_or_default();
+            let text_of = |key: &str| config[key].as_str().map(str::to_owned);
+            let host = text_of("LMS_HOST");
             let known = Resources::from_config(&text).is_ok();
             let instance = state(&mut states, &name);
             instance.in_repository = true;
+            instance.urls = ["LMS_HOST", "CMS_HOST", "MFE_HOST", "PREVIEW_LMS_HOST"]
+                .iter()
+                .filter_map(|key| text_of(key))
+                .map(|host| format!("https://{host}"))
+                .collect();
             instance.host = host;
+            if let Ok(release) =
+                super::render::release_of(config.as_object().unwrap_or(&serde_json::Map::new()))
+            {
+                instance.tutor_version = Some(release.tutor.to_owned());
+                instance.openedx_release = Some(release.name.to_owned());
+            }
+            if only.is_some() {
+                instance.images = rendered_images(&entry.path());
+            }
             if !known {
                 instance
                     .problems

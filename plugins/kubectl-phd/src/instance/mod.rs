@@ -76,6 +76,54 @@ impl Operation {
     }
 }
 
+/// The image pull Secret made from `PHD_DOCKER_REGISTRY_CREDENTIALS`.
+pub const PULL_SECRET: &str = "phd-docker-registry";
+
+/// `PHD_DOCKER_REGISTRY_CREDENTIALS` (base64 of `user:token`, the original
+/// tool's format) as a `kubernetes.io/dockerconfigjson` Secret for
+/// `PHD_DOCKER_REGISTRY` (default ghcr.io) in `namespace`; `None` when unset.
+/// A value that is not base64 of `user:token` is an error, before any change.
+pub fn registry_pull_secret(session: &Session, namespace: &str) -> anyhow::Result<Option<Secret>> {
+    use base64::Engine as _;
+    let Some(auth) = session.env_var("PHD_DOCKER_REGISTRY_CREDENTIALS") else {
+        return Ok(None);
+    };
+    let auth = auth.trim().to_owned();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(&auth)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    if !decoded.is_some_and(|text| {
+        text.split_once(':')
+            .is_some_and(|(u, t)| !u.is_empty() && !t.is_empty())
+    }) {
+        bail!("PHD_DOCKER_REGISTRY_CREDENTIALS must be the base64 of user:token");
+    }
+    let registry = session
+        .settings()
+        .get(Setting::DockerRegistry, None)
+        .map(|r| r.value)
+        .unwrap_or_else(|| "ghcr.io".to_owned());
+    let config = json!({ "auths": { registry: { "auth": auth } } });
+    Ok(Some(Secret {
+        metadata: ObjectMeta {
+            name: Some(PULL_SECRET.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(BTreeMap::from([(
+                INSTANCE_LABEL.to_owned(),
+                namespace.to_owned(),
+            )])),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            ".dockerconfigjson".to_owned(),
+            ByteString(serde_json::to_vec(&config)?),
+        )])),
+        type_: Some("kubernetes.io/dockerconfigjson".into()),
+        ..Default::default()
+    }))
+}
+
 /// `PHD_MYSQL_CA_CERTIFICATE`: the PEM text itself, or the path of a file
 /// holding it.
 fn mysql_ca_certificate(value: &str) -> anyhow::Result<String> {
