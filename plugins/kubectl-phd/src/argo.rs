@@ -16,7 +16,7 @@ use kube::api::{Api, Patch, PatchParams};
 use phd_common::apply::{Applied, Applier, ApplyReport};
 use phd_common::config::IngressSetting;
 use phd_common::config::Setting;
-use phd_common::manifest::{Document, ManifestSource};
+use phd_common::manifest::{self, Document, ManifestSource};
 use phd_common::{manifests, naming, password};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -228,6 +228,15 @@ async fn plan(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<Plan>
         let repository = repository.as_deref().unwrap_or_default();
         customise_argocd(&mut documents, domain, &environment, repository, &ingress)?;
         refuse_cluster_admin(&documents)?;
+        let cluster_objects = cluster_repository_objects(session)?;
+        refuse_cluster_admin(&cluster_objects)?;
+        if !cluster_objects.is_empty() {
+            output::info(format!(
+                "cluster repository: {} objects from cluster/ (the cluster services and the instances' ApplicationSet)",
+                cluster_objects.len()
+            ));
+        }
+        documents.extend(cluster_objects);
         Ok(Some(ArgocdPlan {
             version,
             source,
@@ -352,6 +361,68 @@ fn customise_argocd(
     ];
     append(documents, ARGOCD_SOURCE, &mut appended);
     Ok(())
+}
+
+/// The cluster repository's own Argo CD objects (SPEC.md 7.10), as they are
+/// in its `cluster/` folder: the `phd-cluster` AppProject, the root
+/// Application of `cluster/apps/`, and what that folder holds (the cluster
+/// services, the ApplicationSet of the instances). Applying them here is the
+/// bootstrap; from then on Argo CD keeps them as git says, and a rebuilt
+/// cluster gets its services and instances back. Empty when phd does not run
+/// inside a cluster repository, or the repository has no `cluster/root.yml`.
+///
+/// Errors: a file that is not valid YAML, or that names an empty `repoURL`
+/// (a repository made without `--github-org`/`--github-repo`).
+fn cluster_repository_objects(session: &Session) -> anyhow::Result<Vec<Document>> {
+    let Some(repository) = &session.repository else {
+        return Ok(Vec::new());
+    };
+    let dir = repository.root.join("cluster");
+    if !dir.join("root.yml").is_file() {
+        return Ok(Vec::new());
+    }
+    let mut paths = vec![dir.join("project.yml"), dir.join("root.yml")];
+    let apps = dir.join("apps");
+    let mut listed: Vec<std::path::PathBuf> = std::fs::read_dir(&apps)
+        .with_context(|| format!("cannot read {}", apps.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|e| e == "yml" || e == "yaml" || e == "json")
+        })
+        .collect();
+    listed.sort();
+    paths.extend(listed);
+    let mut documents = Vec::new();
+    for path in paths {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {name}"))?;
+        for document in manifest::parse(&name, &text)? {
+            if has_empty_repository(&document.object) {
+                bail!(
+                    "{name}: a repoURL is empty; write the cluster repository's URL there and as \"repository\" in context.json"
+                );
+            }
+            documents.push(document);
+        }
+    }
+    Ok(documents)
+}
+
+/// Whether an Argo CD object names an empty repository (`repoURL: ""`, or
+/// `""` among an AppProject's `sourceRepos`).
+fn has_empty_repository(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.iter().any(|(key, item)| match (key.as_str(), item) {
+            ("repoURL", Value::String(url)) => url.trim().is_empty(),
+            ("sourceRepos", Value::Array(list)) => list
+                .iter()
+                .any(|url| url.as_str().is_some_and(|u| u.trim().is_empty())),
+            _ => has_empty_repository(item),
+        }),
+        Value::Array(list) => list.iter().any(has_empty_repository),
+        _ => false,
+    }
 }
 
 /// Argo Workflows as phd runs it: workflow pods as non-root with no

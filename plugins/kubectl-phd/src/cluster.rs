@@ -115,6 +115,9 @@ pub struct ClusterCreateArgs {
     /// Label of the GitHub Actions runners the workflows use
     #[arg(long, value_name = "LABEL", default_value = "ubuntu-latest")]
     pub runner_label: String,
+    /// Email for Let's Encrypt notifications about the cluster's certificates (the ClusterIssuer's ACME account)
+    #[arg(long, value_name = "EMAIL")]
+    pub acme_email: Option<String>,
     /// Do not make a git repository
     #[arg(long)]
     pub no_git: bool,
@@ -245,6 +248,12 @@ fn template_inputs(args: &ClusterCreateArgs) -> anyhow::Result<Map<String, Value
         set("github_repository", json!(url));
     }
     set("runner_label", json!(args.runner_label));
+    if let Some(email) = &args.acme_email {
+        if !email.contains('@') || email.chars().any(|c| c.is_whitespace() || c == '"') {
+            bail!("--acme-email {email:?} is not an email address");
+        }
+        set("acme_email", json!(email));
+    }
     set("phd_version", json!(env!("CARGO_PKG_VERSION")));
     set("phd_repository", json!(project_repository()));
     set("initialize_git", json!(!args.no_git));

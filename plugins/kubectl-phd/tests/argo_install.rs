@@ -364,3 +364,204 @@ fn only_flags_conflict() {
         .assert()
         .code(2);
 }
+
+fn argo_object(kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", kind),
+        plural,
+    )
+}
+
+/// The cluster repository's `cluster/` folder, as `cluster create` writes it,
+/// applied by `argo install` run inside the repository with the real Argo CD
+/// install manifest (its CRDs check every field): the services' project and
+/// root Application, the Harmony Application, and the ApplicationSet that
+/// gives each committed instance its Application back on a rebuilt cluster.
+#[tokio::test]
+async fn argo_install_applies_the_cluster_repository_services_and_instances() {
+    let plane = ControlPlane::shared().await;
+    let client = plane.client().await.expect("client");
+    let home = tempfile::tempdir().expect("home");
+    let repository_url = "https://github.com/example/phd-gitops-cluster.git";
+    phd(&plane.admin_kubeconfig, home.path())
+        .args(["cluster", "create", "GitOps", "gitops.example.org"])
+        .args([
+            "--github-repo",
+            repository_url,
+            "--acme-email",
+            "ops@example.org",
+        ])
+        .args(["--no-git", "--output-dir"])
+        .arg(home.path())
+        .assert()
+        .success();
+    let repo = home.path().join("phd-gitops-cluster");
+    let manifest = phd_testkit::argocd_install_manifest(phd_common::config::DEFAULT_ARGOCD_VERSION);
+    let run = || {
+        phd(&plane.admin_kubeconfig, home.path())
+            .current_dir(&repo)
+            .env_remove("PHD_CLUSTER_DOMAIN")
+            .env_remove("PHD_CLUSTER_REPOSITORY")
+            .args(["argo", "install", "--argocd-only", "--argocd-manifest"])
+            .arg(&manifest)
+            .args(["-o", "json"])
+            .output()
+            .expect("run")
+    };
+    let first = report(&run());
+    let applied: Vec<String> = first["argocd"]["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap_or_default(),
+                o["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    for expected in [
+        "AppProject/phd-cluster",
+        "Application/phd-cluster",
+        "Application/harmony",
+        "ApplicationSet/phd-instances-production",
+    ] {
+        assert!(
+            applied.contains(&expected.to_owned()),
+            "{expected} not in {applied:?}"
+        );
+    }
+    // A second run changes nothing.
+    let second = report(&run());
+    let changed: Vec<&Value> = second["argocd"]["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .filter(|o| o["outcome"] != "unchanged")
+        .collect();
+    assert!(changed.is_empty(), "{changed:?}");
+
+    // The services: the Harmony chart, pinned, with the cluster's ingress setting.
+    let context: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo.join("context.json")).expect("context"))
+            .expect("json");
+    let applications: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "argocd",
+        &argo_object("Application", "applications"),
+    );
+    let harmony = applications.get("harmony").await.expect("harmony");
+    let source = &harmony.data["spec"]["source"];
+    assert_eq!(source["chart"], "harmony-chart");
+    assert!(
+        source["targetRevision"]
+            .as_str()
+            .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.'))
+    );
+    let values = &source["helm"]["valuesObject"];
+    assert_eq!(values["notificationEmail"], "ops@example.org");
+    assert_eq!(values["clusterDomain"], "gitops.example.org");
+    assert_eq!(
+        values["ingress-nginx"]["controller"]["ingressClassResource"]["name"],
+        context["ingress_class"]
+    );
+    assert_eq!(
+        harmony.data["spec"]["destination"]["namespace"],
+        context["ingress_namespace"]
+    );
+    assert_eq!(context["cluster_issuer"], "harmony-letsencrypt-global");
+    let root = applications.get("phd-cluster").await.expect("root");
+    assert_eq!(root.data["spec"]["source"]["path"], "cluster/apps");
+    assert!(repo.join("cluster/apps/harmony.yml").is_file());
+
+    // The ApplicationSet's generator matches the repository's layout: for
+    // each directory instances/<name>/, the Application it would make is the
+    // one `instance create` writes into instances/<name>/application.yml.
+    let sets: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "argocd",
+        &argo_object("ApplicationSet", "applicationsets"),
+    );
+    let set = sets
+        .get("phd-instances-production")
+        .await
+        .expect("applicationset");
+    let generator = &set.data["spec"]["generators"][0]["git"];
+    assert_eq!(generator["repoURL"], repository_url);
+    assert_eq!(generator["directories"][0]["path"], "instances/*");
+    assert_eq!(
+        set.data["spec"]["syncPolicy"]["applicationsSync"],
+        "create-update"
+    );
+    let instance = "demo";
+    let instance_dir = format!("instances/{instance}");
+    let render = |text: &str| {
+        text.replace("{{ .path.basename }}", instance)
+            .replace("{{ .path.path }}", &instance_dir)
+    };
+    let template = &set.data["spec"]["template"];
+    let generated: Value = serde_json::from_str(&render(&template.to_string())).expect("template");
+    // application.yml of an instance, rendered from the instance scaffold.
+    let scaffold: Value = {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../templates/instance/{{cookiecutter.instance_slug}}/application.yml"),
+        )
+        .expect("application.yml template");
+        let rendered = text
+            .replace("{{ cookiecutter.instance_slug }}", instance)
+            .replace("{{ cookiecutter.environment }}", "production")
+            .replace(
+                "{{ cookiecutter.cluster_repository | tojson }}",
+                &serde_json::to_string(repository_url).expect("json"),
+            )
+            .replace(
+                "{{ cookiecutter.cluster_repository_branch | tojson }}",
+                "\"main\"",
+            );
+        serde_saphyr::from_str(&rendered).expect("application.yml is YAML")
+    };
+    assert_eq!(generated["metadata"]["name"], scaffold["metadata"]["name"]);
+    assert_eq!(
+        generated["spec"], scaffold["spec"],
+        "the two definitions of an instance's Application differ"
+    );
+    assert_eq!(
+        generated["metadata"]["labels"]["kubectl-phd/instance"],
+        scaffold["metadata"]["labels"]["kubectl-phd/instance"]
+    );
+    generated["metadata"]["finalizers"]
+        .as_array()
+        .expect("finalizers")
+        .iter()
+        .find(|f| *f == "resources-finalizer.argocd.argoproj.io")
+        .expect("cascade finalizer");
+}
+
+#[test]
+fn a_cluster_repository_without_its_url_is_refused_before_any_change() {
+    let home = tempfile::tempdir().expect("home");
+    let kubeconfig = phd_testkit::unreachable_kubeconfig(home.path()).expect("kubeconfig");
+    phd(&kubeconfig, home.path())
+        .args([
+            "cluster",
+            "create",
+            "Nourl",
+            "nourl.example.org",
+            "--no-git",
+            "--output-dir",
+        ])
+        .arg(home.path())
+        .assert()
+        .success();
+    let output = phd(&kubeconfig, home.path())
+        .current_dir(home.path().join("phd-nourl-cluster"))
+        .args(["argo", "install", "--argocd-only", "--argocd-manifest"])
+        .arg(fixture("argocd-install.yaml"))
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("repoURL is empty"), "{stderr}");
+}

@@ -1389,3 +1389,90 @@ async fn registry_credentials_become_an_image_pull_secret() {
     }
     assert!(!stdout.contains(&credentials) && !stderr.contains(&credentials));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_application_set_the_application_has_one_owner() {
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let name = unique_name("owned");
+    let repo = Repo::new();
+    let _controller = WorkflowController::start(client.clone(), &name);
+    // The cluster repository's ApplicationSet, for an environment of this test only.
+    let sets: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "argocd",
+        &resource("ApplicationSet", "applicationsets"),
+    );
+    let set: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "ApplicationSet",
+        "metadata": {"name": "phd-instances-owned", "namespace": "argocd"},
+        "spec": {"generators": [], "template": {"metadata": {}, "spec": {}}},
+    }))
+    .expect("object");
+    let set = sets
+        .create(&kube::api::PostParams::default(), &set)
+        .await
+        .expect("create applicationset");
+
+    let (_, stderr) = run_ok(repo.phd(&plane.admin_kubeconfig).args([
+        "instance",
+        "create",
+        &name,
+        "--environment",
+        "owned",
+        "--timeout",
+        "60s",
+    ]));
+    assert!(
+        stderr.contains("made by ApplicationSet phd-instances-owned"),
+        "{stderr}"
+    );
+    let application_name = format!("{name}-owned");
+    assert!(
+        application(&client, &application_name).await.is_none(),
+        "phd applied it too"
+    );
+
+    // The ApplicationSet made it (as Argo CD would after the push): while the
+    // instance is in the repository, delete refuses before any change.
+    let applications: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "argocd",
+        &resource("Application", "applications"),
+    );
+    let owned: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {
+            "name": application_name,
+            "namespace": "argocd",
+            "labels": {"kubectl-phd/instance": name, "kubectl-phd/environment": "owned"},
+            "ownerReferences": [{
+                "apiVersion": "argoproj.io/v1alpha1",
+                "kind": "ApplicationSet",
+                "name": "phd-instances-owned",
+                "uid": set.metadata.uid.clone().expect("uid"),
+            }],
+        },
+        "spec": {"project": "phd-owned", "destination": {"namespace": name}},
+    }))
+    .expect("object");
+    applications
+        .create(&kube::api::PostParams::default(), &owned)
+        .await
+        .expect("create application");
+    let output = repo
+        .phd(&plane.admin_kubeconfig)
+        .args(["instance", "delete", &name, "--yes"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ApplicationSet phd-instances-owned") && stderr.contains("git rm -r"),
+        "{stderr}"
+    );
+    assert!(application(&client, &application_name).await.is_some());
+    assert!(repo.instances().join(&name).exists());
+}

@@ -225,16 +225,26 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         .await?;
     }
 
-    let report = Applier::new(client.clone())
-        .apply(&application, None, &|applied| {
-            output::debug(format!("  {applied}"))
-        })
-        .await
-        .context("cannot create the Argo CD Application")?;
-    output::info(format!(
-        "Argo CD Application {name}-{environment}: {}",
-        report.summary()
-    ));
+    // One owner per Application: the cluster's ApplicationSet when it has
+    // one (it makes the Application from git once the files are pushed),
+    // phd otherwise.
+    match application_set(&client, &environment).await? {
+        Some(set) => output::info(format!(
+            "Argo CD Application {name}-{environment}: made by ApplicationSet {set} once instances/{name} is pushed"
+        )),
+        None => {
+            let report = Applier::new(client.clone())
+                .apply(&application, None, &|applied| {
+                    output::debug(format!("  {applied}"))
+                })
+                .await
+                .context("cannot create the Argo CD Application")?;
+            output::info(format!(
+                "Argo CD Application {name}-{environment}: {}",
+                report.summary()
+            ));
+        }
+    }
     output::info(format!(
         "instance {name} is ready to deploy. Next: commit and push {}, then Argo CD syncs it:\n  git add {dir} && git commit -m 'Add instance {name}' && git push",
         files.dir.display(),
@@ -604,6 +614,28 @@ async fn store_digitalocean_mongodb_password(
         "stored the MongoDB password DigitalOcean set for {user} in Secret {CREDENTIALS_SECRET}"
     ));
     Ok(())
+}
+
+/// The ApplicationSet of the instances of `environment`
+/// (`phd-instances-<environment>`, from the cluster repository's
+/// `cluster/apps/instances.yml`), if the cluster has it.
+pub(super) async fn application_set(
+    client: &kube::Client,
+    environment: &str,
+) -> anyhow::Result<Option<String>> {
+    let resource = kube::core::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("argoproj.io", "v1alpha1", "ApplicationSet"),
+        "applicationsets",
+    );
+    let sets: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), "argocd", &resource);
+    let name = format!("phd-instances-{environment}");
+    match sets.get_opt(&name).await {
+        Ok(found) => Ok(found.map(|_| name)),
+        // No ApplicationSet CRD: an Argo CD without the ApplicationSet controller.
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(error) => Err(error).context("cannot check for the instances' ApplicationSet"),
+    }
 }
 
 /// Argo CD and Argo Workflows must be installed; checked before any change.

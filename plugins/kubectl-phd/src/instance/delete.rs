@@ -80,6 +80,26 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
         Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
         Err(error) => return Err(error).context("cannot list Argo CD Applications"),
     };
+    // An Application the cluster's ApplicationSet made comes back while the
+    // instance is in the repository Argo CD reads: it must leave git first.
+    let owner_set = found.iter().find_map(|application| {
+        application
+            .metadata
+            .owner_references
+            .as_ref()?
+            .iter()
+            .find(|owner| owner.kind == "ApplicationSet")
+            .map(|owner| owner.name.clone())
+    });
+    if let Some(set) = owner_set
+        && dir.exists()
+    {
+        bail!(
+            "ApplicationSet {set} would make the Application of {name} again while {} is in the repository: remove it there first, then delete:\n  git rm -r {dir} && git commit -m 'Remove instance {name}' && git push\n  kubectl phd instance delete {name}",
+            dir.display(),
+            dir = dir.display()
+        );
+    }
 
     if args.dry_run {
         output::info("dry run: nothing is changed; this is what would be deleted");

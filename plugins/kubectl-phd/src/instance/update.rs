@@ -6,7 +6,7 @@ use anyhow::{Context as _, bail};
 use phd_common::apply::Applier;
 use phd_common::{manifest, naming, tutor};
 
-use super::create::{foundation_objects, require_argo};
+use super::create::{application_set, foundation_objects, require_argo};
 use super::render::{self, TUTOR_VERSION_KEY};
 use super::{Resources, instances_dir};
 use crate::cli::InstanceUpdateArgs;
@@ -113,7 +113,7 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
         tutor.release.tutor
     ));
     if let Some(client) = client {
-        let applier = Applier::new(client);
+        let applier = Applier::new(client.clone());
         let report = applier
             .apply(&foundation, Some(name), &|applied| {
                 output::debug(format!("  {applied}"))
@@ -121,16 +121,23 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
             .await
             .context("cannot update the instance namespace")?;
         output::info(format!("namespace {name}: {}", report.summary()));
-        let report = applier
-            .apply(&application, None, &|applied| {
-                output::debug(format!("  {applied}"))
-            })
-            .await
-            .context("cannot update the Argo CD Application")?;
-        output::info(format!(
-            "Argo CD Application {name}-{environment}: {}",
-            report.summary()
-        ));
+        match application_set(&client, &environment).await? {
+            Some(set) => output::info(format!(
+                "Argo CD Application {name}-{environment}: kept by ApplicationSet {set}"
+            )),
+            None => {
+                let report = applier
+                    .apply(&application, None, &|applied| {
+                        output::debug(format!("  {applied}"))
+                    })
+                    .await
+                    .context("cannot update the Argo CD Application")?;
+                output::info(format!(
+                    "Argo CD Application {name}-{environment}: {}",
+                    report.summary()
+                ));
+            }
+        }
     }
     if new != old || !env.is_empty() {
         output::info(format!(
