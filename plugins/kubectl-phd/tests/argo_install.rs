@@ -379,7 +379,9 @@ fn argo_object(kind: &str, plural: &str) -> ApiResource {
 /// gives each committed instance its Application back on a rebuilt cluster.
 #[tokio::test]
 async fn argo_install_applies_the_cluster_repository_services_and_instances() {
-    let plane = ControlPlane::shared().await;
+    // A control plane of its own: this Argo CD has another domain and the
+    // real CRDs, which the other tests of this binary must not see change.
+    let plane = ControlPlane::start().await.expect("control plane");
     let client = plane.client().await.expect("client");
     let home = tempfile::tempdir().expect("home");
     let repository_url = "https://github.com/example/phd-gitops-cluster.git";

@@ -109,7 +109,7 @@ fn names(files: &BTreeMap<String, (Vec<u8>, bool)>) -> Vec<&str> {
     files.keys().map(String::as_str).collect()
 }
 
-const EVERY_FILE: [&str; 14] = [
+const EVERY_FILE: [&str; 18] = [
     ".github/workflows/build.yml",
     ".github/workflows/create-instance.yml",
     ".github/workflows/delete-instance.yml",
@@ -118,6 +118,10 @@ const EVERY_FILE: [&str; 14] = [
     ".gitignore",
     "README.md",
     "activate",
+    "cluster/apps/harmony.yml",
+    "cluster/apps/instances.yml",
+    "cluster/project.yml",
+    "cluster/root.yml",
     "context.json",
     "infrastructure/main.tf",
     "infrastructure/outputs.tf",
