@@ -114,6 +114,43 @@ pub struct CompletionArgs {
 pub enum ArgoCommand {
     /// Install Argo CD and Argo Workflows at pinned versions, configured for phd (idempotent)
     Install(ArgoInstallArgs),
+    /// Give Argo CD read access to the cluster repository (deploy key, GitHub App or token; idempotent)
+    Repository(ArgoRepositoryArgs),
+}
+
+/// How Argo CD authenticates to the cluster repository: exactly one method.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("method").required(true).args(["ssh_key_file", "github_app_id", "token_stdin"])))]
+pub struct ArgoRepositoryArgs {
+    /// Repository URL [env: PHD_CLUSTER_REPOSITORY] [default: "repository" of context.json]
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// SSH deploy key: a file holding the private key (the URL must be an ssh one: git@host:path or ssh://)
+    #[arg(long, value_name = "FILE")]
+    pub ssh_key_file: Option<std::path::PathBuf>,
+    /// GitHub App: its ID (with --github-app-installation-id and --github-app-key-file)
+    #[arg(long, value_name = "ID", requires_all = ["github_app_installation_id", "github_app_key_file"])]
+    pub github_app_id: Option<u64>,
+    /// GitHub App: the installation ID on the repository's owner
+    #[arg(long, value_name = "ID")]
+    pub github_app_installation_id: Option<u64>,
+    /// GitHub App: a file holding the App's private key (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub github_app_key_file: Option<std::path::PathBuf>,
+    /// HTTPS token (a fine-grained read-only token), read from standard input
+    #[arg(long)]
+    pub token_stdin: bool,
+    /// User name that goes with the token
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "x-access-token",
+        requires = "token_stdin"
+    )]
+    pub username: String,
+    /// Output format of the report
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]

@@ -215,6 +215,7 @@ pub async fn run(session: &Session, args: &DoctorArgs) -> anyhow::Result<ExitCod
         Some(cluster) => {
             checks.extend(check_permissions(cluster).await);
             checks.extend(check_argo(cluster).await);
+            checks.extend(check_site_path(session, cluster).await);
         }
         None => {
             checks.push(Check::new(
@@ -224,6 +225,9 @@ pub async fn run(session: &Session, args: &DoctorArgs) -> anyhow::Result<ExitCod
             ));
             for (part, _) in ARGO_PARTS {
                 checks.push(Check::new(*part, Status::Skipped, "no cluster to ask"));
+            }
+            for name in SITE_CHECKS {
+                checks.push(Check::new(name, Status::Skipped, "no cluster to ask"));
             }
         }
     }
@@ -262,6 +266,233 @@ pub async fn run(session: &Session, args: &DoctorArgs) -> anyhow::Result<ExitCod
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The checks of the path from the cluster to a site, in order.
+const SITE_CHECKS: [&str; 5] = [
+    "ingress class",
+    "ClusterIssuer",
+    "StorageClass",
+    "repository access",
+    "ApplicationSet",
+];
+
+/// What a site needs of the cluster beyond Argo (SPEC.md 7.10): the
+/// ingress controller's IngressClass, a Ready cert-manager ClusterIssuer, a
+/// default StorageClass, Argo CD's access to the cluster repository, the
+/// instances' ApplicationSet. Each miss names the command that fixes it.
+async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
+    use k8s_openapi::api::core::v1::Secret;
+    use k8s_openapi::api::networking::v1::IngressClass;
+    use k8s_openapi::api::storage::v1::StorageClass;
+    use kube::api::{Api, DynamicObject, ListParams};
+    use kube::core::{ApiResource, GroupVersionKind};
+
+    let client = &cluster.client;
+    let settings = session.settings();
+    let services_fix = "apply the cluster services: `kubectl phd argo install` inside the cluster repository (cluster/apps/harmony.yml)";
+    let mut checks = Vec::new();
+    let ingress = match settings.ingress(None, None, None) {
+        Ok(ingress) => ingress,
+        Err(error) => {
+            checks.push(Check::new(
+                "ingress class",
+                Status::Failed,
+                error.to_string(),
+            ));
+            return checks;
+        }
+    };
+
+    let classes: Api<IngressClass> = Api::all(client.clone());
+    checks.push(match classes.get_opt(&ingress.class).await {
+        Ok(Some(_)) => Check::new(
+            "ingress class",
+            Status::Ok,
+            format!(
+                "IngressClass {} (controller namespace {})",
+                ingress.class, ingress.namespace
+            ),
+        ),
+        Ok(None) => Check::new(
+            "ingress class",
+            Status::Warning,
+            format!("no IngressClass {}; {services_fix}", ingress.class),
+        ),
+        Err(error) => Check::new(
+            "ingress class",
+            Status::Warning,
+            format!("cannot read IngressClasses: {error}"),
+        ),
+    });
+
+    let issuer_resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("cert-manager.io", "v1", "ClusterIssuer"),
+        "clusterissuers",
+    );
+    let issuers: Api<DynamicObject> = Api::all_with(client.clone(), &issuer_resource);
+    checks.push(match issuers.get_opt(&ingress.cluster_issuer).await {
+        Ok(Some(issuer)) => {
+            let ready = issuer.data["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            if ready {
+                Check::new(
+                    "ClusterIssuer",
+                    Status::Ok,
+                    format!("{} is Ready", ingress.cluster_issuer),
+                )
+            } else {
+                Check::new(
+                    "ClusterIssuer",
+                    Status::Warning,
+                    format!(
+                        "{} is not Ready; `kubectl describe clusterissuer {}` tells why",
+                        ingress.cluster_issuer, ingress.cluster_issuer
+                    ),
+                )
+            }
+        }
+        Ok(None) => Check::new(
+            "ClusterIssuer",
+            Status::Warning,
+            format!(
+                "no ClusterIssuer {}; {services_fix}",
+                ingress.cluster_issuer
+            ),
+        ),
+        Err(kube::Error::Api(status)) if status.code == 404 => Check::new(
+            "ClusterIssuer",
+            Status::Warning,
+            format!(
+                "cert-manager is not installed (no clusterissuers.cert-manager.io); {services_fix}"
+            ),
+        ),
+        Err(error) => Check::new(
+            "ClusterIssuer",
+            Status::Warning,
+            format!("cannot read ClusterIssuers: {error}"),
+        ),
+    });
+
+    let storage: Api<StorageClass> = Api::all(client.clone());
+    checks.push(match storage.list(&ListParams::default()).await {
+        Ok(list) => match list.items.iter().find(|class| {
+            class
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("storageclass.kubernetes.io/is-default-class"))
+                .is_some_and(|v| v == "true")
+        }) {
+            Some(class) => Check::new(
+                "StorageClass",
+                Status::Ok,
+                format!("default {}", class.metadata.name.as_deref().unwrap_or("?")),
+            ),
+            None => Check::new(
+                "StorageClass",
+                Status::Warning,
+                "no default StorageClass: Tutor's volumes would stay Pending; mark one with `kubectl annotate storageclass NAME storageclass.kubernetes.io/is-default-class=true`",
+            ),
+        },
+        Err(error) => Check::new("StorageClass", Status::Warning, format!("cannot list StorageClasses: {error}")),
+    });
+
+    let repository = settings
+        .get(phd_common::Setting::Repository, None)
+        .map(|r| r.value);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), crate::argo::ARGOCD_NAMESPACE);
+    let labelled =
+        ListParams::default().labels(&format!("{}=repository", crate::argo::SECRET_TYPE_LABEL));
+    let fix =
+        "`kubectl phd argo repository --ssh-key-file KEY` (or --github-app-id, --token-stdin)";
+    checks.push(match (secrets.list_metadata(&labelled).await, &repository) {
+        (Err(error), _) => Check::new("repository access", Status::Warning, format!("cannot list Argo CD repository Secrets: {error}")),
+        (Ok(_), None) => Check::new("repository access", Status::Skipped, "no cluster repository known (PHD_CLUSTER_REPOSITORY or context.json)"),
+        (Ok(list), Some(url)) => {
+            let names: Vec<String> = list.items.iter().filter_map(|s| s.metadata.name.clone()).collect();
+            let mut matching = false;
+            for name in &names {
+                if let Ok(secret) = secrets.get(name).await {
+                    let secret_url = secret
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get("url"))
+                        .map(|b| String::from_utf8_lossy(&b.0).into_owned());
+                    matching |= secret_url.as_deref() == Some(url.as_str());
+                }
+            }
+            if matching {
+                Check::new("repository access", Status::Ok, format!("Argo CD has credentials for {url}"))
+            } else {
+                Check::new("repository access", Status::Warning, format!("Argo CD has no credentials for {url} (enough only for a public repository); {fix}"))
+            }
+        }
+    });
+    // Applications that Argo CD cannot read their repository for.
+    let applications: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        crate::argo::ARGOCD_NAMESPACE,
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
+            "applications",
+        ),
+    );
+    if let Ok(list) = applications.list(&ListParams::default()).await {
+        let failing: Vec<String> = list
+            .items
+            .iter()
+            .filter(|app| {
+                app.data["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| {
+                        let message = c["message"].as_str().unwrap_or_default();
+                        message.contains("authentication required")
+                            || message.contains("repository not found")
+                            || message.contains("Permission denied")
+                    })
+            })
+            .filter_map(|app| app.metadata.name.clone())
+            .collect();
+        if !failing.is_empty() {
+            checks.push(Check::new(
+                "repository access",
+                Status::Failed,
+                format!(
+                    "Argo CD cannot read the repository of {}; {fix}",
+                    failing.join(", ")
+                ),
+            ));
+        }
+    }
+
+    let environment = session
+        .environment(None)
+        .unwrap_or_else(|_| "production".to_owned());
+    let set_name = format!("phd-instances-{environment}");
+    let sets: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        crate::argo::ARGOCD_NAMESPACE,
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "ApplicationSet"),
+            "applicationsets",
+        ),
+    );
+    checks.push(match sets.get_opt(&set_name).await {
+        Ok(Some(_)) => Check::new("ApplicationSet", Status::Ok, format!("{set_name} makes the instances' Applications from git")),
+        Ok(None) | Err(kube::Error::Api(_)) => Check::new(
+            "ApplicationSet",
+            Status::Warning,
+            format!("no ApplicationSet {set_name}: a rebuilt cluster would not get its instances back; {services_fix}"),
+        ),
+        Err(error) => Check::new("ApplicationSet", Status::Warning, format!("cannot read ApplicationSets: {error}")),
+    });
+    checks
 }
 
 /// Tutor, which renders every instance: installed in phd's cache, or

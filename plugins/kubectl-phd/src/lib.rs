@@ -83,6 +83,9 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Kubeconfig(args) => infra::kubeconfig(&session, args)
                 .await
                 .map(|()| ExitCode::SUCCESS),
+            Command::Argo(ArgoCommand::Repository(args)) => argo::repository(&session, args)
+                .await
+                .map(|()| ExitCode::SUCCESS),
             Command::Argo(ArgoCommand::Install(args)) => argo::install(&session, args)
                 .await
                 .map(|()| ExitCode::SUCCESS),

@@ -1,6 +1,7 @@
 //! `kubectl phd argo install` against the real control plane, with the
 //! stand-in install manifests of tests/fixtures served from a path and over HTTP.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use assert_cmd::Command;
@@ -566,4 +567,269 @@ fn a_cluster_repository_without_its_url_is_refused_before_any_change() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("repoURL is empty"), "{stderr}");
+}
+
+fn kubectl_apply(kubeconfig: &Path, objects: &[Value]) {
+    use std::io::Write as _;
+    let stream: String = objects
+        .iter()
+        .map(|o| format!("---\n{}\n", serde_json::to_string(o).expect("json")))
+        .collect();
+    let mut child = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["apply", "--server-side", "--field-manager=test", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stream.as_bytes())
+        .expect("write");
+    let output = child.wait_with_output().expect("wait");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn doctor_statuses(kubeconfig: &Path, home: &Path, repository: &str) -> BTreeMap<String, String> {
+    let output = phd(kubeconfig, home)
+        .env("PHD_CLUSTER_REPOSITORY", repository)
+        .env("PHD_INGRESS_NAMESPACE", "harmony")
+        .args(["doctor", "-o", "json"])
+        .output()
+        .expect("doctor");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("doctor JSON");
+    let mut statuses = BTreeMap::new();
+    for check in report["checks"].as_array().expect("checks") {
+        let name = check["name"].as_str().unwrap_or_default().to_owned();
+        // A later check of the same name (an Application that cannot read
+        // its repository) wins.
+        statuses.insert(
+            name,
+            check["status"].as_str().unwrap_or_default().to_owned(),
+        );
+    }
+    statuses
+}
+
+/// Each check of the path to a site fails on a bare cluster and passes once
+/// what it looks for is there; `argo repository` writes the Secret Argo CD
+/// reads, idempotently, with its values never in arguments or output.
+#[tokio::test]
+async fn doctor_follows_the_path_to_a_site_and_repository_access_is_granted() {
+    let plane = ControlPlane::start().await.expect("control plane");
+    let kubeconfig = &plane.admin_kubeconfig;
+    let client = plane.client().await.expect("client");
+    let home = tempfile::tempdir().expect("home");
+    let url = "git@github.com:example/phd-doctor-cluster.git";
+    let site_checks = [
+        "ingress class",
+        "ClusterIssuer",
+        "StorageClass",
+        "repository access",
+        "ApplicationSet",
+    ];
+    let before = doctor_statuses(kubeconfig, home.path(), url);
+    for check in site_checks {
+        assert_eq!(before[check], "warning", "{check}: {before:?}");
+    }
+
+    // Argo CD (real manifest), then repository access by deploy key.
+    let manifest = phd_testkit::argocd_install_manifest(phd_common::config::DEFAULT_ARGOCD_VERSION);
+    phd(kubeconfig, home.path())
+        .env("PHD_CLUSTER_REPOSITORY", url)
+        .args(["argo", "install", "--argocd-only", "--argocd-manifest"])
+        .arg(&manifest)
+        .assert()
+        .success();
+    let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----\n";
+    let key_file = home.path().join("deploy-key");
+    std::fs::write(&key_file, key).expect("key");
+    let grant = |extra: &[&str]| {
+        let output = phd(kubeconfig, home.path())
+            .env("PHD_CLUSTER_REPOSITORY", url)
+            .args(["-v", "argo", "repository", "--ssh-key-file"])
+            .arg(&key_file)
+            .args(extra)
+            .output()
+            .expect("run");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    };
+    let first = grant(&["-o", "json"]);
+    let first: Value = serde_json::from_slice(&first.stdout).expect("json");
+    assert_eq!(first["outcome"], "created");
+    let again = grant(&["-o", "json"]);
+    let again_json: Value = serde_json::from_slice(&again.stdout).expect("json");
+    assert_eq!(again_json["outcome"], "unchanged");
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("b3BlbnNzaC1rZXkt"));
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "argocd");
+    let secret = secrets.get("phd-cluster-repository").await.expect("secret");
+    let labels = secret.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("argocd.argoproj.io/secret-type")
+            .map(String::as_str),
+        Some("repository")
+    );
+    let data = secret.data.clone().unwrap_or_default();
+    let field = |name: &str| String::from_utf8(data[name].0.clone()).expect("utf-8");
+    assert_eq!(field("type"), "git");
+    assert_eq!(field("url"), url);
+    assert_eq!(field("sshPrivateKey"), key);
+
+    // Bad input: refused before any change.
+    for (args, expected) in [
+        (
+            vec![
+                "--url",
+                "https://github.com/example/x.git",
+                "--ssh-key-file",
+            ],
+            "needs an ssh URL",
+        ),
+        (vec!["--token-stdin"], "a token needs an https URL"),
+    ] {
+        let mut command = phd(kubeconfig, home.path());
+        command
+            .env("PHD_CLUSTER_REPOSITORY", url)
+            .args(["argo", "repository"])
+            .args(&args);
+        if args.last() == Some(&"--ssh-key-file") {
+            command.arg(&key_file);
+        }
+        let output = command.write_stdin("token-123\n").output().expect("run");
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains(expected),
+            "{args:?}"
+        );
+    }
+    let not_a_key = home.path().join("not-a-key");
+    std::fs::write(&not_a_key, "hello").expect("file");
+    let output = phd(kubeconfig, home.path())
+        .env("PHD_CLUSTER_REPOSITORY", url)
+        .args(["argo", "repository", "--ssh-key-file"])
+        .arg(&not_a_key)
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("holds no PEM private key"));
+    assert_eq!(
+        secrets
+            .get("phd-cluster-repository")
+            .await
+            .expect("secret")
+            .data,
+        secret.data,
+        "a refused run changed the Secret"
+    );
+    // A token over https, from standard input only.
+    let token = "github_pat_11AAAA-secret-token";
+    let output = phd(kubeconfig, home.path())
+        .args([
+            "-vv",
+            "argo",
+            "repository",
+            "--url",
+            "https://github.com/example/other.git",
+            "--token-stdin",
+        ])
+        .write_stdin(format!("{token}\n"))
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!printed.contains(token));
+    let secret = secrets.get("phd-cluster-repository").await.expect("secret");
+    let data = secret.data.unwrap_or_default();
+    assert_eq!(String::from_utf8_lossy(&data["password"].0), token);
+    assert_eq!(
+        String::from_utf8_lossy(&data["username"].0),
+        "x-access-token"
+    );
+    assert!(
+        !data.contains_key("sshPrivateKey"),
+        "the old method's key is gone"
+    );
+    // Back to the deploy key for the doctor below.
+    grant(&[]);
+
+    // The ingress controller's class, a Ready ClusterIssuer (the real
+    // cert-manager CRD), a default StorageClass, the ApplicationSet.
+    let cert_manager =
+        phd_testkit::go_module_dir("github.com/cert-manager/cert-manager", "v1.16.2");
+    let text = std::fs::read_to_string(cert_manager.join("deploy/crds/crd-clusterissuers.yaml"))
+        .expect("cert-manager CRD");
+    let mut crd: Value = serde_saphyr::from_str(&text).expect("CRD YAML");
+    // The file is also a Helm template: its labels are template text.
+    crd["metadata"]
+        .as_object_mut()
+        .expect("metadata")
+        .remove("labels");
+    kubectl_apply(kubeconfig, &[crd]);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    kubectl_apply(
+        kubeconfig,
+        &[
+            serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+                "metadata": {"name": "nginx"}, "spec": {"controller": "k8s.io/ingress-nginx"}}),
+            serde_json::json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+                "provisioner": "example.org/none"}),
+            serde_json::json!({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
+                "metadata": {"name": "harmony-letsencrypt-global"},
+                "spec": {"acme": {"server": "https://acme-v02.api.letsencrypt.org/directory",
+                    "privateKeySecretRef": {"name": "harmony-letsencrypt-global"},
+                    "solvers": [{"http01": {"ingress": {"ingressClassName": "nginx"}}}]}}}),
+            serde_json::json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
+                "metadata": {"name": "phd-instances-production", "namespace": "argocd"},
+                "spec": {"generators": [], "template": {"metadata": {}, "spec": {
+                    "project": "default", "destination": {"server": "https://kubernetes.default.svc"}}}}}),
+        ],
+    );
+    let middle = doctor_statuses(kubeconfig, home.path(), url);
+    assert_eq!(
+        middle["ClusterIssuer"], "warning",
+        "not Ready yet: {middle:?}"
+    );
+    // cert-manager's controller would set Ready; here the test does.
+    let issuers: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("cert-manager.io", "v1", "ClusterIssuer"),
+            "clusterissuers",
+        ),
+    );
+    issuers
+        .patch_status(
+            "harmony-letsencrypt-global",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"status": {"conditions": [
+                {"type": "Ready", "status": "True", "reason": "ACMEAccountRegistered", "message": "ok"}]}})),
+        )
+        .await
+        .expect("status");
+    let after = doctor_statuses(kubeconfig, home.path(), url);
+    for check in site_checks {
+        assert_eq!(after[check], "ok", "{check}: {after:?}");
+    }
 }

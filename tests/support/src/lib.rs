@@ -348,26 +348,32 @@ pub fn tool(name: &str) -> PathBuf {
     path
 }
 
-/// The real install manifest of Argo CD `version` (such as `v3.2.3`):
-/// `manifests/install.yaml` of the `github.com/argoproj/argo-cd/v3` module,
-/// fetched through the Go module proxy (`go mod download`, cached in the
-/// module cache). Panics naming what failed.
-pub fn argocd_install_manifest(version: &str) -> PathBuf {
+/// The source directory of Go module `path` at `version`, fetched through
+/// the Go module proxy (`go mod download`, cached in the module cache): where
+/// the tests find upstream manifests (Argo CD's install.yaml, cert-manager's
+/// CRDs). Panics naming what failed.
+pub fn go_module_dir(path: &str, version: &str) -> PathBuf {
     let output = std::process::Command::new("go")
         .args(["mod", "download", "-json"])
-        .arg(format!("github.com/argoproj/argo-cd/v3@{version}"))
+        .arg(format!("{path}@{version}"))
         .current_dir(std::env::temp_dir())
         .env("GOFLAGS", "-mod=mod")
         .output()
         .expect("go mod download (Go is needed for the tests)");
     assert!(
         output.status.success(),
-        "go mod download github.com/argoproj/argo-cd/v3@{version}: {}",
+        "go mod download {path}@{version}: {}",
         String::from_utf8_lossy(&output.stdout)
     );
     let module: serde_json::Value =
         serde_json::from_slice(&output.stdout).expect("go mod download prints JSON");
-    let path = PathBuf::from(module["Dir"].as_str().expect("module directory"))
+    PathBuf::from(module["Dir"].as_str().expect("module directory"))
+}
+
+/// The real install manifest of Argo CD `version` (such as `v3.2.3`):
+/// `manifests/install.yaml` of the `github.com/argoproj/argo-cd/v3` module.
+pub fn argocd_install_manifest(version: &str) -> PathBuf {
+    let path = go_module_dir("github.com/argoproj/argo-cd/v3", version)
         .join("manifests")
         .join("install.yaml");
     assert!(path.is_file(), "{} is missing", path.display());

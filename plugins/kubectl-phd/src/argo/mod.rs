@@ -2,6 +2,8 @@
 //! configured for phd (SPEC.md section 7.2). Everything is applied with
 //! server-side apply, so a re-run changes nothing that is already right.
 
+mod repository;
+
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, bail};
@@ -27,6 +29,8 @@ use crate::prompt;
 use crate::session::Session;
 
 pub const ARGOCD_NAMESPACE: &str = "argocd";
+pub use repository::{SECRET_TYPE_LABEL, repository};
+
 pub const WORKFLOWS_NAMESPACE: &str = "argo";
 const ADMIN_PASSWORD_MANAGER: &str = "kubectl-phd-admin-password";
 const GENERATED_PASSWORD_LENGTH: usize = 24;

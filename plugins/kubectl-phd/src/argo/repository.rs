@@ -1,0 +1,163 @@
+//! `kubectl phd argo repository`: Argo CD's read access to the cluster
+//! repository, as the labelled repository Secret Argo CD reads
+//! (<https://argo-cd.readthedocs.io/en/stable/operator-manual/declarative-setup/#repositories>).
+//! Secret values come from files or standard input, never from arguments.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use phd_common::apply::{Applier, Outcome};
+use phd_common::config::Setting;
+use phd_common::manifest::Document;
+use serde::Serialize;
+
+use super::ARGOCD_NAMESPACE;
+use crate::cli::{ArgoRepositoryArgs, OutputFormat};
+use crate::output;
+use crate::prompt;
+use crate::session::Session;
+
+/// The Secret phd writes; one per cluster repository.
+pub const REPOSITORY_SECRET: &str = "phd-cluster-repository";
+/// The label that makes Argo CD read a Secret as a repository.
+pub const SECRET_TYPE_LABEL: &str = "argocd.argoproj.io/secret-type";
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report {
+    secret: String,
+    url: String,
+    method: &'static str,
+    outcome: Outcome,
+}
+
+pub async fn repository(session: &Session, args: &ArgoRepositoryArgs) -> anyhow::Result<()> {
+    let url = session
+        .settings()
+        .require(Setting::Repository, args.url.as_deref(), Some("--url"))?
+        .value;
+    let ssh_url = url.starts_with("git@") || url.starts_with("ssh://");
+    let mut data = BTreeMap::from([
+        ("type".to_owned(), "git".to_owned()),
+        ("url".to_owned(), url.clone()),
+    ]);
+    let method = if let Some(path) = &args.ssh_key_file {
+        if !ssh_url {
+            bail!(
+                "--ssh-key-file needs an ssh URL (git@github.com:owner/repo.git), not {url}; use --token-stdin or a GitHub App for https"
+            );
+        }
+        data.insert("sshPrivateKey".into(), private_key(path, "--ssh-key-file")?);
+        "ssh deploy key"
+    } else if let Some(app_id) = args.github_app_id {
+        if ssh_url {
+            bail!("a GitHub App needs an https URL, not {url}");
+        }
+        let installation = args
+            .github_app_installation_id
+            .context("--github-app-installation-id is required with --github-app-id")?;
+        let key_file = args
+            .github_app_key_file
+            .as_deref()
+            .context("--github-app-key-file is required with --github-app-id")?;
+        data.insert("githubAppID".into(), app_id.to_string());
+        data.insert("githubAppInstallationID".into(), installation.to_string());
+        data.insert(
+            "githubAppPrivateKey".into(),
+            private_key(key_file, "--github-app-key-file")?,
+        );
+        "GitHub App"
+    } else if args.token_stdin {
+        if ssh_url {
+            bail!("a token needs an https URL, not {url}");
+        }
+        let token = prompt::secret_from_stdin("--token-stdin")?;
+        if token.chars().any(char::is_whitespace) {
+            bail!("the token from standard input contains whitespace");
+        }
+        data.insert("username".into(), args.username.clone());
+        data.insert("password".into(), token);
+        "https token"
+    } else {
+        bail!("give one of --ssh-key-file, --github-app-id or --token-stdin");
+    };
+
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(REPOSITORY_SECRET.to_owned()),
+            namespace: Some(ARGOCD_NAMESPACE.to_owned()),
+            labels: Some(BTreeMap::from([
+                (SECRET_TYPE_LABEL.to_owned(), "repository".to_owned()),
+                (
+                    "app.kubernetes.io/managed-by".to_owned(),
+                    "kubectl-phd".to_owned(),
+                ),
+            ])),
+            ..Default::default()
+        },
+        data: Some(
+            data.into_iter()
+                .map(|(key, value)| (key, ByteString(value.into_bytes())))
+                .collect(),
+        ),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    let cluster = session.connect().await?;
+    let namespaces: kube::Api<Namespace> = kube::Api::all(cluster.client.clone());
+    if namespaces
+        .get_opt(ARGOCD_NAMESPACE)
+        .await
+        .context("cannot check for Argo CD")?
+        .is_none()
+    {
+        bail!(
+            "Argo CD is not installed (no namespace {ARGOCD_NAMESPACE}); run `kubectl phd argo install` first"
+        );
+    }
+    let document = Document::from_object(
+        "Argo CD repository Secret (kubectl-phd)",
+        1,
+        serde_json::to_value(&secret)?,
+    );
+    let applied = Applier::new(cluster.client.clone())
+        .apply(&[document], Some(ARGOCD_NAMESPACE), &|_| {})
+        .await
+        .context("cannot write the repository Secret")?;
+    let outcome = applied
+        .objects
+        .first()
+        .map(|o| o.outcome)
+        .unwrap_or(Outcome::Unchanged);
+    let report = Report {
+        secret: format!("{ARGOCD_NAMESPACE}/{REPOSITORY_SECRET}"),
+        url,
+        method,
+        outcome,
+    };
+    match args.output {
+        OutputFormat::Table => output::info(format!(
+            "Argo CD reads {} with a {} (Secret {}: {})",
+            report.url,
+            report.method,
+            report.secret,
+            applied.summary()
+        )),
+        format => output::print_structured(&report, format)?,
+    }
+    Ok(())
+}
+
+/// A PEM private key from `path`, checked to be one.
+fn private_key(path: &Path, flag: &str) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{flag}: cannot read {}", path.display()))?;
+    if !(text.contains("-----BEGIN") && text.contains("PRIVATE KEY-----")) {
+        bail!("{flag}: {} holds no PEM private key", path.display());
+    }
+    Ok(text)
+}
