@@ -118,6 +118,12 @@ pub struct ClusterCreateArgs {
     /// Email for Let's Encrypt notifications about the cluster's certificates (the ClusterIssuer's ACME account)
     #[arg(long, value_name = "EMAIL")]
     pub acme_email: Option<String>,
+    /// Where generated files take kubectl-phd from (module sources, reusable workflows, release downloads): a GitHub owner/name, for a fork or mirror [default: this build's repository]
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub phd_repository: Option<String>,
+    /// The kubectl-phd release those files use [default: this build's version]
+    #[arg(long, value_name = "VERSION")]
+    pub phd_version: Option<String>,
     /// Do not make a git repository
     #[arg(long)]
     pub no_git: bool,
@@ -254,8 +260,40 @@ fn template_inputs(args: &ClusterCreateArgs) -> anyhow::Result<Map<String, Value
         }
         set("acme_email", json!(email));
     }
-    set("phd_version", json!(env!("CARGO_PKG_VERSION")));
-    set("phd_repository", json!(project_repository()));
+    let phd_repository = args
+        .phd_repository
+        .clone()
+        .unwrap_or_else(|| project_repository().to_owned());
+    let parts: Vec<&str> = phd_repository.split('/').collect();
+    let part_ok = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    if parts.len() != 2 || !parts.iter().all(|part| part_ok(part)) {
+        bail!("--phd-repository {phd_repository:?} is not a GitHub owner/name");
+    }
+    let phd_version = args
+        .phd_version
+        .clone()
+        .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned());
+    let phd_version = phd_version.trim_start_matches('v').to_owned();
+    let numbers: Vec<&str> = phd_version
+        .split(['-', '+'])
+        .next()
+        .unwrap_or_default()
+        .split('.')
+        .collect();
+    if numbers.len() != 3
+        || !numbers
+            .iter()
+            .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    {
+        bail!("--phd-version {phd_version:?} is not a release such as 0.1.0");
+    }
+    set("phd_version", json!(phd_version));
+    set("phd_repository", json!(phd_repository));
     set("initialize_git", json!(!args.no_git));
     Ok(given)
 }

@@ -680,11 +680,11 @@ fn reusable_workflows_pass_actionlint_and_zizmor() {
     for file in &files {
         let text = read(file);
         assert!(text.contains("\n  workflow_call:\n"), "{}", file.display());
-        // Installed from this project's releases, checked against their checksums.
-        assert!(text.contains(&format!(
-            "PHD_RELEASES: {}/releases/download",
-            env!("CARGO_PKG_REPOSITORY")
-        )));
+        // Installed from the releases of the given repository, this project's
+        // by default, checked against their checksums.
+        let project = env!("CARGO_PKG_REPOSITORY").trim_start_matches("https://github.com/");
+        assert!(text.contains(&format!("        default: {project}\n")), "{}", file.display());
+        assert!(text.contains("PHD_RELEASES=\"https://github.com/$PHD_REPOSITORY/releases/download\""));
         assert!(text.contains("sha256sum --check --strict"));
     }
 }
@@ -835,4 +835,57 @@ fn generated_infrastructure_is_formatted() {
             &output,
         );
     }
+}
+
+/// One setting names where generated files take kubectl-phd from: a fork
+/// changes it once, at creation, and every module source, reusable workflow
+/// and release download follows.
+#[test]
+fn a_fork_is_named_once_and_every_file_follows() {
+    let (_home, repo) = create(&[
+        "Fork",
+        "fork.example.org",
+        "--github-org",
+        "acme",
+        "--phd-repository",
+        "acme-mirror/kubectl-phd-fork",
+        "--phd-version",
+        "9.8.7",
+        "--no-git",
+    ]);
+    let context: serde_json::Value =
+        serde_json::from_str(&read(&repo.join("context.json"))).expect("context.json");
+    assert_eq!(context["phd_repository"], "acme-mirror/kubectl-phd-fork");
+    assert_eq!(context["phd_version"], "9.8.7");
+    let files = tree(&repo);
+    let mut uses = 0;
+    for (path, (bytes, _)) in &files {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(
+            !text.contains("phd-project/"),
+            "{path} still names phd-project"
+        );
+        for line in text.lines().filter(|l| l.contains("kubectl-phd-fork")) {
+            uses += 1;
+            if line.contains("@v") || line.contains("?ref=v") {
+                assert!(line.contains("9.8.7"), "{path}: {line}");
+            }
+        }
+    }
+    // main.tf's module source, four workflows' `uses:` and `phd-repository:`, zizmor.yml.
+    assert!(uses >= 10, "{uses} references to the fork");
+    // The reusable workflows download the release from the repository they are given.
+    let reusable = read(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.github/workflows/create-instance.yml"),
+    );
+    assert!(reusable.contains("https://github.com/$PHD_REPOSITORY/releases/download"));
+    assert!(!reusable.contains("github.com/phd-project/kubectl-phd/releases"));
+    refused(
+        &["Fork", "fork.example.org", "--phd-repository", "not a repo"],
+        "is not a GitHub owner/name",
+    );
+    refused(
+        &["Fork", "fork.example.org", "--phd-version", "latest"],
+        "is not a release such as 0.1.0",
+    );
 }
