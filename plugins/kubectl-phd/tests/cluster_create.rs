@@ -683,8 +683,14 @@ fn reusable_workflows_pass_actionlint_and_zizmor() {
         // Installed from the releases of the given repository, this project's
         // by default, checked against their checksums.
         let project = env!("CARGO_PKG_REPOSITORY").trim_start_matches("https://github.com/");
-        assert!(text.contains(&format!("        default: {project}\n")), "{}", file.display());
-        assert!(text.contains("PHD_RELEASES=\"https://github.com/$PHD_REPOSITORY/releases/download\""));
+        assert!(
+            text.contains(&format!("        default: {project}\n")),
+            "{}",
+            file.display()
+        );
+        assert!(
+            text.contains("PHD_RELEASES=\"https://github.com/$PHD_REPOSITORY/releases/download\"")
+        );
         assert!(text.contains("sha256sum --check --strict"));
     }
 }
