@@ -176,18 +176,25 @@ def _env_patch(container_path: str) -> str:
     return json.dumps(operations)
 
 
+def _patch_entry(target: str, patch: str) -> str:
+    """One entry of kustomization.yml's `patches`: `target` is the YAML of the
+    target's fields (indented for continuation lines), `patch` JSON text."""
+    return "- target:\n    " + target + "\n  patch: '" + patch + "'"
+
+
 def _kustomization_patches() -> str:
     lines = []
     for name in OPENEDX_DEPLOYMENTS:
         lines.append(
-            "- target:\n    kind: Deployment\n    name: " + name + "\n"
-            "  patch: '" + _env_patch("/spec/template/spec/containers/0") + "'"
+            _patch_entry(f"kind: Deployment\n    name: {name}", _env_patch("/spec/template/spec/containers/0"))
         )
     # Drydock's init jobs (every one of them runs an Open edX or plugin image
     # whose command may read a credential).
     lines.append(
-        "- target:\n    kind: Job\n    labelSelector: app.kubernetes.io/component=drydock-job\n"
-        "  patch: '" + _env_patch("/spec/template/spec/containers/0") + "'"
+        _patch_entry(
+            "kind: Job\n    labelSelector: app.kubernetes.io/component=drydock-job",
+            _env_patch("/spec/template/spec/containers/0"),
+        )
     )
     meilisearch = [
         {"op": "test", "path": "/spec/template/spec/containers/0/env/0/name", "value": "MEILI_MASTER_KEY"},
@@ -205,12 +212,9 @@ def _kustomization_patches() -> str:
             },
         },
     ]
-    lines.append(
-        "{% if RUN_MEILISEARCH %}\n"
-        "- target:\n    kind: Deployment\n    name: meilisearch\n"
-        "  patch: '" + json.dumps(meilisearch) + "'\n"
-        "{% endif %}"
-    )
+    lines.append("{% if RUN_MEILISEARCH %}")
+    lines.append(_patch_entry("kind: Deployment\n    name: meilisearch", json.dumps(meilisearch)))
+    lines.append("{% endif %}")
     # The Namespace belongs to kubectl-phd, which made it before provisioning
     # and deletes it after deprovisioning: Argo CD never prunes or deletes it.
     namespace = {
@@ -219,35 +223,21 @@ def _kustomization_patches() -> str:
         "kind": "Namespace",
         "metadata": {"name": "{{ K8S_NAMESPACE }}"},
     }
-    lines.append("- target:\n    kind: Namespace\n  patch: '" + json.dumps(namespace) + "'")
-    lines.append(
-        "{% if PHD_IMAGE_PULL_SECRET %}\n"
-        "- target:\n    kind: Deployment\n"
-        "  patch: '"
-        + json.dumps(
-            [
-                {
-                    "op": "add",
-                    "path": "/spec/template/spec/imagePullSecrets",
-                    "value": [{"name": "{{ PHD_IMAGE_PULL_SECRET }}"}],
-                }
-            ]
-        )
-        + "'\n"
-        "- target:\n    kind: Job\n"
-        "  patch: '"
-        + json.dumps(
-            [
-                {
-                    "op": "add",
-                    "path": "/spec/template/spec/imagePullSecrets",
-                    "value": [{"name": "{{ PHD_IMAGE_PULL_SECRET }}"}],
-                }
-            ]
-        )
-        + "'\n"
-        "{% endif %}"
+    lines.append(_patch_entry("kind: Namespace", json.dumps(namespace)))
+    # Private images: every workload pulls with the image pull Secret.
+    pull_secret = json.dumps(
+        [
+            {
+                "op": "add",
+                "path": "/spec/template/spec/imagePullSecrets",
+                "value": [{"name": "{{ PHD_IMAGE_PULL_SECRET }}"}],
+            }
+        ]
     )
+    lines.append("{% if PHD_IMAGE_PULL_SECRET %}")
+    for kind in ["Deployment", "Job"]:
+        lines.append(_patch_entry(f"kind: {kind}", pull_secret))
+    lines.append("{% endif %}")
     return "\n".join(lines)
 
 

@@ -570,32 +570,11 @@ fn a_cluster_repository_without_its_url_is_refused_before_any_change() {
 }
 
 fn kubectl_apply(kubeconfig: &Path, objects: &[Value]) {
-    use std::io::Write as _;
     let stream: String = objects
         .iter()
         .map(|o| format!("---\n{}\n", serde_json::to_string(o).expect("json")))
         .collect();
-    let mut child = std::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["apply", "--server-side", "--field-manager=test", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("kubectl");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stream.as_bytes())
-        .expect("write");
-    let output = child.wait_with_output().expect("wait");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    phd_testkit::kubectl_apply(kubeconfig, &stream, "test", false);
 }
 
 fn doctor_statuses(kubeconfig: &Path, home: &Path, repository: &str) -> BTreeMap<String, String> {

@@ -912,38 +912,11 @@ async fn create_renders_open_edx_that_reads_every_credential_from_the_secret() {
 
     // Every object is accepted by the API server, then really applied.
     for dry_run in [true, false] {
-        let mut apply = std::process::Command::new("kubectl");
-        apply
-            .arg("--kubeconfig")
-            .arg(&plane.admin_kubeconfig)
-            .args([
-                "apply",
-                "--server-side",
-                "--field-manager=argocd-stand-in",
-                "-f",
-                "-",
-            ]);
-        if dry_run {
-            apply.arg("--dry-run=server");
-        }
-        let mut child = apply
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("kubectl apply");
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(rendered.as_bytes())
-            .expect("write");
-        let output = child.wait_with_output().expect("wait");
-        assert!(
-            output.status.success(),
-            "apply (dry run {dry_run}): {}",
-            String::from_utf8_lossy(&output.stderr)
+        phd_testkit::kubectl_apply(
+            &plane.admin_kubeconfig,
+            &rendered,
+            "argocd-stand-in",
+            dry_run,
         );
     }
 
@@ -1294,34 +1267,7 @@ fn deploy_env(kubeconfig: &Path, env: &Path, app: &str) -> usize {
         .iter()
         .map(|o| format!("---\n{}\n", serde_json::to_string(o).expect("json")))
         .collect();
-    let mut child = std::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args([
-            "apply",
-            "--server-side",
-            "--field-manager=argocd-stand-in",
-            "-f",
-            "-",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("kubectl apply");
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stream.as_bytes())
-        .expect("write");
-    let output = child.wait_with_output().expect("wait");
-    assert!(
-        output.status.success(),
-        "apply: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    phd_testkit::kubectl_apply(kubeconfig, &stream, "argocd-stand-in", false);
     objects.len()
 }
 

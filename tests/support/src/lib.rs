@@ -348,6 +348,41 @@ pub fn tool(name: &str) -> PathBuf {
     path
 }
 
+/// `kubectl apply --server-side` of a YAML stream given on standard input,
+/// as `field_manager`, with `--dry-run=server` when `dry_run`; panics with
+/// kubectl's error when it fails. For tests that apply what another tool
+/// rendered, as Argo CD would.
+pub fn kubectl_apply(kubeconfig: &Path, stream: &str, field_manager: &str, dry_run: bool) {
+    use std::io::Write as _;
+    let mut command = std::process::Command::new("kubectl");
+    command
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["apply", "--server-side", "-f", "-"])
+        .arg(format!("--field-manager={field_manager}"));
+    if dry_run {
+        command.arg("--dry-run=server");
+    }
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl apply");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stream.as_bytes())
+        .expect("write to kubectl");
+    let output = child.wait_with_output().expect("wait for kubectl");
+    assert!(
+        output.status.success(),
+        "kubectl apply (dry run {dry_run}): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// The source directory of Go module `path` at `version`, fetched through
 /// the Go module proxy (`go mod download`, cached in the module cache): where
 /// the tests find upstream manifests (Argo CD's install.yaml, cert-manager's
