@@ -123,8 +123,13 @@ impl ApplyReport {
     /// `12 objects: 3 created, 1 configured, 8 unchanged`
     pub fn summary(&self) -> String {
         format!(
-            "{} objects: {} created, {} configured, {} unchanged",
+            "{} {}: {} created, {} configured, {} unchanged",
             self.objects.len(),
+            if self.objects.len() == 1 {
+                "object"
+            } else {
+                "objects"
+            },
             self.count(Outcome::Created),
             self.count(Outcome::Configured),
             self.count(Outcome::Unchanged)

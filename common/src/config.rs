@@ -12,12 +12,13 @@ pub const CONTEXT_FILE: &str = "context.json";
 
 /// Argo CD release installed unless overridden; tested with this plugin.
 pub const DEFAULT_ARGOCD_VERSION: &str = "v3.2.3";
-/// The cluster's ingress setting by default: the IngressClass of ingress-nginx,
-/// the ClusterIssuer of the openedx-k8s-harmony chart, and the namespace
-/// ingress-nginx's own manifests install the controller in.
+/// The cluster's ingress setting by default: what the openedx-k8s-harmony
+/// chart that `cluster create` writes into `cluster/apps/harmony.yml`
+/// installs (ingress-nginx's IngressClass, its Let's Encrypt ClusterIssuer,
+/// and the namespace of its release).
 pub const DEFAULT_INGRESS_CLASS: &str = "nginx";
 pub const DEFAULT_CLUSTER_ISSUER: &str = "harmony-letsencrypt-global";
-pub const DEFAULT_INGRESS_NAMESPACE: &str = "ingress-nginx";
+pub const DEFAULT_INGRESS_NAMESPACE: &str = "harmony";
 /// Argo Workflows release installed unless overridden; tested with this plugin.
 pub const DEFAULT_WORKFLOWS_VERSION: &str = "v3.7.4";
 

@@ -301,7 +301,7 @@ pub struct InstanceCreateArgs {
     /// Environment (Argo CD project phd-<environment>) [env: PHD_ENVIRONMENT] [default: production]
     #[arg(long, value_name = "NAME")]
     pub environment: Option<String>,
-    /// Namespace of the ingress controller, which the instance's network policy admits [env: PHD_INGRESS_NAMESPACE] [default: ingress-nginx]
+    /// Namespace of the ingress controller, which the instance's network policy admits [env: PHD_INGRESS_NAMESPACE] [default: harmony]
     #[arg(long, value_name = "NAMESPACE")]
     pub ingress_namespace: Option<String>,
     /// IngressClass of the instance's Ingresses [env: PHD_INGRESS_CLASS] [default: nginx]
@@ -333,12 +333,12 @@ pub struct InstanceUpdateArgs {
     #[arg(long, value_name = "REF")]
     pub edx_platform_version: Option<String>,
     /// Set a Tutor setting in config.yml (repeatable); VALUE is YAML (true, 3, text)
-    #[arg(long = "set", value_name = "KEY=VALUE")]
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting)]
     pub set: Vec<String>,
     /// Environment (Argo CD project phd-<environment>) [env: PHD_ENVIRONMENT] [default: production]
     #[arg(long, value_name = "NAME")]
     pub environment: Option<String>,
-    /// Namespace of the ingress controller [env: PHD_INGRESS_NAMESPACE] [default: ingress-nginx]
+    /// Namespace of the ingress controller [env: PHD_INGRESS_NAMESPACE] [default: harmony]
     #[arg(long, value_name = "NAMESPACE")]
     pub ingress_namespace: Option<String>,
     /// IngressClass of the instance's Ingresses [env: PHD_INGRESS_CLASS] [default: nginx]
@@ -386,6 +386,15 @@ pub struct InstanceStatusArgs {
     /// Output format
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: OutputFormat,
+}
+
+/// `KEY=VALUE` of `instance update --set`; the key and value are checked later.
+fn parse_setting(text: &str) -> Result<String, String> {
+    if text.contains('=') {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("expected KEY=VALUE, got {text:?}"))
+    }
 }
 
 /// Parses `10m`, `90s`, `1h`, or plain seconds.

@@ -414,6 +414,7 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
         (Ok(_), None) => Check::new("repository access", Status::Skipped, "no cluster repository known (PHD_CLUSTER_REPOSITORY or context.json)"),
         (Ok(list), Some(url)) => {
             let names: Vec<String> = list.items.iter().filter_map(|s| s.metadata.name.clone()).collect();
+            let mut others = Vec::new();
             let mut matching = false;
             for name in &names {
                 if let Ok(secret) = secrets.get(name).await {
@@ -422,10 +423,23 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
                         .as_ref()
                         .and_then(|d| d.get("url"))
                         .map(|b| String::from_utf8_lossy(&b.0).into_owned());
-                    matching |= secret_url.as_deref() == Some(url.as_str());
+                    match secret_url {
+                        Some(found) if found == *url => matching = true,
+                        Some(found) => others.push(found),
+                        None => {}
+                    }
                 }
             }
-            if matching {
+            if !matching && !others.is_empty() {
+                Check::new(
+                    "repository access",
+                    Status::Warning,
+                    format!(
+                        "Argo CD has credentials for {} but not for {url}, the URL the Applications use (context.json, cluster/*.yml); Argo CD matches them by URL: use the same URL in both",
+                        others.join(", ")
+                    ),
+                )
+            } else if matching {
                 Check::new("repository access", Status::Ok, format!("Argo CD has credentials for {url}"))
             } else {
                 Check::new("repository access", Status::Warning, format!("Argo CD has no credentials for {url} (enough only for a public repository); {fix}"))

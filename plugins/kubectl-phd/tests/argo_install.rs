@@ -749,6 +749,50 @@ async fn doctor_follows_the_path_to_a_site_and_repository_access_is_granted() {
         !data.contains_key("sshPrivateKey"),
         "the old method's key is gone"
     );
+    // Credentials for another URL than the Applications': doctor says so.
+    let output = phd(kubeconfig, home.path())
+        .env("PHD_CLUSTER_REPOSITORY", url)
+        .args(["doctor", "-o", "json"])
+        .output()
+        .expect("doctor");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let access = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "repository access")
+        .expect("check");
+    assert!(
+        access["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("https://github.com/example/other.git but not for")),
+        "{access}"
+    );
+    // A GitHub App signs with an RSA key: an OpenSSH key is refused.
+    let output = phd(kubeconfig, home.path())
+        .args([
+            "argo",
+            "repository",
+            "--url",
+            "https://github.com/example/other.git",
+        ])
+        .args([
+            "--github-app-id",
+            "1",
+            "--github-app-installation-id",
+            "2",
+            "--github-app-key-file",
+        ])
+        .arg(&key_file)
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("holds a OPENSSH key; expected RSA or PKCS#8"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     // Back to the deploy key for the doctor below.
     grant(&[]);
 

@@ -1224,7 +1224,6 @@ fn update_refuses_secrets_and_unknown_releases_before_any_change() {
             vec!["--set", "K8S_NAMESPACE=other"],
             "fixed when the instance was created",
         ),
-        (vec!["--set", "PLATFORM_NAME"], "expected KEY=VALUE"),
         (
             vec!["--tutor-version", "12.0.0"],
             "is not a release kubectl-phd renders",
@@ -1241,6 +1240,14 @@ fn update_refuses_secrets_and_unknown_releases_before_any_change() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
     assert!(!repo.instances().exists());
+    // A malformed --set is a usage error (exit 2), like any bad flag.
+    let output = repo
+        .phd(&kubeconfig)
+        .args(["instance", "update", "demo", "--set", "PLATFORM_NAME"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("expected KEY=VALUE"));
 }
 
 /// Applies what `kubectl kustomize env` renders, annotated as Argo CD tracks
@@ -1378,6 +1385,14 @@ async fn with_an_application_set_the_application_has_one_owner() {
     assert!(
         application(&client, &application_name).await.is_none(),
         "phd applied it too"
+    );
+    let (status, _) = run_ok(
+        repo.phd(&plane.admin_kubeconfig)
+            .args(["instance", "status", &name, "-o", "json"]),
+    );
+    assert!(
+        status.contains("ApplicationSet phd-instances-owned makes it once the instance is pushed"),
+        "{status}"
     );
 
     // The ApplicationSet made it (as Argo CD would after the push): while the

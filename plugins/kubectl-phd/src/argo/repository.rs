@@ -48,11 +48,14 @@ pub async fn repository(session: &Session, args: &ArgoRepositoryArgs) -> anyhow:
     let method = if let Some(path) = &args.ssh_key_file {
         if !ssh_url {
             bail!(
-                "--ssh-key-file needs an ssh URL (git@github.com:owner/repo.git), not {url}; use --token-stdin or a GitHub App for https"
+                "--ssh-key-file needs an ssh URL, but the cluster repository is {url}: Argo CD matches credentials by URL, so either give the https URL a GitHub App (--github-app-id) or a token (--token-stdin), or use the ssh URL (git@host:owner/name.git) everywhere: \"repository\" in context.json, cluster/*.yml and instances/*/application.yml (cluster create --github-repo git@...)"
             );
         }
-        data.insert("sshPrivateKey".into(), private_key(path, "--ssh-key-file")?);
-        "ssh deploy key"
+        data.insert(
+            "sshPrivateKey".into(),
+            private_key(path, "--ssh-key-file", &["OPENSSH", "RSA", "EC", ""])?,
+        );
+        "an SSH deploy key"
     } else if let Some(app_id) = args.github_app_id {
         if ssh_url {
             bail!("a GitHub App needs an https URL, not {url}");
@@ -68,9 +71,10 @@ pub async fn repository(session: &Session, args: &ArgoRepositoryArgs) -> anyhow:
         data.insert("githubAppInstallationID".into(), installation.to_string());
         data.insert(
             "githubAppPrivateKey".into(),
-            private_key(key_file, "--github-app-key-file")?,
+            // GitHub Apps sign with RSA keys (PKCS#1 as GitHub hands them out, or PKCS#8).
+            private_key(key_file, "--github-app-key-file", &["RSA", ""])?,
         );
-        "GitHub App"
+        "a GitHub App"
     } else if args.token_stdin {
         if ssh_url {
             bail!("a token needs an https URL, not {url}");
@@ -81,7 +85,7 @@ pub async fn repository(session: &Session, args: &ArgoRepositoryArgs) -> anyhow:
         }
         data.insert("username".into(), args.username.clone());
         data.insert("password".into(), token);
-        "https token"
+        "an HTTPS token"
     } else {
         bail!("give one of --ssh-key-file, --github-app-id or --token-stdin");
     };
@@ -141,7 +145,7 @@ pub async fn repository(session: &Session, args: &ArgoRepositoryArgs) -> anyhow:
     };
     match args.output {
         OutputFormat::Table => output::info(format!(
-            "Argo CD reads {} with a {} (Secret {}: {})",
+            "Argo CD reads {} with {} (Secret {}: {})",
             report.url,
             report.method,
             report.secret,
@@ -152,12 +156,38 @@ pub async fn repository(session: &Session, args: &ArgoRepositoryArgs) -> anyhow:
     Ok(())
 }
 
-/// A PEM private key from `path`, checked to be one.
-fn private_key(path: &Path, flag: &str) -> anyhow::Result<String> {
+/// A PEM private key from `path`, checked to be one of `kinds` (the word
+/// before `PRIVATE KEY` in its header: `RSA`, `OPENSSH`, `EC`, or `` for
+/// PKCS#8).
+fn private_key(path: &Path, flag: &str, kinds: &[&str]) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{flag}: cannot read {}", path.display()))?;
-    if !(text.contains("-----BEGIN") && text.contains("PRIVATE KEY-----")) {
+    let header = text
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("-----BEGIN ") && line.ends_with("PRIVATE KEY-----"));
+    let Some(header) = header else {
         bail!("{flag}: {} holds no PEM private key", path.display());
+    };
+    let kind = header
+        .trim_start_matches("-----BEGIN ")
+        .trim_end_matches("PRIVATE KEY-----")
+        .trim();
+    if !kinds.contains(&kind) {
+        let name = |k: &str| {
+            if k.is_empty() {
+                "PKCS#8".to_owned()
+            } else {
+                k.to_owned()
+            }
+        };
+        let expected: Vec<String> = kinds.iter().map(|k| name(k)).collect();
+        bail!(
+            "{flag}: {} holds a {} key; expected {}",
+            path.display(),
+            name(kind),
+            expected.join(" or ")
+        );
     }
     Ok(text)
 }

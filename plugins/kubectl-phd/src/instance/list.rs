@@ -172,11 +172,30 @@ async fn gather(
     let applications: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), "argocd", &application_resource());
     let workflows: Api<DynamicObject> = Api::all_with(client.clone(), &workflow::resource());
-    let (namespaces, applications, workflows) = tokio::join!(
+    let sets: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "argocd",
+        &kube::core::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("argoproj.io", "v1alpha1", "ApplicationSet"),
+            "applicationsets",
+        ),
+    );
+    let all = ListParams::default();
+    let (namespaces, applications, workflows, sets) = tokio::join!(
         namespaces.list_metadata(&selector),
         applications.list(&selector),
-        workflows.list(&selector)
+        workflows.list(&selector),
+        sets.list_metadata(&all)
     );
+    // The instances' ApplicationSets, by name; none when Argo CD lacks them.
+    let sets: Vec<String> = sets
+        .map(|list| {
+            list.items
+                .into_iter()
+                .filter_map(|s| s.metadata.name)
+                .collect()
+        })
+        .unwrap_or_default();
     let not_installed =
         |result: Result<kube::core::ObjectList<DynamicObject>, kube::Error>| match result {
             Ok(list) => Ok(list.items),
@@ -287,7 +306,15 @@ async fn gather(
             instance.problems.push("no namespace in the cluster".into());
         }
         if instance.application.is_none() {
-            instance.problems.push("no Argo CD Application".into());
+            let set = format!(
+                "phd-instances-{}",
+                instance.environment.as_deref().unwrap_or("production")
+            );
+            instance.problems.push(if sets.contains(&set) {
+                format!("no Argo CD Application yet: ApplicationSet {set} makes it once the instance is pushed")
+            } else {
+                "no Argo CD Application".into()
+            });
         }
         if instance.workflows.values().any(|p| p.starts_with("Failed")) {
             instance

@@ -203,7 +203,7 @@ fn check_setting(key: &str) -> anyhow::Result<()> {
     }
     if FIXED_SETTINGS.contains(&key) {
         bail!(
-            "--set {key}: fixed when the instance was created (its namespace or the names of its databases and bucket)"
+            "--set {key}: fixed when the instance was created (it names the instance's namespace, databases, bucket or search key, which already exist)"
         );
     }
     if key == TUTOR_VERSION_KEY {
