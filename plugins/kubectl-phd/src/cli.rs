@@ -74,6 +74,8 @@ pub enum Command {
     Kubeconfig(KubeconfigArgs),
     /// Check that everything phd needs is in place
     Doctor(DoctorArgs),
+    /// Make the least-privilege account the generated CI workflows use, and print its kubeconfig
+    CiCredentials(CiCredentialsArgs),
     /// Print the version of this plugin and the Argo releases it installs
     Version(VersionArgs),
     /// Print a shell completion script
@@ -319,6 +321,19 @@ pub struct InstanceCreateArgs {
     /// Print the files and objects that would be created; change nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CiCredentialsArgs {
+    /// Replace the account's token: the old kubeconfig stops working
+    #[arg(long)]
+    pub rotate: bool,
+    /// Print the kubeconfig base64-encoded (for KUBECONFIG_CONTENT)
+    #[arg(long)]
+    pub base64: bool,
+    /// Output format (table: the kubeconfig itself)
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 mod argo;
+mod ci;
 pub mod cli;
 mod cluster;
 mod completion;
@@ -67,6 +68,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Infra(args) => return infra::infra(&Session::new(cli.global.clone())?, args),
         Command::Doctor(_)
+        | Command::CiCredentials(_)
         | Command::Argo(_)
         | Command::User(_)
         | Command::Instance(_)
@@ -80,6 +82,9 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         let session = Session::new(cli.global)?;
         match &cli.command {
             Command::Doctor(args) => doctor::run(&session, args).await,
+            Command::CiCredentials(args) => ci::credentials(&session, args)
+                .await
+                .map(|()| ExitCode::SUCCESS),
             Command::Kubeconfig(args) => infra::kubeconfig(&session, args)
                 .await
                 .map(|()| ExitCode::SUCCESS),

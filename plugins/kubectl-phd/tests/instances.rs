@@ -1437,3 +1437,245 @@ async fn with_an_application_set_the_application_has_one_owner() {
     assert!(application(&client, &application_name).await.is_some());
     assert!(repo.instances().join(&name).exists());
 }
+
+/// A client for the identity of `kubeconfig`.
+async fn client_of(kubeconfig: &Path) -> kube::Client {
+    let config = kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
+    let config =
+        kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("config");
+    kube::Client::try_from(config).expect("client")
+}
+
+/// Whether the API server lets the CI account do `verb` on `resource`.
+async fn ci_may(
+    client: &kube::Client,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    namespace: Option<&str>,
+    name: Option<&str>,
+) -> bool {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    let reviews: Api<SubjectAccessReview> = Api::all(client.clone());
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some("system:serviceaccount:phd-ci:phd-ci".into()),
+            groups: Some(vec![
+                "system:serviceaccounts".into(),
+                "system:serviceaccounts:phd-ci".into(),
+                "system:authenticated".into(),
+            ]),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                group: Some(group.into()),
+                resource: Some(resource.into()),
+                namespace: namespace.map(str::to_owned),
+                name: name.map(str::to_owned),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    reviews
+        .create(&kube::api::PostParams::default(), &review)
+        .await
+        .expect("subject access review")
+        .status
+        .is_some_and(|status| status.allowed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ci_credentials_do_what_the_workflows_do_and_nothing_else() {
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let repo = Repo::new();
+    let (first, _) = run_ok(repo.phd(&plane.admin_kubeconfig).arg("ci-credentials"));
+    let config: Value = serde_saphyr::from_str(&first).expect("kubeconfig YAML");
+    let user = &config["users"][0]["user"];
+    assert!(user["token"].as_str().is_some_and(|t| t.len() > 20));
+    assert!(user["exec"].is_null() && user["client-certificate-data"].is_null());
+    let ci_kubeconfig = repo.dir.path().join("ci.kubeconfig");
+    std::fs::write(&ci_kubeconfig, &first).expect("write");
+    // The base64 form decodes to a kubeconfig of the same token.
+    let (encoded, _) = run_ok(
+        repo.phd(&plane.admin_kubeconfig)
+            .args(["ci-credentials", "--base64"]),
+    );
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .expect("base64");
+    assert_eq!(
+        String::from_utf8(decoded).expect("utf-8"),
+        first,
+        "a re-run keeps the token"
+    );
+
+    // Authorisation, asked of the API server.
+    for (verb, group, resource, namespace, name) in [
+        ("create", "", "namespaces", None, None),
+        ("delete", "", "namespaces", None, None),
+        ("patch", "argoproj.io", "applications", Some("argocd"), None),
+        (
+            "create",
+            "argoproj.io",
+            "workflows",
+            Some("any-instance"),
+            None,
+        ),
+        (
+            "bind",
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+            None,
+            Some("phd-ci-instance"),
+        ),
+    ] {
+        assert!(
+            ci_may(&client, verb, group, resource, namespace, name).await,
+            "{verb} {resource} denied"
+        );
+    }
+    for (verb, group, resource, namespace, name) in [
+        ("get", "", "secrets", Some("kube-system"), None),
+        ("get", "", "secrets", Some("argocd"), None),
+        ("list", "", "secrets", Some("argo"), None),
+        ("list", "", "secrets", None, None),
+        ("patch", "", "configmaps", Some("argocd"), None),
+        (
+            "create",
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            None,
+            None,
+        ),
+        (
+            "patch",
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+            None,
+            None,
+        ),
+        (
+            "escalate",
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+            None,
+            Some("phd-ci-instance"),
+        ),
+        (
+            "bind",
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+            None,
+            Some("cluster-admin"),
+        ),
+        ("impersonate", "", "users", None, None),
+        (
+            "impersonate",
+            "",
+            "serviceaccounts",
+            Some("kube-system"),
+            None,
+        ),
+        ("create", "", "pods", Some("kube-system"), None),
+        ("*", "*", "*", None, None),
+    ] {
+        assert!(
+            !ci_may(&client, verb, group, resource, namespace, name).await,
+            "{verb} {resource} in {namespace:?} is allowed"
+        );
+    }
+
+    // What the create, update and delete workflows run works with it.
+    let name = unique_name("ci");
+    let _controller = WorkflowController::start(client.clone(), &name);
+    let _argocd = ApplicationController::start(client.clone());
+    run_ok(
+        repo.phd(&ci_kubeconfig)
+            .args(["instance", "create", &name, "--timeout", "60s"]),
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &name);
+    assert!(
+        secrets
+            .get_opt("phd-instance-credentials")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    run_ok(repo.phd(&ci_kubeconfig).args(["instance", "update", &name]));
+    run_ok(repo.phd(&ci_kubeconfig).args([
+        "instance",
+        "delete",
+        &name,
+        "--yes",
+        "--timeout",
+        "60s",
+    ]));
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(namespaces.get_opt(&name).await.expect("get").is_none());
+
+    // Outside instance namespaces the admission policy refuses its writes,
+    // even the binding that would give it Secrets there.
+    let ci = client_of(&ci_kubeconfig).await;
+    let bindings: Api<k8s_openapi::api::rbac::v1::RoleBinding> =
+        Api::namespaced(ci.clone(), "default");
+    let binding: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "phd-ci"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "phd-ci-instance"},
+        "subjects": [{"kind": "ServiceAccount", "name": "phd-ci", "namespace": "phd-ci"}],
+    }))
+    .expect("binding");
+    let refused = bindings
+        .create(&kube::api::PostParams::default(), &binding)
+        .await
+        .expect_err("a binding outside instance namespaces");
+    assert!(
+        refused.to_string().contains("instance namespaces"),
+        "{refused}"
+    );
+    let ci_namespaces: Api<Namespace> = Api::all(ci.clone());
+    let refused = ci_namespaces
+        .patch(
+            "kube-system",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"metadata": {"labels": {"kubectl-phd/instance": "kube-system"}}})),
+        )
+        .await
+        .expect_err("labelling kube-system as an instance");
+    assert!(
+        refused.to_string().contains("instance namespaces"),
+        "{refused}"
+    );
+
+    // --rotate: the old kubeconfig stops working, the new one works.
+    let (rotated, _) = run_ok(
+        repo.phd(&plane.admin_kubeconfig)
+            .args(["ci-credentials", "--rotate"]),
+    );
+    assert_ne!(rotated, first);
+    // The API server caches a token's authentication for a few seconds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let old = ci_namespaces.list(&ListParams::default()).await;
+        if matches!(old, Err(kube::Error::Api(ref s)) if s.code == 401) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old token still works"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let new_kubeconfig = repo.dir.path().join("rotated.kubeconfig");
+    std::fs::write(&new_kubeconfig, &rotated).expect("write");
+    let new: Api<Namespace> = Api::all(client_of(&new_kubeconfig).await);
+    new.list(&ListParams::default())
+        .await
+        .expect("the new token works");
+}

@@ -113,13 +113,11 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         render::describe(&env, &files.dir),
         tutor.release.tutor
     ));
-    let report = Applier::new(client.clone())
-        .apply(&foundation, Some(name), &|applied| {
-            output::debug(format!("  {applied}"))
-        })
+    let report = apply_foundation(&client, &foundation, name)
         .await
         .context("cannot prepare the instance namespace")?;
     output::info(format!("namespace {name}: {}", report.summary()));
+    super::grant_ci_secrets(&client, name).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
     let apply_params = kube::api::PatchParams::apply(phd_common::apply::FIELD_MANAGER).force();
     let provisioning_secret = kube::api::Patch::Apply(provisioning.secret(name));
@@ -614,6 +612,26 @@ async fn store_digitalocean_mongodb_password(
         "stored the MongoDB password DigitalOcean set for {user} in Secret {CREDENTIALS_SECRET}"
     ));
     Ok(())
+}
+
+/// Applies the namespace's objects; RoleBindings last, once the Roles they
+/// name exist (the API server checks a binding against its Role unless the
+/// caller may do anything, as an admin may; the CI account may not).
+pub(super) async fn apply_foundation(
+    client: &kube::Client,
+    foundation: &[Document],
+    namespace: &str,
+) -> Result<phd_common::apply::ApplyReport, phd_common::apply::ApplyError> {
+    let (bindings, rest): (Vec<Document>, Vec<Document>) = foundation
+        .iter()
+        .cloned()
+        .partition(|document| document.object["kind"] == "RoleBinding");
+    let applier = Applier::new(client.clone());
+    let verbose = |applied: &phd_common::apply::Applied| output::debug(format!("  {applied}"));
+    let mut report = applier.apply(&rest, Some(namespace), &verbose).await?;
+    let bound = applier.apply(&bindings, Some(namespace), &verbose).await?;
+    report.objects.extend(bound.objects);
+    Ok(report)
 }
 
 /// The ApplicationSet of the instances of `environment`

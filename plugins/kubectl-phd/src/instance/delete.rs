@@ -184,6 +184,7 @@ async fn deprovision(
     resources: &Resources,
     timeout: Duration,
 ) -> anyhow::Result<()> {
+    super::grant_ci_secrets(client, name).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
     secrets
         .patch(

@@ -76,6 +76,59 @@ impl Operation {
     }
 }
 
+/// When the cluster has `kubectl phd ci-credentials`' account, gives it the
+/// instance namespace's Secrets (RoleBinding `phd-ci` to ClusterRole
+/// `phd-ci-instance`) and waits until the API server authorizes this
+/// identity to write Secrets there (RBAC takes a moment to see a new
+/// binding). Nothing to do on clusters without the account.
+pub async fn grant_ci_secrets(client: &kube::Client, namespace: &str) -> anyhow::Result<()> {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    let roles: kube::Api<ClusterRole> = kube::Api::all(client.clone());
+    match roles.get_opt(crate::ci::INSTANCE_ROLE).await {
+        Ok(Some(_)) => {}
+        Ok(None) | Err(kube::Error::Api(_)) => return Ok(()),
+        Err(error) => return Err(error).context("cannot check for the CI account's role"),
+    }
+    let binding = phd_common::manifest::Document::from_object(
+        "CI account binding (kubectl-phd)",
+        1,
+        serde_json::to_value(crate::ci::instance_binding(namespace))?,
+    );
+    phd_common::apply::Applier::new(client.clone())
+        .apply(&[binding], Some(namespace), &|_| {})
+        .await
+        .context("cannot give the CI account the instance's Secrets")?;
+    let reviews: kube::Api<SelfSubjectAccessReview> = kube::Api::all(client.clone());
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some("create".into()),
+                resource: Some("secrets".into()),
+                namespace: Some(namespace.to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let start = std::time::Instant::now();
+    loop {
+        let answer = reviews
+            .create(&kube::api::PostParams::default(), &review)
+            .await
+            .context("cannot ask the API server for Secret access")?;
+        if answer.status.is_some_and(|status| status.allowed)
+            || start.elapsed() > std::time::Duration::from_secs(10)
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// The image pull Secret made from `PHD_DOCKER_REGISTRY_CREDENTIALS`.
 pub const PULL_SECRET: &str = "phd-docker-registry";
 

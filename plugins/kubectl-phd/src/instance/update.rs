@@ -6,7 +6,7 @@ use anyhow::{Context as _, bail};
 use phd_common::apply::Applier;
 use phd_common::{manifest, naming, tutor};
 
-use super::create::{application_set, foundation_objects, require_argo};
+use super::create::{application_set, apply_foundation, foundation_objects, require_argo};
 use super::render::{self, TUTOR_VERSION_KEY};
 use super::{Resources, instances_dir};
 use crate::cli::InstanceUpdateArgs;
@@ -114,10 +114,7 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
     ));
     if let Some(client) = client {
         let applier = Applier::new(client.clone());
-        let report = applier
-            .apply(&foundation, Some(name), &|applied| {
-                output::debug(format!("  {applied}"))
-            })
+        let report = apply_foundation(&client, &foundation, name)
             .await
             .context("cannot update the instance namespace")?;
         output::info(format!("namespace {name}: {}", report.summary()));
