@@ -11,7 +11,11 @@
 //! - a ValidatingAdmissionPolicy refuses every namespaced write of the account
 //!   outside namespaces labelled `kubectl-phd/instance`, and any change to a
 //!   namespace without that label, so it can neither bind itself elsewhere
-//!   nor label `kube-system` as an instance.
+//!   nor label `kube-system` as an instance; its Workflows may only run
+//!   phd's provisioning ClusterWorkflowTemplates as `workflow-executor`
+//!   (no templates, pod patches or volumes of their own), and its Argo CD
+//!   Applications may only be instance Applications (project `phd-<env>`,
+//!   destination the instance's own namespace).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -167,7 +171,25 @@ fn objects() -> anyhow::Result<Vec<Document>> {
         kind: "ClusterRole".into(),
         name: name.into(),
     };
-    let in_instance_namespace = "has(namespaceObject.metadata.labels) && 'kubectl-phd/instance' in namespaceObject.metadata.labels";
+    let in_instance_namespace = "namespaceObject != null && has(namespaceObject.metadata.labels) && 'kubectl-phd/instance' in namespaceObject.metadata.labels";
+    let templates: Vec<String> = ["mysql", "mongodb", "storage"]
+        .iter()
+        .flat_map(|r| {
+            [
+                format!("'{r}-provision-template'"),
+                format!("'{r}-deprovision-template'"),
+            ]
+        })
+        .collect();
+    // Workflows: only a reference to phd's ClusterWorkflowTemplates, run by
+    // the executor account, with arguments and nothing else of their own.
+    let workflow_rule = format!(
+        "request.operation == 'DELETE' || (object.spec.all(k, k in ['workflowTemplateRef', 'arguments', 'serviceAccountName']) && has(object.spec.workflowTemplateRef) && has(object.spec.workflowTemplateRef.clusterScope) && object.spec.workflowTemplateRef.clusterScope == true && object.spec.workflowTemplateRef.name in [{}] && has(object.spec.serviceAccountName) && object.spec.serviceAccountName == 'workflow-executor')",
+        templates.join(", ")
+    );
+    // Applications: only an instance's, in its environment's project, into
+    // its own namespace.
+    let application_rule = "request.operation == 'DELETE' ? (has(oldObject.metadata.labels) && 'kubectl-phd/instance' in oldObject.metadata.labels) : (has(object.metadata.labels) && 'kubectl-phd/instance' in object.metadata.labels && object.spec.project.startsWith('phd-') && object.spec.project != 'phd-cluster' && object.spec.destination.namespace == object.metadata.labels['kubectl-phd/instance'] && object.spec.destination.server == 'https://kubernetes.default.svc')";
     let namespace_is_instance = |object: &str| {
         format!(
             "{object} != null && has({object}.metadata.labels) && 'kubectl-phd/instance' in {object}.metadata.labels"
@@ -187,17 +209,27 @@ fn objects() -> anyhow::Result<Vec<Document>> {
                 {"apiGroups": ["networking.k8s.io"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE"],
                  "resources": ["networkpolicies"]},
                 {"apiGroups": ["argoproj.io"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE"],
-                 "resources": ["workflows"]},
+                 "resources": ["workflows", "applications"]},
             ]},
             "matchConditions": [{"name": "the-ci-account", "expression": format!("request.userInfo.username == '{}'", username())}],
-            "validations": [{
-                "expression": format!(
-                    "request.resource.resource == 'namespaces' ? (request.operation == 'CREATE' ? ({}) : ({})) : ({in_instance_namespace})",
-                    namespace_is_instance("object"),
-                    namespace_is_instance("oldObject"),
-                ),
-                "message": "the phd CI account may change only instance namespaces (labelled kubectl-phd/instance) and what is in them",
-            }],
+            "validations": [
+                {
+                    "expression": format!(
+                        "request.resource.resource == 'namespaces' ? (request.operation == 'CREATE' ? ({}) : ({})) : (request.resource.resource == 'applications' || ({in_instance_namespace}))",
+                        namespace_is_instance("object"),
+                        namespace_is_instance("oldObject"),
+                    ),
+                    "message": "the phd CI account may change only instance namespaces (labelled kubectl-phd/instance) and what is in them",
+                },
+                {
+                    "expression": format!("request.resource.resource != 'workflows' || ({workflow_rule})"),
+                    "message": "the phd CI account may only submit phd's provisioning ClusterWorkflowTemplates, run as workflow-executor, with arguments",
+                },
+                {
+                    "expression": format!("request.resource.resource != 'applications' || ({application_rule})"),
+                    "message": "the phd CI account may only manage instance Applications (project phd-<environment>, destination the instance's namespace)",
+                },
+            ],
         },
     });
     let binding = json!({

@@ -136,10 +136,10 @@ pub struct ArgoRepositoryArgs {
     /// GitHub App: the installation ID on the repository's owner
     #[arg(long, value_name = "ID")]
     pub github_app_installation_id: Option<u64>,
-    /// GitHub App: a file holding the App's private key (PEM)
+    /// GitHub App: a file holding the App's private key (RSA, PEM); the URL must be an https one
     #[arg(long, value_name = "FILE")]
     pub github_app_key_file: Option<std::path::PathBuf>,
-    /// HTTPS token (a fine-grained read-only token), read from standard input
+    /// HTTPS token (a fine-grained read-only token), read from standard input; the URL must be an https one
     #[arg(long)]
     pub token_stdin: bool,
     /// User name that goes with the token
@@ -405,10 +405,9 @@ pub struct InstanceStatusArgs {
 
 /// `KEY=VALUE` of `instance update --set`; the key and value are checked later.
 fn parse_setting(text: &str) -> Result<String, String> {
-    if text.contains('=') {
-        Ok(text.to_owned())
-    } else {
-        Err(format!("expected KEY=VALUE, got {text:?}"))
+    match text.split_once('=') {
+        Some((key, _)) if !key.is_empty() => Ok(text.to_owned()),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
     }
 }
 

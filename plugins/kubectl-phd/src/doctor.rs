@@ -290,7 +290,24 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
 
     let client = &cluster.client;
     let settings = session.settings();
-    let services_fix = "apply the cluster services: `kubectl phd argo install` inside the cluster repository (cluster/apps/harmony.yml)";
+    // Where the services should come from: the Harmony Application, once
+    // applied, else `argo install` in the cluster repository.
+    let harmony: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        crate::argo::ARGOCD_NAMESPACE,
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
+            "applications",
+        ),
+    );
+    let services_fix = match harmony.get_opt("harmony").await {
+        Ok(Some(_)) => {
+            "Argo CD has not installed it yet from Application harmony: `kubectl -n argocd get application harmony` shows its sync state"
+        }
+        _ => {
+            "apply the cluster services: `kubectl phd argo install` inside the cluster repository (cluster/apps/harmony.yml)"
+        }
+    };
     let mut checks = Vec::new();
     let ingress = match settings.ingress(None, None, None) {
         Ok(ingress) => ingress,

@@ -789,10 +789,37 @@ async fn doctor_follows_the_path_to_a_site_and_repository_access_is_granted() {
     assert_eq!(output.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&output.stderr)
-            .contains("holds a OPENSSH key; expected RSA or PKCS#8"),
+            .contains("holds a key of type OPENSSH; expected RSA or PKCS#8"),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // A PKCS#8 key that is not RSA is refused too.
+    let ed25519 = home.path().join("ed25519.pem");
+    let made = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&ed25519)
+        .status()
+        .expect("openssl");
+    assert!(made.success());
+    let output = phd(kubeconfig, home.path())
+        .args([
+            "argo",
+            "repository",
+            "--url",
+            "https://github.com/example/other.git",
+        ])
+        .args([
+            "--github-app-id",
+            "1",
+            "--github-app-installation-id",
+            "2",
+            "--github-app-key-file",
+        ])
+        .arg(&ed25519)
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not RSA"));
     // Back to the deploy key for the doctor below.
     grant(&[]);
 

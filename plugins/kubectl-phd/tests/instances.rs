@@ -10,7 +10,7 @@ use assert_cmd::Command;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::Role;
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use phd_testkit::argo::{ApplicationController, Verdict, WorkflowController};
 use phd_testkit::{ControlPlane, unique_name, unreachable_kubeconfig};
@@ -1650,6 +1650,86 @@ async fn ci_credentials_do_what_the_workflows_do_and_nothing_else() {
         .expect_err("labelling kube-system as an instance");
     assert!(
         refused.to_string().contains("instance namespaces"),
+        "{refused}"
+    );
+
+    // Inside an instance namespace, its Workflows may only run phd's
+    // templates, and its Applications may only be instance Applications.
+    let instance_namespace = unique_name("ci-ns");
+    let admin_namespaces: Api<Namespace> = Api::all(client.clone());
+    admin_namespaces
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {
+                "name": instance_namespace,
+                "labels": {"kubectl-phd/instance": instance_namespace}}}))
+            .expect("namespace"),
+        )
+        .await
+        .expect("create namespace");
+    let workflow_resource = resource("Workflow", "workflows");
+    let ci_workflows: Api<DynamicObject> =
+        Api::namespaced_with(ci.clone(), &instance_namespace, &workflow_resource);
+    let privileged: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "metadata": {"name": "hostroot"},
+        "spec": {"entrypoint": "main", "serviceAccountName": "workflow-executor", "templates": [{"name": "main",
+            "container": {"image": "busybox", "securityContext": {"privileged": true}}}]},
+    }))
+    .expect("workflow");
+    let refused = ci_workflows
+        .create(&kube::api::PostParams::default(), &privileged)
+        .await
+        .expect_err("a Workflow with its own templates");
+    assert!(
+        refused
+            .to_string()
+            .contains("provisioning ClusterWorkflowTemplates"),
+        "{refused}"
+    );
+    let application_resource = resource("Application", "applications");
+    let ci_applications: Api<DynamicObject> =
+        Api::namespaced_with(ci.clone(), "argocd", &application_resource);
+    let anywhere: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": "evil", "labels": {"kubectl-phd/instance": instance_namespace}},
+        "spec": {"project": "default", "source": {"repoURL": "https://example.org/x.git", "path": "."},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": "kube-system"}},
+    }))
+    .expect("application");
+    let refused = ci_applications
+        .create(&kube::api::PostParams::default(), &anywhere)
+        .await
+        .expect_err("an Application outside the instance's namespace and project");
+    assert!(
+        refused
+            .to_string()
+            .contains("only manage instance Applications"),
+        "{refused}"
+    );
+    let admin_applications: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "argocd", &application_resource);
+    let services: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": unique_name("services")},
+        "spec": {"project": "phd-cluster", "destination": {"server": "https://kubernetes.default.svc", "namespace": "argocd"}},
+    }))
+    .expect("application");
+    let services = admin_applications
+        .create(&kube::api::PostParams::default(), &services)
+        .await
+        .expect("create");
+    let refused = ci_applications
+        .delete(
+            services.metadata.name.as_deref().unwrap_or_default(),
+            &DeleteParams::default(),
+        )
+        .await
+        .expect_err("deleting a cluster services Application");
+    assert!(
+        refused
+            .to_string()
+            .contains("only manage instance Applications"),
         "{refused}"
     );
 

@@ -53,7 +53,7 @@ pub async fn repository(session: &Session, args: &ArgoRepositoryArgs) -> anyhow:
         }
         data.insert(
             "sshPrivateKey".into(),
-            private_key(path, "--ssh-key-file", &["OPENSSH", "RSA", "EC", ""])?,
+            private_key(path, "--ssh-key-file", &["OPENSSH", "RSA", "EC", ""], false)?,
         );
         "an SSH deploy key"
     } else if let Some(app_id) = args.github_app_id {
@@ -72,7 +72,7 @@ pub async fn repository(session: &Session, args: &ArgoRepositoryArgs) -> anyhow:
         data.insert(
             "githubAppPrivateKey".into(),
             // GitHub Apps sign with RSA keys (PKCS#1 as GitHub hands them out, or PKCS#8).
-            private_key(key_file, "--github-app-key-file", &["RSA", ""])?,
+            private_key(key_file, "--github-app-key-file", &["RSA", ""], true)?,
         );
         "a GitHub App"
     } else if args.token_stdin {
@@ -158,8 +158,8 @@ pub async fn repository(session: &Session, args: &ArgoRepositoryArgs) -> anyhow:
 
 /// A PEM private key from `path`, checked to be one of `kinds` (the word
 /// before `PRIVATE KEY` in its header: `RSA`, `OPENSSH`, `EC`, or `` for
-/// PKCS#8).
-fn private_key(path: &Path, flag: &str, kinds: &[&str]) -> anyhow::Result<String> {
+/// PKCS#8); with `rsa_only`, a PKCS#8 key must be an RSA one.
+fn private_key(path: &Path, flag: &str, kinds: &[&str], rsa_only: bool) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{flag}: cannot read {}", path.display()))?;
     let header = text
@@ -173,21 +173,47 @@ fn private_key(path: &Path, flag: &str, kinds: &[&str]) -> anyhow::Result<String
         .trim_start_matches("-----BEGIN ")
         .trim_end_matches("PRIVATE KEY-----")
         .trim();
+    let name = |k: &str| {
+        if k.is_empty() {
+            "PKCS#8".to_owned()
+        } else {
+            k.to_owned()
+        }
+    };
     if !kinds.contains(&kind) {
-        let name = |k: &str| {
-            if k.is_empty() {
-                "PKCS#8".to_owned()
-            } else {
-                k.to_owned()
-            }
-        };
         let expected: Vec<String> = kinds.iter().map(|k| name(k)).collect();
         bail!(
-            "{flag}: {} holds a {} key; expected {}",
+            "{flag}: {} holds a key of type {}; expected {}",
             path.display(),
             name(kind),
             expected.join(" or ")
         );
     }
+    if rsa_only && kind.is_empty() && !is_pkcs8_rsa(&text) {
+        bail!(
+            "{flag}: {} holds a PKCS#8 key that is not RSA; GitHub App keys are RSA",
+            path.display()
+        );
+    }
     Ok(text)
+}
+
+/// Whether a PKCS#8 PEM key is an RSA key: its DER names the
+/// rsaEncryption algorithm (OID 1.2.840.113549.1.1.1, RFC 8017 appendix C).
+fn is_pkcs8_rsa(pem: &str) -> bool {
+    use base64::Engine as _;
+    const RSA_ENCRYPTION: [u8; 11] = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+    ];
+    let body: String = pem
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .is_ok_and(|der| {
+            der.windows(RSA_ENCRYPTION.len())
+                .any(|w| w == RSA_ENCRYPTION)
+        })
 }
