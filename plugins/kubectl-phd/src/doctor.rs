@@ -295,10 +295,7 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
     let harmony: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         crate::argo::ARGOCD_NAMESPACE,
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
-            "applications",
-        ),
+        &crate::instance::application_resource(),
     );
     let services_fix = match harmony.get_opt("harmony").await {
         Ok(Some(_)) => {
@@ -467,10 +464,7 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
     let applications: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         crate::argo::ARGOCD_NAMESPACE,
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
-            "applications",
-        ),
+        &crate::instance::application_resource(),
     );
     if let Ok(list) = applications.list(&ListParams::default()).await {
         let failing: Vec<String> = list
@@ -509,10 +503,7 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
     let sets: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         crate::argo::ARGOCD_NAMESPACE,
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "ApplicationSet"),
-            "applicationsets",
-        ),
+        &crate::instance::application_set_resource(),
     );
     checks.push(match sets.get_opt(&set_name).await {
         Ok(Some(_)) => Check::new("ApplicationSet", Status::Ok, format!("{set_name} makes the instances' Applications from git")),

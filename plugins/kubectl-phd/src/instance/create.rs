@@ -641,10 +641,7 @@ pub(super) async fn application_set(
     client: &kube::Client,
     environment: &str,
 ) -> anyhow::Result<Option<String>> {
-    let resource = kube::core::ApiResource::from_gvk_with_plural(
-        &kube::core::GroupVersionKind::gvk("argoproj.io", "v1alpha1", "ApplicationSet"),
-        "applicationsets",
-    );
+    let resource = super::application_set_resource();
     let sets: Api<kube::api::DynamicObject> =
         Api::namespaced_with(client.clone(), "argocd", &resource);
     let name = format!("phd-instances-{environment}");

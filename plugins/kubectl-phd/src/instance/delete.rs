@@ -23,10 +23,19 @@ use crate::progress::Progress;
 use crate::prompt;
 use crate::session::Session;
 
+/// Argo CD's Application kind.
 pub fn application_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
         "applications",
+    )
+}
+
+/// Argo CD's ApplicationSet kind.
+pub fn application_set_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "ApplicationSet"),
+        "applicationsets",
     )
 }
 

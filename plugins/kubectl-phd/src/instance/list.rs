@@ -172,14 +172,8 @@ async fn gather(
     let applications: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), "argocd", &application_resource());
     let workflows: Api<DynamicObject> = Api::all_with(client.clone(), &workflow::resource());
-    let sets: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "argocd",
-        &kube::core::ApiResource::from_gvk_with_plural(
-            &kube::core::GroupVersionKind::gvk("argoproj.io", "v1alpha1", "ApplicationSet"),
-            "applicationsets",
-        ),
-    );
+    let sets: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "argocd", &super::application_set_resource());
     let all = ListParams::default();
     let (namespaces, applications, workflows, sets) = tokio::join!(
         namespaces.list_metadata(&selector),

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 
 pub use create::create;
 pub use delete::delete;
+pub use delete::{application_resource, application_set_resource};
 pub use list::{list, status};
 pub use update::update;
 
