@@ -303,15 +303,8 @@ pub struct InstanceCreateArgs {
     /// Environment (Argo CD project phd-<environment>) [env: PHD_ENVIRONMENT] [default: production]
     #[arg(long, value_name = "NAME")]
     pub environment: Option<String>,
-    /// Namespace of the ingress controller, which the instance's network policy admits [env: PHD_INGRESS_NAMESPACE] [default: harmony]
-    #[arg(long, value_name = "NAMESPACE")]
-    pub ingress_namespace: Option<String>,
-    /// IngressClass of the instance's Ingresses [env: PHD_INGRESS_CLASS] [default: nginx]
-    #[arg(long, value_name = "NAME")]
-    pub ingress_class: Option<String>,
-    /// cert-manager ClusterIssuer of the instance's certificates [env: PHD_CLUSTER_ISSUER] [default: harmony-letsencrypt-global]
-    #[arg(long, value_name = "NAME")]
-    pub cluster_issuer: Option<String>,
+    #[command(flatten)]
+    pub ingress: IngressArgs,
     /// How long to wait for provisioning (90s, 10m, 1h)
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -321,6 +314,36 @@ pub struct InstanceCreateArgs {
     /// Print the files and objects that would be created; change nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// The cluster's ingress setting, as flags of the instance commands; unset
+/// flags fall back to `PHD_INGRESS_*`, then `context.json`, then the defaults
+/// (`Settings::ingress`).
+#[derive(Debug, Args)]
+pub struct IngressArgs {
+    /// Namespace of the ingress controller, which the instance's network policy admits [env: PHD_INGRESS_NAMESPACE] [default: harmony]
+    #[arg(long, value_name = "NAMESPACE")]
+    pub ingress_namespace: Option<String>,
+    /// IngressClass of the instance's Ingresses [env: PHD_INGRESS_CLASS] [default: nginx]
+    #[arg(long, value_name = "NAME")]
+    pub ingress_class: Option<String>,
+    /// cert-manager ClusterIssuer of the instance's certificates [env: PHD_CLUSTER_ISSUER] [default: harmony-letsencrypt-global]
+    #[arg(long, value_name = "NAME")]
+    pub cluster_issuer: Option<String>,
+}
+
+impl IngressArgs {
+    /// The resolved setting.
+    pub fn resolve(
+        &self,
+        settings: &phd_common::Settings<'_>,
+    ) -> Result<phd_common::config::IngressSetting, phd_common::config::ConfigError> {
+        settings.ingress(
+            self.ingress_class.as_deref(),
+            self.cluster_issuer.as_deref(),
+            self.ingress_namespace.as_deref(),
+        )
+    }
 }
 
 #[derive(Debug, Args)]
@@ -353,15 +376,8 @@ pub struct InstanceUpdateArgs {
     /// Environment (Argo CD project phd-<environment>) [env: PHD_ENVIRONMENT] [default: production]
     #[arg(long, value_name = "NAME")]
     pub environment: Option<String>,
-    /// Namespace of the ingress controller [env: PHD_INGRESS_NAMESPACE] [default: harmony]
-    #[arg(long, value_name = "NAMESPACE")]
-    pub ingress_namespace: Option<String>,
-    /// IngressClass of the instance's Ingresses [env: PHD_INGRESS_CLASS] [default: nginx]
-    #[arg(long, value_name = "NAME")]
-    pub ingress_class: Option<String>,
-    /// cert-manager ClusterIssuer of the instance's certificates [env: PHD_CLUSTER_ISSUER] [default: harmony-letsencrypt-global]
-    #[arg(long, value_name = "NAME")]
-    pub cluster_issuer: Option<String>,
+    #[command(flatten)]
+    pub ingress: IngressArgs,
     /// Only change the files; do not connect to the cluster
     #[arg(long)]
     pub files_only: bool,

@@ -233,7 +233,7 @@ fn template_inputs(args: &ClusterCreateArgs) -> anyhow::Result<Map<String, Value
         check_github_org(org)?;
     }
     if let Some(url) = &args.github_repo {
-        check_repository_url(url)?;
+        check_repository_url("--github-repo", url)?;
     }
     check_runner_label(&args.runner_label)?;
 
@@ -357,7 +357,9 @@ fn check_github_org(org: &str) -> anyhow::Result<()> {
 
 /// A clone URL Argo CD and git can use, with no character that would need
 /// quoting in the YAML, JSON and shell it ends up in.
-fn check_repository_url(url: &str) -> anyhow::Result<()> {
+/// A git repository URL (https, http, ssh or scp-like `git@host:path`) of
+/// URL-safe characters; `what` names where it came from in the error.
+pub(crate) fn check_repository_url(what: &str, url: &str) -> anyhow::Result<()> {
     let scheme_ok = ["https://", "http://", "ssh://", "git@"]
         .iter()
         .any(|prefix| url.starts_with(prefix) && url.len() > prefix.len());
@@ -367,7 +369,7 @@ fn check_repository_url(url: &str) -> anyhow::Result<()> {
             .all(|b| b.is_ascii_alphanumeric() || b"-._~:/@%+".contains(&b));
     if !scheme_ok || !characters_ok {
         bail!(
-            "--github-repo {url:?} is not a repository URL such as \
+            "{what} {url:?} is not a repository URL such as \
              https://github.com/acme/phd-acme-cluster.git or git@github.com:acme/phd-acme-cluster.git"
         );
     }

@@ -679,6 +679,14 @@ async fn doctor_follows_the_path_to_a_site_and_repository_access_is_granted() {
             "needs an ssh URL",
         ),
         (vec!["--token-stdin"], "a token needs an https URL"),
+        (
+            vec![
+                "--url",
+                "https://github.com/example/x y.git",
+                "--token-stdin",
+            ],
+            "is not a repository URL",
+        ),
     ] {
         let mut command = phd(kubeconfig, home.path());
         command
@@ -768,32 +776,29 @@ async fn doctor_follows_the_path_to_a_site_and_repository_access_is_granted() {
             .is_some_and(|d| d.contains("https://github.com/example/other.git but not for")),
         "{access}"
     );
-    // A GitHub App signs with an RSA key: an OpenSSH key is refused.
-    let output = phd(kubeconfig, home.path())
-        .args([
-            "argo",
-            "repository",
-            "--url",
-            "https://github.com/example/other.git",
-        ])
-        .args([
-            "--github-app-id",
-            "1",
-            "--github-app-installation-id",
-            "2",
-            "--github-app-key-file",
-        ])
-        .arg(&key_file)
-        .output()
-        .expect("run");
-    assert_eq!(output.status.code(), Some(1));
+    // A GitHub App signs with an RSA key: an OpenSSH key, or a PKCS#8 key
+    // that is not RSA, is refused.
+    let app_key_refusal = |key: &Path| {
+        let output = phd(kubeconfig, home.path())
+            .args([
+                "argo",
+                "repository",
+                "--url",
+                "https://github.com/example/other.git",
+            ])
+            .args(["--github-app-id", "1", "--github-app-installation-id", "2"])
+            .arg("--github-app-key-file")
+            .arg(key)
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(1));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = app_key_refusal(&key_file);
     assert!(
-        String::from_utf8_lossy(&output.stderr)
-            .contains("holds a key of type OPENSSH; expected RSA or PKCS#8"),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        stderr.contains("holds a key of type OPENSSH; expected RSA or PKCS#8"),
+        "{stderr}"
     );
-    // A PKCS#8 key that is not RSA is refused too.
     let ed25519 = home.path().join("ed25519.pem");
     let made = std::process::Command::new("openssl")
         .args(["genpkey", "-algorithm", "ed25519", "-out"])
@@ -801,25 +806,8 @@ async fn doctor_follows_the_path_to_a_site_and_repository_access_is_granted() {
         .status()
         .expect("openssl");
     assert!(made.success());
-    let output = phd(kubeconfig, home.path())
-        .args([
-            "argo",
-            "repository",
-            "--url",
-            "https://github.com/example/other.git",
-        ])
-        .args([
-            "--github-app-id",
-            "1",
-            "--github-app-installation-id",
-            "2",
-            "--github-app-key-file",
-        ])
-        .arg(&ed25519)
-        .output()
-        .expect("run");
-    assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("not RSA"));
+    let stderr = app_key_refusal(&ed25519);
+    assert!(stderr.contains("not RSA"), "{stderr}");
     // Back to the deploy key for the doctor below.
     grant(&[]);
 

@@ -40,6 +40,7 @@ pub async fn repository(session: &Session, args: &ArgoRepositoryArgs) -> anyhow:
         .settings()
         .require(Setting::Repository, args.url.as_deref(), Some("--url"))?
         .value;
+    crate::cluster::check_repository_url("the cluster repository", &url)?;
     let ssh_url = url.starts_with("git@") || url.starts_with("ssh://");
     let mut data = BTreeMap::from([
         ("type".to_owned(), "git".to_owned()),

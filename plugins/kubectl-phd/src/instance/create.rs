@@ -67,11 +67,7 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     let resources = Resources::from_config(&files.config)
         .with_context(|| format!("cannot use {}", files.dir.join("config.yml").display()))?;
     let application = manifest::parse("application.yml", &files.application)?;
-    let ingress = session.settings().ingress(
-        args.ingress_class.as_deref(),
-        args.cluster_issuer.as_deref(),
-        args.ingress_namespace.as_deref(),
-    )?;
+    let ingress = args.ingress.resolve(&session.settings())?;
     // Tutor renders before anything changes: a missing Python, an unknown
     // release or a failing render stops here.
     let config = render::parse_config(&files.config)?;
@@ -550,16 +546,9 @@ async fn ensure_credentials(
         .collect();
     if existing.is_some() {
         // Only the missing keys: a concurrent run's values for them are as good.
-        let patch = json!({ "data": data });
-        secrets
-            .patch(
-                CREDENTIALS_SECRET,
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(&patch),
-            )
+        return set_credentials(&secrets, data)
             .await
-            .context("cannot add to the instance credentials")?;
-        return Ok(());
+            .context("cannot add to the instance credentials");
     }
     let secret = Secret {
         metadata: ObjectMeta {
@@ -583,6 +572,22 @@ async fn ensure_credentials(
     }
 }
 
+/// Sets `data`'s keys in the existing credentials Secret, leaving its other
+/// keys as they are (a merge patch).
+async fn set_credentials(
+    secrets: &Api<Secret>,
+    data: BTreeMap<String, ByteString>,
+) -> Result<(), kube::Error> {
+    secrets
+        .patch(
+            CREDENTIALS_SECRET,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&json!({ "data": data })),
+        )
+        .await
+        .map(|_| ())
+}
+
 /// DigitalOcean sets the password of the MongoDB user the Workflow created;
 /// the instance must use that one, so it replaces the generated
 /// `mongodb-password` (the other keys stay as they are).
@@ -597,15 +602,11 @@ async fn store_digitalocean_mongodb_password(
         phd_common::digitalocean::database_user_password(api_url, token, cluster_id, user)
             .await
             .context("cannot read the MongoDB password DigitalOcean set")?;
-    let patch = json!({
-        "data": { "mongodb-password": ByteString(password.into_bytes()) }
-    });
-    secrets
-        .patch(
-            CREDENTIALS_SECRET,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&patch),
-        )
+    let data = BTreeMap::from([(
+        "mongodb-password".to_owned(),
+        ByteString(password.into_bytes()),
+    )]);
+    set_credentials(secrets, data)
         .await
         .context("cannot store the MongoDB password in the instance credentials")?;
     output::info(format!(

@@ -44,11 +44,7 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
     let name = args.name.as_str();
     let changes = requested_changes(args)?;
     let environment = session.environment(args.environment.as_deref())?;
-    let ingress = session.settings().ingress(
-        args.ingress_class.as_deref(),
-        args.cluster_issuer.as_deref(),
-        args.ingress_namespace.as_deref(),
-    )?;
+    let ingress = args.ingress.resolve(&session.settings())?;
     let dir = instances_dir(session)?.join(name);
     let config_path = dir.join("config.yml");
     let old = std::fs::read_to_string(&config_path).with_context(|| {
