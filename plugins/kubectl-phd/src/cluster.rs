@@ -568,9 +568,18 @@ fn report(created: &Created, files: &[RenderedFile]) {
     steps.push(format!(
         "cd {path} && kubectl phd infra init && kubectl phd infra apply"
     ));
-    steps.push("kubectl phd argo install".to_owned());
-    steps
-        .push("add the repository secrets the workflows use (README.md, \"Instances\")".to_owned());
+    steps.push(
+        "kubectl phd argo install (inside the repository: also the cluster services of cluster/)"
+            .to_owned(),
+    );
+    steps.push(
+        "kubectl phd argo repository --ssh-key-file KEY (or --github-app-id, --token-stdin): Argo CD's read access"
+            .to_owned(),
+    );
+    steps.push(
+        "kubectl phd ci-credentials --base64 | gh secret set KUBECONFIG_CONTENT, and the other repository secrets (README.md, \"Instances\")"
+            .to_owned(),
+    );
     output::info("next steps:");
     for (number, step) in steps.iter().enumerate() {
         output::info(format!("  {}. {step}", number + 1));

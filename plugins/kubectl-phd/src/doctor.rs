@@ -510,7 +510,7 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
         Ok(None) | Err(kube::Error::Api(_)) => Check::new(
             "ApplicationSet",
             Status::Warning,
-            format!("no ApplicationSet {set_name}: a rebuilt cluster would not get its instances back; {services_fix}"),
+            format!("no ApplicationSet {set_name}: a rebuilt cluster would not get its instances back; `kubectl phd argo install` inside the cluster repository applies it (cluster/apps/instances.yml)"),
         ),
         Err(error) => Check::new("ApplicationSet", Status::Warning, format!("cannot read ApplicationSets: {error}")),
     });

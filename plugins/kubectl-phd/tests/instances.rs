@@ -1225,6 +1225,10 @@ fn update_refuses_secrets_and_unknown_releases_before_any_change() {
             "fixed when the instance was created",
         ),
         (
+            vec!["--set", "PLUGINS=[mfe, forum]"],
+            "PLUGINS must keep drydock and phd",
+        ),
+        (
             vec!["--tutor-version", "12.0.0"],
             "is not a release kubectl-phd renders",
         ),
@@ -1393,6 +1397,28 @@ async fn with_an_application_set_the_application_has_one_owner() {
     assert!(
         status.contains("ApplicationSet phd-instances-owned makes it once the instance is pushed"),
         "{status}"
+    );
+
+    // Not made yet (nothing pushed): delete refuses already, since the
+    // ApplicationSet would make it from git.
+    let output = repo
+        .phd(&plane.admin_kubeconfig)
+        .args(["instance", "delete", &name, "--yes"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("ApplicationSet phd-instances-owned"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &name);
+    assert!(
+        secrets
+            .get_opt("phd-instance-credentials")
+            .await
+            .expect("get")
+            .is_some()
     );
 
     // The ApplicationSet made it (as Argo CD would after the push): while the

@@ -91,6 +91,8 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
     };
     // An Application the cluster's ApplicationSet made comes back while the
     // instance is in the repository Argo CD reads: it must leave git first.
+    // Also before Argo CD has made it: the ApplicationSet of the instance's
+    // environment is enough.
     let owner_set = found.iter().find_map(|application| {
         application
             .metadata
@@ -100,6 +102,17 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
             .find(|owner| owner.kind == "ApplicationSet")
             .map(|owner| owner.name.clone())
     });
+    let environment = namespace
+        .as_ref()
+        .and_then(|ns| ns.metadata.labels.as_ref())
+        .and_then(|labels| labels.get(super::ENVIRONMENT_LABEL))
+        .cloned()
+        .map_or_else(|| session.environment(None), Ok)?;
+    let owner_set = match owner_set {
+        Some(set) => Some(set),
+        None if dir.exists() => super::create::application_set(&client, &environment).await?,
+        None => None,
+    };
     if let Some(set) = owner_set
         && dir.exists()
     {

@@ -304,7 +304,7 @@ async fn gather(
                 "phd-instances-{}",
                 instance.environment.as_deref().unwrap_or("production")
             );
-            instance.problems.push(if sets.contains(&set) {
+            instance.problems.push(if sets.contains(&set) && instance.in_repository {
                 format!("no Argo CD Application yet: ApplicationSet {set} makes it once the instance is pushed")
             } else {
                 "no Argo CD Application".into()

@@ -53,6 +53,7 @@ pub fn render(
     config: &Map<String, Value>,
     ingress: &IngressSetting,
 ) -> anyhow::Result<Rendering> {
+    check_plugins(config.get("PLUGINS"))?;
     let mut config = config.clone();
     config.insert(
         "PHD_INGRESS_CLASS".into(),
@@ -77,6 +78,31 @@ pub fn render(
         started.elapsed().as_millis()
     ));
     Ok(rendering)
+}
+
+/// Tutor plugins every instance keeps: without `phd` Tutor would write its
+/// generated secrets into env/, without `drydock` its init jobs would not be
+/// Argo CD hooks.
+pub const REQUIRED_PLUGINS: [&str; 2] = ["drydock", tutor::PLUGIN_NAME];
+
+/// `PLUGINS` of a config.yml must list [`REQUIRED_PLUGINS`].
+pub fn check_plugins(plugins: Option<&Value>) -> anyhow::Result<()> {
+    let listed: Vec<&str> = plugins
+        .and_then(Value::as_array)
+        .map(|list| list.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let missing: Vec<&str> = REQUIRED_PLUGINS
+        .iter()
+        .copied()
+        .filter(|plugin| !listed.contains(plugin))
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "PLUGINS must keep {}: without phd Tutor would write the instance's secrets into env/, without drydock its init jobs would not be Argo CD sync hooks",
+            missing.join(" and ")
+        );
+    }
+    Ok(())
 }
 
 /// Makes `dir/env` what `rendering` holds; reports what changed.
