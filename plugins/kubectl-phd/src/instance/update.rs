@@ -170,10 +170,10 @@ fn requested_changes(args: &InstanceUpdateArgs) -> anyhow::Result<Vec<(String, S
         }
         let parsed = serde_saphyr::from_str::<serde_json::Value>(value)
             .with_context(|| format!("--set {key}: {value:?} is not a YAML value"))?;
-        if key == "PLUGINS" {
-            if let Err(error) = render::check_plugins(Some(&parsed)) {
-                bail!("--set {key}: {error}");
-            }
+        if key == "PLUGINS"
+            && let Err(error) = render::check_plugins(Some(&parsed))
+        {
+            bail!("--set {key}: {error}");
         }
         changes.push((key.to_owned(), value.to_owned()));
     }
