@@ -42,9 +42,10 @@ pub enum AccessError {
     #[error("KUBECONFIG_CONTENT is set but its kubeconfig defines no cluster")]
     EmptyContent,
     #[error(
-        "context {name:?} is not in the kubeconfig from {source_description}; available: {available}"
+        "{kind} {name:?} (--{kind}) is not in the kubeconfig from {source_description}; available: {available}"
     )]
-    UnknownContext {
+    UnknownEntry {
+        kind: &'static str,
         name: String,
         source_description: String,
         available: String,
@@ -60,6 +61,15 @@ pub enum AccessError {
         server: String,
         #[source]
         source: kube::Error,
+    },
+    #[error(
+        "the Kubernetes API server at {server} rejected the credentials of the kubeconfig from \
+         {source_description} (401 Unauthorized): the client certificate or token is invalid or \
+         expired; get fresh credentials (for example `kubectl phd kubeconfig --save`)"
+    )]
+    Unauthorized {
+        server: String,
+        source_description: String,
     },
     #[error(
         "cannot reach the Kubernetes API server at {server} within {}s; check that the cluster \
@@ -180,28 +190,57 @@ impl ClusterAccess {
             .or(self.kubeconfig.current_context.as_deref())
     }
 
+    /// Every `--context`, `--cluster` and `--user` names an entry of the
+    /// kubeconfig; kubectl refuses unknown ones too, rather than falling back
+    /// to anonymous access.
     fn check_context(&self) -> Result<(), AccessError> {
-        let Some(name) = self.options.context.as_deref() else {
-            return Ok(());
-        };
-        if self.kubeconfig.contexts.iter().any(|c| c.name == name) {
-            return Ok(());
+        let kubeconfig = &self.kubeconfig;
+        let entries: [(&'static str, Option<&String>, Vec<&str>); 3] = [
+            (
+                "context",
+                self.options.context.as_ref(),
+                kubeconfig
+                    .contexts
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect(),
+            ),
+            (
+                "cluster",
+                self.options.cluster.as_ref(),
+                kubeconfig
+                    .clusters
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect(),
+            ),
+            (
+                "user",
+                self.options.user.as_ref(),
+                kubeconfig
+                    .auth_infos
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect(),
+            ),
+        ];
+        for (kind, wanted, available) in entries {
+            let Some(name) = wanted else { continue };
+            if available.contains(&name.as_str()) {
+                continue;
+            }
+            return Err(AccessError::UnknownEntry {
+                kind,
+                name: name.clone(),
+                source_description: self.source.to_string(),
+                available: if available.is_empty() {
+                    "none".to_owned()
+                } else {
+                    available.join(", ")
+                },
+            });
         }
-        let available: Vec<&str> = self
-            .kubeconfig
-            .contexts
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect();
-        Err(AccessError::UnknownContext {
-            name: name.to_owned(),
-            source_description: self.source.to_string(),
-            available: if available.is_empty() {
-                "none".to_owned()
-            } else {
-                available.join(", ")
-            },
-        })
+        Ok(())
     }
 
     /// Builds a client and checks, within [`REACHABILITY_TIMEOUT`], that the
@@ -229,6 +268,12 @@ impl ClusterAccess {
             match tokio::time::timeout(REACHABILITY_TIMEOUT, client.apiserver_version()).await {
                 Err(_) => {
                     return Err(AccessError::Timeout {
+                        server,
+                        source_description: self.source.to_string(),
+                    });
+                }
+                Ok(Err(kube::Error::Api(status))) if status.code == 401 => {
+                    return Err(AccessError::Unauthorized {
                         server,
                         source_description: self.source.to_string(),
                     });

@@ -24,12 +24,19 @@ pub const DEFAULT_WORKFLOWS_VERSION: &str = "v3.7.4";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{what} is required: pass {flag}set {env}{context}")]
+    #[error("{what} is required: {flag}set {env}{context}")]
     Missing {
         what: &'static str,
         flag: String,
         env: &'static str,
         context: String,
+    },
+    #[error("{what} {value:?} (from {origin}) is not valid: expected {expected}")]
+    Invalid {
+        what: &'static str,
+        value: String,
+        origin: Origin,
+        expected: &'static str,
     },
     #[error("cannot read {path}")]
     ReadContext {
@@ -196,6 +203,8 @@ pub enum Setting {
     IngressClass,
     ClusterIssuer,
     IngressNamespace,
+    StorageEndpointUrl,
+    RepositoryBranch,
 }
 
 impl Setting {
@@ -223,6 +232,8 @@ impl Setting {
             Self::IngressClass => "PHD_INGRESS_CLASS",
             Self::ClusterIssuer => "PHD_CLUSTER_ISSUER",
             Self::IngressNamespace => "PHD_INGRESS_NAMESPACE",
+            Self::StorageEndpointUrl => "PHD_STORAGE_ENDPOINT_URL",
+            Self::RepositoryBranch => "PHD_CLUSTER_REPOSITORY_BRANCH",
         }
     }
 
@@ -250,7 +261,44 @@ impl Setting {
             Self::IngressClass => "the IngressClass",
             Self::ClusterIssuer => "the cert-manager ClusterIssuer",
             Self::IngressNamespace => "the ingress controller's namespace",
+            Self::StorageEndpointUrl => "the storage endpoint URL",
+            Self::RepositoryBranch => "the cluster repository branch",
         }
+    }
+
+    /// What a value must look like, checked by [`Settings::get`] before any
+    /// command uses it: values end up in YAML files, object annotations,
+    /// Workflow parameters and shell commands, so each is held to the
+    /// narrowest form its consumer accepts.
+    fn kind(self) -> Kind {
+        match self {
+            Self::ClusterDomain => Kind::Domain,
+            Self::Environment | Self::IngressNamespace => Kind::Label,
+            Self::IngressClass | Self::ClusterIssuer => Kind::Subdomain,
+            Self::ArgocdVersion | Self::WorkflowsVersion | Self::RepositoryBranch => Kind::Version,
+            Self::MysqlPort | Self::MongodbPort => Kind::Port,
+            Self::StorageType => Kind::OneOf(&["s3", "spaces"]),
+            Self::Provider => Kind::OneOf(&["aws", "digitalocean"]),
+            Self::MysqlHost | Self::MongodbHost | Self::DockerRegistry => Kind::Host,
+            Self::Region | Self::StorageRegion => Kind::Region,
+            Self::Repository | Self::StorageEndpointUrl => Kind::Url,
+            Self::MysqlRootUser | Self::MongodbAuthSource | Self::MongodbReplicaSet => Kind::Token,
+            Self::InstancesDirectory => Kind::Path,
+        }
+    }
+
+    /// Checks `value` against this setting's rule; `origin` names where it came from.
+    pub fn check(self, value: &str, origin: &Origin) -> Result<(), ConfigError> {
+        let kind = self.kind();
+        if kind.accepts(value) {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid {
+            what: self.description(),
+            value: value.to_owned(),
+            origin: origin.clone(),
+            expected: kind.expected(),
+        })
     }
 
     fn in_context(self, context: &ClusterContext) -> Option<&str> {
@@ -284,6 +332,85 @@ impl Setting {
             Self::ClusterIssuer => Some(DEFAULT_CLUSTER_ISSUER),
             Self::IngressNamespace => Some(DEFAULT_INGRESS_NAMESPACE),
             _ => None,
+        }
+    }
+}
+
+/// The shape of a setting's value.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// A DNS name of two or more labels (`crate::naming::check_domain`).
+    Domain,
+    /// A DNS-1123 label: namespace and environment names.
+    Label,
+    /// A DNS-1123 subdomain: names of cluster-scoped objects.
+    Subdomain,
+    /// A release tag or git ref (`crate::naming::check_version`).
+    Version,
+    /// A TCP port, 1–65535.
+    Port,
+    /// One of a fixed list.
+    OneOf(&'static [&'static str]),
+    /// A host name or address, optionally with `:port` or a path (registries).
+    Host,
+    /// A cloud region: lower-case letters, digits and '-'.
+    Region,
+    /// An http(s) or git URL without spaces or control characters.
+    Url,
+    /// A user, database or replica set name: letters, digits, `-_.@`.
+    Token,
+    /// A file system path without control characters.
+    Path,
+}
+
+impl Kind {
+    fn accepts(self, value: &str) -> bool {
+        let chars_in = |allowed: &dyn Fn(char) -> bool| {
+            !value.is_empty() && value.len() <= 253 && value.chars().all(allowed)
+        };
+        match self {
+            Self::Domain => crate::naming::check_domain(value).is_ok(),
+            Self::Label => crate::naming::check_label("value", value).is_ok(),
+            Self::Subdomain => {
+                value.len() <= 253
+                    && value.split('.').all(|label| {
+                        !label.is_empty()
+                            && label.len() <= 63
+                            && label
+                                .bytes()
+                                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                            && !label.starts_with('-')
+                            && !label.ends_with('-')
+                    })
+            }
+            Self::Version => crate::naming::check_version("value", value).is_ok(),
+            Self::Port => {
+                value.parse::<u16>().is_ok_and(|port| port > 0) && !value.starts_with('+')
+            }
+            Self::OneOf(choices) => choices.contains(&value),
+            Self::Host => chars_in(&|c| c.is_ascii_alphanumeric() || ".-_:/[]".contains(c)),
+            Self::Region => chars_in(&|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            Self::Url => chars_in(&|c| c.is_ascii_graphic() && !"\"'`\\<>{}|^".contains(c)),
+            Self::Token => chars_in(&|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)),
+            Self::Path => !value.is_empty() && !value.chars().any(char::is_control),
+        }
+    }
+
+    fn expected(self) -> &'static str {
+        match self {
+            Self::Domain => "a DNS name such as example.com",
+            Self::Label => {
+                "lower-case letters, digits and '-', starting with a letter, at most 63 characters"
+            }
+            Self::Subdomain => "a Kubernetes object name: lower-case letters, digits, '-' and '.'",
+            Self::Version => "a release tag or git ref such as v3.2.3",
+            Self::Port => "a port number from 1 to 65535",
+            Self::OneOf(_) => "one of the documented values (see docs/settings.md)",
+            Self::Host => "a host name or address, optionally with :port",
+            Self::Region => "a region such as us-east-1 or nyc3",
+            Self::Url => "a URL without spaces, quotes or control characters",
+            Self::Token => "letters, digits, '-', '_', '.' and '@'",
+            Self::Path => "a path without control characters",
         }
     }
 }
@@ -337,7 +464,23 @@ impl<'a> Settings<'a> {
 
     /// The value of `setting`: `flag` if given, else the environment, else
     /// `context.json`, else the default.
-    pub fn get(&self, setting: Setting, flag: Option<&str>) -> Option<Resolved> {
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] when the value does not have the setting's
+    /// form ([`Setting::check`]), naming where it came from.
+    pub fn get(
+        &self,
+        setting: Setting,
+        flag: Option<&str>,
+    ) -> Result<Option<Resolved>, ConfigError> {
+        let resolved = self.lookup(setting, flag);
+        if let Some(resolved) = &resolved {
+            setting.check(&resolved.value, &resolved.origin)?;
+        }
+        Ok(resolved)
+    }
+
+    fn lookup(&self, setting: Setting, flag: Option<&str>) -> Option<Resolved> {
         if let Some(value) = flag.filter(|value| !value.is_empty()) {
             return Some(Resolved {
                 value: value.to_owned(),
@@ -372,18 +515,19 @@ impl<'a> Settings<'a> {
         flag: Option<&str>,
         flag_name: Option<&str>,
     ) -> Result<Resolved, ConfigError> {
-        self.get(setting, flag).ok_or_else(|| ConfigError::Missing {
-            what: setting.description(),
-            flag: flag_name
-                .map(|name| format!("{name} or "))
-                .unwrap_or_default(),
-            env: setting.env_name(),
-            context: if setting.in_context(&ClusterContext::full()).is_some() {
-                format!(" (or run inside a cluster repository whose {CONTEXT_FILE} has it)")
-            } else {
-                String::new()
-            },
-        })
+        self.get(setting, flag)?
+            .ok_or_else(|| ConfigError::Missing {
+                what: setting.description(),
+                flag: flag_name
+                    .map(|name| format!("pass {name} or "))
+                    .unwrap_or_default(),
+                env: setting.env_name(),
+                context: if setting.in_context(&ClusterContext::full()).is_some() {
+                    format!(" (or run inside a cluster repository whose {CONTEXT_FILE} has it)")
+                } else {
+                    String::new()
+                },
+            })
     }
 
     /// The MongoDB provider: named by `PHD_MONGODB_PROVIDER`, or detected from
@@ -535,20 +679,28 @@ mod tests {
         let vars = env(&[("PHD_CLUSTER_DOMAIN", "env.example")]);
         let settings = Settings::new(&vars, Some(&repo));
 
-        let flag = settings.get(Setting::ClusterDomain, Some("flag.example"));
+        let flag = settings
+            .get(Setting::ClusterDomain, Some("flag.example"))
+            .expect("valid");
         assert_eq!(
             flag.map(|r| (r.value, r.origin)),
             Some(("flag.example".into(), Origin::Flag))
         );
 
-        let from_env = settings.get(Setting::ClusterDomain, None).map(|r| r.value);
+        let from_env = settings
+            .get(Setting::ClusterDomain, None)
+            .expect("valid")
+            .map(|r| r.value);
         assert_eq!(from_env.as_deref(), Some("env.example"));
 
-        let from_context = settings.get(Setting::Environment, None).map(|r| r.value);
+        let from_context = settings
+            .get(Setting::Environment, None)
+            .expect("valid")
+            .map(|r| r.value);
         assert_eq!(from_context.as_deref(), Some("staging"));
 
         let no_repo = Settings::new(&vars, None);
-        let default = no_repo.get(Setting::Environment, None);
+        let default = no_repo.get(Setting::Environment, None).expect("valid");
         assert_eq!(
             default.map(|r| (r.value, r.origin)),
             Some(("production".into(), Origin::Default))
@@ -562,10 +714,55 @@ mod tests {
         assert_eq!(
             settings
                 .get(Setting::Environment, Some(""))
+                .expect("valid")
                 .map(|r| r.value)
                 .as_deref(),
             Some("production")
         );
+    }
+
+    #[test]
+    fn values_are_checked_before_use_naming_their_origin() {
+        let vars = env(&[
+            ("PHD_MYSQL_PORT", "abc"),
+            ("PHD_MONGODB_PORT", "99999"),
+            ("PHD_MYSQL_HOST", "db.internal\nEVIL: 1"),
+            ("PHD_STORAGE_TYPE", "gcs"),
+            ("PHD_INGRESS_NAMESPACE", "Bad_NS"),
+            ("PHD_STORAGE_REGION", "nyc3"),
+        ]);
+        let settings = Settings::new(&vars, None);
+        for (setting, value) in [
+            (Setting::MysqlPort, "abc"),
+            (Setting::MongodbPort, "99999"),
+            (Setting::MysqlHost, "db.internal\nEVIL: 1"),
+            (Setting::StorageType, "gcs"),
+            (Setting::IngressNamespace, "Bad_NS"),
+        ] {
+            let error = settings.get(setting, None).expect_err(value);
+            let text = error.to_string();
+            assert!(text.contains(setting.env_name()), "{text}");
+            assert!(text.contains("is not valid"), "{text}");
+            assert!(settings.require(setting, None, None).is_err());
+        }
+        assert_eq!(
+            settings
+                .get(Setting::StorageRegion, None)
+                .expect("valid")
+                .map(|r| r.value)
+                .as_deref(),
+            Some("nyc3")
+        );
+        let flag = settings
+            .get(Setting::MysqlPort, Some("0"))
+            .expect_err("port 0");
+        assert!(flag.to_string().contains("command-line flag"));
+        for good in ["1", "3306", "65535"] {
+            assert!(
+                settings.get(Setting::MysqlPort, Some(good)).is_ok(),
+                "{good}"
+            );
+        }
     }
 
     #[test]

@@ -24,7 +24,27 @@ pub enum NameError {
     NotADomain { what: String, value: String },
     #[error("{what} {value:?} is not a valid version or git ref (for example: v3.2.3)")]
     NotAVersion { what: String, value: String },
+    #[error(
+        "instance name {value:?} is reserved: an instance's namespace has its name, and {value} is {why}; choose another name"
+    )]
+    Reserved { value: String, why: String },
 }
+
+/// Namespaces an instance may never be named after, because an instance's
+/// namespace has the instance's name and `instance delete` deletes it:
+/// Kubernetes' own (`default` and every `kube-*`), Argo's (`argo`,
+/// `argocd`), cert-manager's, and the ingress controllers phd installs or
+/// documents (Harmony's `harmony`, `ingress-nginx`). The cluster's ingress
+/// namespace, when set to something else, is checked by
+/// [`check_instance_namespace`].
+pub const RESERVED_NAMESPACES: [&str; 6] = [
+    "default",
+    "argo",
+    "argocd",
+    "cert-manager",
+    "harmony",
+    "ingress-nginx",
+];
 
 /// The longest DNS-1123 label.
 pub const MAX_LABEL_LENGTH: usize = 63;
@@ -82,6 +102,36 @@ pub fn check_instance_name(value: &str) -> Result<(), NameError> {
             max: MAX_INSTANCE_NAME_LENGTH,
         }),
         other => other,
+    }
+}
+
+/// An instance name that is also free to be the instance's namespace: not
+/// one of [`RESERVED_NAMESPACES`], not `kube-*`, and not the cluster's
+/// ingress controller namespace (`ingress_namespace`, from the settings).
+/// Every `instance` verb checks this before it changes anything.
+pub fn check_instance_namespace(value: &str, ingress_namespace: &str) -> Result<(), NameError> {
+    check_instance_name(value)?;
+    let why = if value.starts_with("kube-") {
+        Some("a Kubernetes system namespace (kube-*)".to_owned())
+    } else if value == ingress_namespace {
+        Some("the ingress controller's namespace".to_owned())
+    } else if RESERVED_NAMESPACES.contains(&value) {
+        Some(match value {
+            "default" => "Kubernetes' default namespace".to_owned(),
+            "argo" => "Argo Workflows' namespace".to_owned(),
+            "argocd" => "Argo CD's namespace".to_owned(),
+            "cert-manager" => "cert-manager's namespace".to_owned(),
+            _ => "an ingress controller's namespace".to_owned(),
+        })
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(NameError::Reserved {
+            value: value.to_owned(),
+            why,
+        }),
+        None => Ok(()),
     }
 }
 
@@ -172,6 +222,32 @@ mod tests {
         );
         for bad in ["", "Demo", "my_site", "1site", "-site", "..", "a b"] {
             assert!(check_instance_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn instance_names_that_are_system_namespaces_are_reserved() {
+        for reserved in [
+            "default",
+            "argo",
+            "argocd",
+            "cert-manager",
+            "harmony",
+            "ingress-nginx",
+            "kube-system",
+            "kube-public",
+            "kube-node-lease",
+            "kube-anything",
+            "my-ingress",
+        ] {
+            let error = check_instance_namespace(reserved, "my-ingress").expect_err(reserved);
+            assert!(
+                error.to_string().contains("is reserved"),
+                "{reserved}: {error}"
+            );
+        }
+        for free in ["demo", "argo2", "kube", "kubernetes-course", "defaults"] {
+            assert_eq!(check_instance_namespace(free, "harmony"), Ok(()), "{free}");
         }
     }
 

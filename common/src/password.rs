@@ -9,8 +9,37 @@ const BCRYPT_COST: u32 = 10;
 pub enum PasswordError {
     #[error("the password is empty")]
     Empty,
+    #[error("the password is blank: it has only spaces")]
+    Blank,
+    #[error("the password is too short: {0} bytes, at least {MIN_LENGTH}")]
+    TooShort(usize),
+    #[error(
+        "the password is too long: {0} bytes, at most {MAX_LENGTH} (bcrypt, which Argo CD uses, ignores everything after byte {MAX_LENGTH}, so a longer password would not be what protects the account)"
+    )]
+    TooLong(usize),
     #[error("cannot hash the password")]
     Hash(#[source] bcrypt::BcryptError),
+}
+
+/// The shortest password phd accepts from a user.
+pub const MIN_LENGTH: usize = 8;
+/// The longest: bcrypt reads only the first 72 bytes of its input.
+pub const MAX_LENGTH: usize = 72;
+
+/// A password a person chose: 8 to 72 bytes (bcrypt's limit), not only
+/// white space. Checked before anything is stored.
+pub fn check(password: &str) -> Result<(), PasswordError> {
+    if password.is_empty() {
+        return Err(PasswordError::Empty);
+    }
+    if password.trim().is_empty() {
+        return Err(PasswordError::Blank);
+    }
+    match password.len() {
+        n if n < MIN_LENGTH => Err(PasswordError::TooShort(n)),
+        n if n > MAX_LENGTH => Err(PasswordError::TooLong(n)),
+        _ => Ok(()),
+    }
 }
 
 /// A random password of `length` letters and digits (about 5.95 bits each):
@@ -24,10 +53,11 @@ pub fn generate(length: usize) -> String {
 }
 
 /// The bcrypt hash of `password`, in the `$2a$` form Argo CD writes itself.
+///
+/// # Errors
+/// What [`check`] refuses, or bcrypt's own failure.
 pub fn bcrypt_hash(password: &str) -> Result<String, PasswordError> {
-    if password.is_empty() {
-        return Err(PasswordError::Empty);
-    }
+    check(password)?;
     let hash = bcrypt::hash_with_result(password, BCRYPT_COST).map_err(PasswordError::Hash)?;
     Ok(hash.format_for_version(bcrypt::Version::TwoA))
 }
@@ -57,5 +87,24 @@ mod tests {
         assert!(!bcrypt_matches("other", &hash));
         assert!(!bcrypt_matches("s3cret", "not a hash"));
         assert!(matches!(bcrypt_hash(""), Err(PasswordError::Empty)));
+    }
+
+    #[test]
+    fn chosen_passwords_are_8_to_72_bytes_and_not_blank() {
+        assert!(matches!(check("   "), Err(PasswordError::Blank)));
+        assert!(matches!(check("\t\n  \n"), Err(PasswordError::Blank)));
+        assert!(matches!(check("short"), Err(PasswordError::TooShort(5))));
+        assert!(matches!(
+            check(&"x".repeat(73)),
+            Err(PasswordError::TooLong(73))
+        ));
+        // Bytes, not characters: 36 two-byte characters are 72 bytes.
+        assert!(check(&"é".repeat(36)).is_ok());
+        assert!(matches!(
+            check(&"é".repeat(37)),
+            Err(PasswordError::TooLong(74))
+        ));
+        assert!(check("eight ch").is_ok());
+        assert!(bcrypt_hash(&"y".repeat(80)).is_err());
     }
 }

@@ -213,7 +213,7 @@ fn template_inputs(args: &ClusterCreateArgs) -> anyhow::Result<Map<String, Value
     check_name(&args.name)?;
     naming::check_domain(&args.domain)?;
     let environment = Settings::new(&ProcessEnvironment, None)
-        .get(Setting::Environment, args.environment.as_deref())
+        .get(Setting::Environment, args.environment.as_deref())?
         .map(|resolved| resolved.value)
         .unwrap_or_else(|| "production".to_owned());
     naming::check_label_within("the environment name", &environment, MAX_ENVIRONMENT_LENGTH)?;

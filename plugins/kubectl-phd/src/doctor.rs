@@ -417,6 +417,8 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
 
     let repository = settings
         .get(phd_common::Setting::Repository, None)
+        .ok()
+        .flatten()
         .map(|r| r.value);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), crate::argo::ARGOCD_NAMESPACE);
     let labelled =

@@ -1,18 +1,25 @@
 fn main() -> std::process::ExitCode {
-    restore_default_sigpipe();
+    end_quietly_on_closed_stdout();
     kubectl_phd::run()
 }
 
-/// Rust ignores SIGPIPE, which turns `kubectl phd ... | head` into a panic
-/// on the next write; like other Unix tools, end quietly instead.
-#[cfg(unix)]
-fn restore_default_sigpipe() {
-    // SAFETY: called first thing in main, before any other thread exists;
-    // SIG_DFL is a valid disposition for SIGPIPE.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+/// `kubectl phd ... | head` closes standard output early; like ripgrep, end
+/// quietly with success instead of a panic message. SIGPIPE itself stays
+/// ignored (Rust's default): restoring its default action would also kill
+/// the process, silently and with exit 141, when the API server drops a
+/// connection the client is writing to.
+fn end_quietly_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
-
-#[cfg(not(unix))]
-fn restore_default_sigpipe() {}

@@ -80,22 +80,85 @@ pub fn print_structured<T: Serialize>(value: &T, format: OutputFormat) -> anyhow
     Ok(())
 }
 
-/// Prints an error once, with its cause chain under `-v`.
+/// Prints an error once. The first line names what failed and, after a
+/// colon, the underlying reason ([`reason`]): the API server's own message,
+/// a lost connection, a credential plugin's output. `-v` adds every cause
+/// in between.
 pub fn print_error(error: &anyhow::Error) {
     let label = paint_stderr("error:", Tone::Bad);
-    eprintln!("{label} {error}");
-    let causes: Vec<String> = error.chain().skip(1).map(ToString::to_string).collect();
-    if causes.is_empty() {
-        return;
+    let top = error.to_string();
+    let causes: Vec<&(dyn std::error::Error + 'static)> = error.chain().skip(1).collect();
+    match reason(error) {
+        Some(reason) if !top.contains(&reason) => eprintln!("{label} {top}: {reason}"),
+        _ => eprintln!("{label} {top}"),
     }
     if verbosity() > 0 {
         for cause in causes {
-            eprintln!("  caused by: {cause}");
+            eprintln!("  caused by: {}", describe(cause));
         }
-    } else {
+    } else if causes.len() > 1 {
         eprintln!(
             "{}",
-            paint_stderr("  (run with -v to see the cause)", Tone::Dim)
+            paint_stderr("  (run with -v to see every cause)", Tone::Dim)
         );
+    }
+}
+
+/// The most telling cause of `error`, if it has causes: the API server's
+/// message for a refused request, "lost the connection to the API server"
+/// when the connection broke, "the API server did not answer within …"
+/// for a timeout, else the innermost cause.
+pub fn reason(error: &anyhow::Error) -> Option<String> {
+    let causes: Vec<&(dyn std::error::Error + 'static)> = error.chain().skip(1).collect();
+    let innermost = causes.last()?;
+    let through_client = causes.iter().any(|cause| {
+        matches!(
+            cause.downcast_ref::<kube::Error>(),
+            Some(kube::Error::HyperError(_) | kube::Error::Service(_))
+        )
+    });
+    for cause in &causes {
+        if let Some(kube::Error::Api(_)) = cause.downcast_ref::<kube::Error>() {
+            return Some(describe(*cause));
+        }
+        if through_client && let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            match io.kind() {
+                TimedOut => return Some(format!("the API server did not answer in time ({io})")),
+                ConnectionRefused | ConnectionReset | ConnectionAborted | BrokenPipe
+                | UnexpectedEof | NotConnected => {
+                    return Some(format!("lost the connection to the API server ({io})"));
+                }
+                _ => {}
+            }
+        }
+    }
+    let text = describe(*innermost);
+    if through_client {
+        let lower = text.to_ascii_lowercase();
+        if lower.contains("elapsed") || lower.contains("timed out") || lower.contains("timeout") {
+            return Some(format!("the API server did not answer in time ({text})"));
+        }
+        if lower.contains("connection") || lower.contains("closed") || lower.contains("refused") {
+            return Some(format!("lost the connection to the API server ({text})"));
+        }
+    }
+    Some(text)
+}
+
+/// One cause as a person reads it: a refused API request as the API
+/// server's message with its code and reason (kube's own text of it is a
+/// debug dump), anything else as its `Display`.
+pub fn describe(cause: &(dyn std::error::Error + 'static)) -> String {
+    match cause.downcast_ref::<kube::Error>() {
+        Some(kube::Error::Api(status)) => {
+            let reason = if status.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", status.reason)
+            };
+            format!("{} ({}{reason})", status.message, status.code)
+        }
+        _ => cause.to_string(),
     }
 }

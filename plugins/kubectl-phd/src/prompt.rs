@@ -43,6 +43,14 @@ pub fn secret_from_stdin(flag: &str) -> anyhow::Result<String> {
     Ok(secret)
 }
 
+/// A password from standard input (`--password-stdin` and the like),
+/// checked by [`phd_common::password::check`] before anything changes.
+pub fn password_from_stdin(flag: &str) -> anyhow::Result<String> {
+    let password = secret_from_stdin(flag)?;
+    phd_common::password::check(&password).with_context(|| format!("{flag}: cannot use it"))?;
+    Ok(password)
+}
+
 /// Whether a person can be asked for a password.
 pub fn can_prompt() -> bool {
     std::io::stdin().is_terminal()
@@ -52,9 +60,7 @@ pub fn can_prompt() -> bool {
 pub fn new_password(whose: &str) -> anyhow::Result<String> {
     let first = rpassword::prompt_password(format!("New password for {whose}: "))
         .context("cannot read the password from the terminal")?;
-    if first.is_empty() {
-        bail!("the password must not be empty");
-    }
+    phd_common::password::check(&first)?;
     let second = rpassword::prompt_password("Repeat it: ")
         .context("cannot read the password from the terminal")?;
     if first != second {

@@ -205,7 +205,7 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
     let user = UserObjects::new(&args.name);
     let role = args.role;
     let given_password = if args.password_stdin {
-        Some(prompt::secret_from_stdin("--password-stdin")?)
+        Some(prompt::password_from_stdin("--password-stdin")?)
     } else {
         None
     };
@@ -257,7 +257,7 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
     ));
     let domain = session
         .settings()
-        .get(Setting::ClusterDomain, None)
+        .get(Setting::ClusterDomain, None)?
         .map(|d| d.value);
     let argocd_address = domain.map_or_else(
         || "the Argo CD UI".to_owned(),

@@ -687,6 +687,94 @@ fn bad_names_are_rejected_before_any_change() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("instance name"));
 }
 
+/// Issue 15.1: an instance's namespace has its name and `instance delete`
+/// deletes it, so system and Argo namespaces are refused by every verb
+/// before anything is read or changed.
+#[test]
+fn system_namespace_names_are_refused_by_every_verb() {
+    let repo = Repo::new();
+    let kubeconfig = unreachable_kubeconfig(repo.dir.path()).expect("kubeconfig");
+    for reserved in [
+        "argocd",
+        "argo",
+        "default",
+        "kube-system",
+        "kube-public",
+        "cert-manager",
+        "harmony",
+        "ingress-nginx",
+    ] {
+        for verb in [
+            &["instance", "create", reserved, "--no-wait"][..],
+            &["instance", "delete", reserved, "--yes"][..],
+            &["instance", "update", reserved][..],
+        ] {
+            let output = repo.phd(&kubeconfig).args(verb).output().expect("run");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(1), "{verb:?}: {stderr}");
+            assert!(stderr.contains("is reserved"), "{verb:?}: {stderr}");
+            assert!(!stderr.contains("cannot reach"), "{verb:?}: {stderr}");
+        }
+    }
+    // The cluster's own ingress namespace, whatever it is called.
+    let output = repo
+        .phd(&kubeconfig)
+        .env("PHD_INGRESS_NAMESPACE", "edge")
+        .args(["instance", "create", "edge", "--no-wait"])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("the ingress controller's namespace"));
+    assert!(!repo.instances().exists());
+}
+
+/// Issue 15.1: a namespace phd did not make is neither taken over by
+/// `instance create` nor deleted by `instance delete`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_phd_did_not_create_is_never_taken_or_deleted() {
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let name = unique_name("team");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let foreign: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name, "labels": { "team": "data" } }
+    }))
+    .expect("namespace");
+    namespaces
+        .create(&Default::default(), &foreign)
+        .await
+        .expect("create namespace");
+    let repo = Repo::new();
+    for verb in [
+        &["instance", "create", &name, "--no-wait"][..],
+        &["instance", "delete", &name, "--yes"][..],
+    ] {
+        let output = repo
+            .phd(&plane.admin_kubeconfig)
+            .args(verb)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{verb:?}: {stderr}");
+        assert!(
+            stderr.contains("is not the namespace of a phd instance"),
+            "{verb:?}: {stderr}"
+        );
+    }
+    let kept = namespaces.get(&name).await.expect("namespace kept");
+    assert!(kept.metadata.deletion_timestamp.is_none());
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &name);
+    assert!(
+        policies
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .is_empty(),
+        "nothing may be written into a foreign namespace"
+    );
+    assert!(!repo.instances().join(&name).exists());
+}
+
 /// DigitalOcean sets the password of the MongoDB user the Workflow creates;
 /// create reads it through the API and stores it as the instance's
 /// `mongodb-password`, keeping the other credentials, and prints it nowhere.

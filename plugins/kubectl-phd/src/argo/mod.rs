@@ -199,10 +199,14 @@ async fn plan(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<Plan>
         None
     };
     let explicit_password = if args.admin_password_stdin {
-        Some(prompt::secret_from_stdin("--admin-password-stdin")?)
+        Some(prompt::password_from_stdin("--admin-password-stdin")?)
     } else {
         session.env_var("PHD_ARGO_ADMIN_PASSWORD")
     };
+    if let Some(password) = &explicit_password {
+        phd_common::password::check(password)
+            .context("cannot use the Argo CD admin password (--admin-password-stdin or PHD_ARGO_ADMIN_PASSWORD)")?;
+    }
     let ingress = settings.ingress(
         args.ingress_class.as_deref(),
         args.cluster_issuer.as_deref(),

@@ -68,6 +68,7 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         .with_context(|| format!("cannot use {}", files.dir.join("config.yml").display()))?;
     let application = manifest::parse("application.yml", &files.application)?;
     let ingress = args.ingress.resolve(&session.settings())?;
+    super::check_name(session, name, Some(&ingress.namespace))?;
     // Tutor renders before anything changes: a missing Python, an unknown
     // release or a failing render stops here.
     let config = render::parse_config(&files.config)?;
@@ -98,6 +99,7 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     let cluster = session.connect().await?;
     let client = cluster.client;
     require_argo(&client).await?;
+    super::owned_namespace(&client, name).await?;
 
     if !files.new_files.is_empty() {
         scaffold::write_files(&files.dir, &files.new_files)?;
@@ -322,58 +324,57 @@ fn instance_files(
         ),
         (
             "cluster_repository_branch",
-            session.env_var("PHD_CLUSTER_REPOSITORY_BRANCH"),
+            settings
+                .get(Setting::RepositoryBranch, None)?
+                .map(|r| r.value),
         ),
         (
             "mysql_host",
-            settings.get(Setting::MysqlHost, None).map(|r| r.value),
+            settings.get(Setting::MysqlHost, None)?.map(|r| r.value),
         ),
         (
             "mysql_port",
-            settings.get(Setting::MysqlPort, None).map(|r| r.value),
+            settings.get(Setting::MysqlPort, None)?.map(|r| r.value),
         ),
         (
             "mongodb_host",
-            settings.get(Setting::MongodbHost, None).map(|r| r.value),
+            settings.get(Setting::MongodbHost, None)?.map(|r| r.value),
         ),
         (
             "mongodb_port",
-            settings.get(Setting::MongodbPort, None).map(|r| r.value),
+            settings.get(Setting::MongodbPort, None)?.map(|r| r.value),
         ),
         (
             "mongodb_auth_source",
             settings
-                .get(Setting::MongodbAuthSource, None)
+                .get(Setting::MongodbAuthSource, None)?
                 .map(|r| r.value),
         ),
         (
             "mongodb_replica_set",
             settings
-                .get(Setting::MongodbReplicaSet, None)
+                .get(Setting::MongodbReplicaSet, None)?
                 .map(|r| r.value),
         ),
         (
             "storage_type",
-            settings.get(Setting::StorageType, None).map(|r| r.value),
+            settings.get(Setting::StorageType, None)?.map(|r| r.value),
         ),
         (
             "storage_region",
-            settings.get(Setting::StorageRegion, None).map(|r| r.value),
+            settings.get(Setting::StorageRegion, None)?.map(|r| r.value),
         ),
         (
             "storage_endpoint_url",
-            session.env_var("PHD_STORAGE_ENDPOINT_URL"),
+            settings
+                .get(Setting::StorageEndpointUrl, None)?
+                .map(|r| r.value),
         ),
     ];
     for (key, value) in optional {
         if let Some(value) = value.filter(|v| !v.is_empty()) {
             set(key, value);
         }
-    }
-    if let Some(Value::String(kind)) = given.get("storage_type")
-        && !matches!(kind.as_str(), "s3" | "spaces")
-    {
-        bail!("PHD_STORAGE_TYPE is {kind:?}; expected s3 or spaces");
     }
     let context = scaffold::cookiecutter_context(&INSTANCE_SCAFFOLD, &given)?;
     let (_, new_files) = scaffold::render_scaffold(&INSTANCE_SCAFFOLD, &context)?;

@@ -50,6 +50,7 @@ fn gone(result: Result<impl Sized, kube::Error>) -> Result<(), kube::Error> {
 pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Result<()> {
     naming::check_instance_name(&args.name)?;
     let name = args.name.as_str();
+    super::check_name(session, name, None)?;
     let provisioning = Provisioning::from_environment(session)?;
     let dir = instances_dir(session)?.join(name);
     if !args.yes
@@ -69,10 +70,7 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
     let cluster = session.connect().await?;
     let client = cluster.client;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let namespace = namespaces
-        .get_opt(name)
-        .await
-        .context("cannot read namespaces")?;
+    let namespace = super::owned_namespace(&client, name).await?;
     let config = dir.join("config.yml");
     let resources = match std::fs::read_to_string(&config) {
         Ok(text) => Some(Resources::from_config(&text)?),

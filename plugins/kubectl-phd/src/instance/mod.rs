@@ -37,6 +37,53 @@ pub const CREDENTIALS_SECRET: &str = "phd-instance-credentials";
 pub const EXECUTOR: &str = "workflow-executor";
 const ANNOTATION_PREFIX: &str = "kubectl-phd/";
 
+/// Checks an instance name for every `instance` verb, before anything
+/// changes: the name rules of [`phd_common::naming::check_instance_namespace`]
+/// (a DNS label of at most 28 characters that is not a system, Argo,
+/// cert-manager or ingress controller namespace). `ingress_namespace` is the
+/// resolved ingress setting when the verb has one, else the settings' value.
+pub fn check_name(
+    session: &Session,
+    name: &str,
+    ingress_namespace: Option<&str>,
+) -> anyhow::Result<()> {
+    let ingress_namespace = match ingress_namespace {
+        Some(namespace) => namespace.to_owned(),
+        None => session.settings().ingress(None, None, None)?.namespace,
+    };
+    phd_common::naming::check_instance_namespace(name, &ingress_namespace)?;
+    Ok(())
+}
+
+/// The instance's namespace if it exists, refusing one that phd did not
+/// make for this instance (no label `kubectl-phd/instance=<name>`): phd never
+/// changes or deletes a namespace it did not create.
+pub async fn owned_namespace(
+    client: &kube::Client,
+    name: &str,
+) -> anyhow::Result<Option<k8s_openapi::api::core::v1::Namespace>> {
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(client.clone());
+    let Some(namespace) = namespaces
+        .get_opt(name)
+        .await
+        .with_context(|| format!("cannot read namespace {name}"))?
+    else {
+        return Ok(None);
+    };
+    let owner = namespace
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get(INSTANCE_LABEL));
+    if owner.map(String::as_str) != Some(name) {
+        bail!(
+            "namespace {name} exists and is not the namespace of a phd instance (it has no label {INSTANCE_LABEL}={name}); phd never changes or deletes a namespace it did not create: choose another instance name"
+        );
+    }
+    Ok(Some(namespace))
+}
+
 /// The three things provisioned for an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resource {
@@ -155,7 +202,7 @@ pub fn registry_pull_secret(session: &Session, namespace: &str) -> anyhow::Resul
     }
     let registry = session
         .settings()
-        .get(Setting::DockerRegistry, None)
+        .get(Setting::DockerRegistry, None)?
         .map(|r| r.value)
         .unwrap_or_else(|| "ghcr.io".to_owned());
     let config = json!({ "auths": { registry: { "auth": auth } } });
@@ -328,7 +375,7 @@ impl Provisioning {
             (
                 "mysql-root-user".to_owned(),
                 settings
-                    .get(Setting::MysqlRootUser, None)
+                    .get(Setting::MysqlRootUser, None)?
                     .map(|r| r.value)
                     .unwrap_or_default(),
             ),
@@ -554,7 +601,7 @@ impl Provisioning {
 /// Where instance folders live: `instances/` of the cluster repository, or
 /// `PHD_INSTANCES_DIRECTORY` (relative to the working directory).
 pub fn instances_dir(session: &Session) -> anyhow::Result<PathBuf> {
-    let setting = session.settings().get(Setting::InstancesDirectory, None);
+    let setting = session.settings().get(Setting::InstancesDirectory, None)?;
     let configured = setting
         .map(|r| r.value)
         .unwrap_or_else(|| "instances".to_owned());

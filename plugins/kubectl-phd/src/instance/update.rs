@@ -45,6 +45,7 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
     let changes = requested_changes(args)?;
     let environment = session.environment(args.environment.as_deref())?;
     let ingress = args.ingress.resolve(&session.settings())?;
+    super::check_name(session, name, Some(&ingress.namespace))?;
     let dir = instances_dir(session)?.join(name);
     let config_path = dir.join("config.yml");
     let old = std::fs::read_to_string(&config_path).with_context(|| {
@@ -85,6 +86,7 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
     } else {
         let cluster = session.connect().await?;
         require_argo(&cluster.client).await?;
+        super::owned_namespace(&cluster.client, name).await?;
         Some(cluster.client)
     };
     if new != old {
