@@ -73,12 +73,15 @@ pub enum AccessError {
     },
     #[error(
         "cannot reach the Kubernetes API server at {server} within {}s; check that the cluster \
-         is running and that the kubeconfig from {source_description} points at it",
-        REACHABILITY_TIMEOUT.as_secs()
+         is running and that the kubeconfig from {source_description} points at it{exec}",
+        waited.as_secs()
     )]
     Timeout {
         server: String,
         source_description: String,
+        waited: Duration,
+        /// What to say about the user's exec credential plugin, if it has one.
+        exec: String,
     },
     #[error(
         "cannot reach the Kubernetes API server at {server}; check that the cluster is running \
@@ -99,7 +102,16 @@ pub struct AccessOptions {
     pub context: Option<String>,
     pub cluster: Option<String>,
     pub user: Option<String>,
+    /// How long one request may wait for the API server's answer
+    /// (`--request-timeout`); [`DEFAULT_REQUEST_TIMEOUT`] when `None`.
+    pub request_timeout: Option<Duration>,
 }
+
+/// How long one request may wait for the API server unless
+/// `--request-timeout` says otherwise: a stalled server (or a dropped
+/// connection the client does not hear about) becomes an error instead of a
+/// hang. Applies to every read and write on the connection.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where the kubeconfig in use came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,36 +269,68 @@ impl ClusterAccess {
                 source_description: self.source.to_string(),
                 source,
             })?;
-        config.connect_timeout = Some(CONNECT_TIMEOUT);
+        let request_timeout = self
+            .options
+            .request_timeout
+            .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+        config.connect_timeout = Some(CONNECT_TIMEOUT.min(request_timeout));
+        config.read_timeout = Some(request_timeout);
+        config.write_timeout = Some(request_timeout);
+        // The read timeout counts from each request, not from when a pooled
+        // connection went idle.
+        config.reset_reader_on_write = true;
+        let exec = config
+            .auth_info
+            .exec
+            .as_ref()
+            .map(|exec| {
+                format!(
+                    ", and that its credential plugin `{}` answers (it did not finish)",
+                    exec.command.as_deref().unwrap_or("?")
+                )
+            })
+            .unwrap_or_default();
         let server = config.cluster_url.to_string();
         let default_namespace = config.default_namespace.clone();
         let client = kube::Client::try_from(config).map_err(|source| AccessError::Client {
             server: server.clone(),
             source,
         })?;
-        let version =
-            match tokio::time::timeout(REACHABILITY_TIMEOUT, client.apiserver_version()).await {
-                Err(_) => {
-                    return Err(AccessError::Timeout {
-                        server,
-                        source_description: self.source.to_string(),
-                    });
-                }
-                Ok(Err(kube::Error::Api(status))) if status.code == 401 => {
-                    return Err(AccessError::Unauthorized {
-                        server,
-                        source_description: self.source.to_string(),
-                    });
-                }
-                Ok(Err(source)) => {
-                    return Err(AccessError::Unreachable {
-                        server,
-                        source_description: self.source.to_string(),
-                        source,
-                    });
-                }
-                Ok(Ok(version)) => version,
-            };
+        // In a task of its own: kube runs an exec credential plugin
+        // synchronously inside the request, so a plugin that hangs blocks
+        // the thread polling it; the deadline here keeps running on another.
+        let waited = REACHABILITY_TIMEOUT.min(request_timeout);
+        let probe = {
+            let client = client.clone();
+            tokio::spawn(async move { client.apiserver_version().await })
+        };
+        let version = match tokio::time::timeout(waited, probe)
+            .await
+            .map(|joined| joined.unwrap_or_else(|error| Err(kube::Error::Service(Box::new(error)))))
+        {
+            Err(_) => {
+                return Err(AccessError::Timeout {
+                    server,
+                    source_description: self.source.to_string(),
+                    waited,
+                    exec,
+                });
+            }
+            Ok(Err(kube::Error::Api(status))) if status.code == 401 => {
+                return Err(AccessError::Unauthorized {
+                    server,
+                    source_description: self.source.to_string(),
+                });
+            }
+            Ok(Err(source)) => {
+                return Err(AccessError::Unreachable {
+                    server,
+                    source_description: self.source.to_string(),
+                    source,
+                });
+            }
+            Ok(Ok(version)) => version,
+        };
         Ok(Cluster {
             client,
             server,

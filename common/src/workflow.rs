@@ -30,6 +30,14 @@ pub enum WorkflowError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(
+        "the API server did not answer within the {}s deadline while waiting for Workflows in {namespace}",
+        timeout.as_secs()
+    )]
+    Stalled {
+        namespace: String,
+        timeout: Duration,
+    },
     #[error("the failed Workflow {namespace}/{name} was not removed within {timeout:?}")]
     NotRemoved {
         namespace: String,
@@ -232,9 +240,18 @@ pub async fn wait_all(
 ) -> Result<Vec<(String, Phase)>, WorkflowError> {
     let start = Instant::now();
     loop {
-        let phases =
-            futures::future::join_all(names.iter().map(|name| phase(client, namespace, name)))
-                .await;
+        // `timeout` is a deadline for the whole wait, also when a request
+        // hangs on a stalled API server.
+        let remaining = timeout.saturating_sub(start.elapsed()) + Duration::from_secs(1);
+        let phases = tokio::time::timeout(
+            remaining,
+            futures::future::join_all(names.iter().map(|name| phase(client, namespace, name))),
+        )
+        .await
+        .map_err(|_| WorkflowError::Stalled {
+            namespace: namespace.to_owned(),
+            timeout,
+        })?;
         let mut current = Vec::with_capacity(names.len());
         for (name, phase) in names.iter().zip(phases) {
             current.push((name.clone(), phase?));

@@ -50,6 +50,9 @@ pub struct GlobalArgs {
     /// Never colour the output (also: NO_COLOR=1)
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// How long one request may wait for the API server's answer before the command fails (5s, 1m)
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub request_timeout: Option<Duration>,
 }
 
 // Parsed once per process: the size of the largest variant does not matter.

@@ -78,7 +78,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         let session = Session::new(cli.global)?;
         match &cli.command {
             Command::Doctor(args) => doctor::run(&session, args).await,
@@ -118,5 +118,9 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             | Command::Cluster(_)
             | Command::Infra(_) => Ok(ExitCode::SUCCESS),
         }
-    })
+    });
+    // A thread blocked in a request (an exec credential plugin that never
+    // ends) must not keep the process alive after the command has failed.
+    runtime.shutdown_background();
+    outcome
 }

@@ -17,7 +17,9 @@ fn end_quietly_on_closed_stdout() {
             .map(String::as_str)
             .or_else(|| payload.downcast_ref::<&str>().copied())
             .unwrap_or_default();
-        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+        // std's `println!` ("failed printing to stdout: Broken pipe") and
+        // clap_complete's writer ("... kind: BrokenPipe ...") panic on EPIPE.
+        if message.contains("Broken pipe") || message.contains("BrokenPipe") {
             std::process::exit(0);
         }
         default(info);

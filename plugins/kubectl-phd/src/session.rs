@@ -36,6 +36,7 @@ impl Session {
             context: self.global.context.clone(),
             cluster: self.global.cluster.clone(),
             user: self.global.user.clone(),
+            request_timeout: self.global.request_timeout,
         }
     }
 

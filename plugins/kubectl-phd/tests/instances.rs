@@ -16,60 +16,7 @@ use phd_testkit::argo::{ApplicationController, Verdict, WorkflowController};
 use phd_testkit::{ControlPlane, unique_name, unreachable_kubeconfig};
 use serde_json::Value;
 
-const ROOT_PASSWORD: &str = "root-Pw-7a1c'\"$`\\ x";
-const STORAGE_KEY: &str = "AKIA-storage-key-1f2e";
-const STORAGE_SECRET: &str = "storage-secret-9d8c7b6a";
-const ATLAS_PRIVATE: &str = "atlas-private-5e4d3c";
-
-/// A cluster repository of its own for one test.
-struct Repo {
-    dir: tempfile::TempDir,
-}
-
-impl Repo {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("repository dir"),
-        }
-    }
-
-    fn instances(&self) -> PathBuf {
-        self.dir.path().join("instances")
-    }
-
-    fn phd(&self, kubeconfig: &Path) -> Command {
-        let mut command = Command::cargo_bin("kubectl-phd").expect("binary");
-        command
-            .current_dir(self.dir.path())
-            .env("HOME", self.dir.path())
-            .env_remove("KUBECONFIG_CONTENT")
-            .env_remove("PHD_MONGODB_CLUSTER_ID")
-            .env_remove("PHD_DIGITALOCEAN_TOKEN")
-            .env("PHD_CLUSTER_DOMAIN", "lms.example.org")
-            .env(
-                "PHD_CLUSTER_REPOSITORY",
-                "https://github.com/example/phd-demo-cluster.git",
-            )
-            .env("PHD_INSTANCES_DIRECTORY", self.instances())
-            .env("PHD_MYSQL_ROOT_PASSWORD", ROOT_PASSWORD)
-            .env("PHD_MYSQL_HOST", "mysql.example.internal")
-            .env("PHD_STORAGE_ACCESS_KEY_ID", STORAGE_KEY)
-            .env("PHD_STORAGE_SECRET_ACCESS_KEY", STORAGE_SECRET)
-            .env("PHD_MONGODB_PROVIDER", "atlas")
-            .env("PHD_ATLAS_PUBLIC_KEY", "atlas-public")
-            .env("PHD_ATLAS_PRIVATE_KEY", ATLAS_PRIVATE)
-            .env("PHD_ATLAS_PROJECT_ID", "project-1")
-            .env("PHD_ATLAS_CLUSTER_NAME", "cluster-1")
-            // Tutor's virtual environment, installed once for every test.
-            .env("PHD_CACHE_DIR", phd_testkit::cache_dir())
-            .env_remove("PHD_INGRESS_CLASS")
-            .env_remove("PHD_CLUSTER_ISSUER")
-            .env_remove("PHD_INGRESS_NAMESPACE")
-            .arg("--kubeconfig")
-            .arg(kubeconfig);
-        command
-    }
-}
+use common::{ATLAS_PRIVATE, ROOT_PASSWORD, Repo, STORAGE_KEY, STORAGE_SECRET};
 
 async fn cluster() -> &'static ControlPlane {
     common::control_plane_with_argo().await

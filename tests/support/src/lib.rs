@@ -52,6 +52,8 @@ pub struct ControlPlane {
 
 struct Process {
     name: &'static str,
+    binary: PathBuf,
+    args: Vec<String>,
     child: Child,
     // Held open so the server sees end of file when this process dies.
     _stdin: Option<ChildStdin>,
@@ -182,6 +184,8 @@ impl ControlPlane {
         let stdin = child.stdin.take();
         self.processes.push(Process {
             name,
+            binary: binary.to_path_buf(),
+            args: args.to_vec(),
             child,
             _stdin: stdin,
             log,
@@ -277,6 +281,75 @@ impl ControlPlane {
     /// The directory holding certificates, data and logs.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// Fault injection on a control plane a test owns (started with
+/// [`ControlPlane::start`], not the shared one).
+impl ControlPlane {
+    fn process(&self, name: &str) -> Result<&Process> {
+        self.processes
+            .iter()
+            .find(|p| p.name == name)
+            .with_context(|| format!("no {name} process"))
+    }
+
+    fn signal(&self, name: &str, signal: libc::c_int) -> Result<()> {
+        let pid = self.process(name)?.child.id();
+        // SAFETY: signalling a child process this control plane started.
+        if unsafe { libc::kill(pid as libc::pid_t, signal) } != 0 {
+            bail!(
+                "cannot signal {name} ({pid}): {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        Ok(())
+    }
+
+    /// Freezes the API server (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause_api_server(&self) -> Result<()> {
+        self.signal("kube-apiserver", libc::SIGSTOP)
+    }
+
+    /// Lets a paused API server go on (SIGCONT).
+    pub fn resume_api_server(&self) -> Result<()> {
+        self.signal("kube-apiserver", libc::SIGCONT)
+    }
+
+    /// Kills the API server (SIGKILL) and waits until it is gone; etcd and
+    /// the controller manager keep running.
+    pub fn kill_api_server(&mut self) -> Result<()> {
+        let process = self
+            .processes
+            .iter_mut()
+            .find(|p| p.name == "kube-apiserver")
+            .context("no kube-apiserver process")?;
+        let _ = process.child.kill();
+        process
+            .child
+            .wait()
+            .context("wait for the killed API server")?;
+        Ok(())
+    }
+
+    /// Starts the API server again with the same flags on the same etcd,
+    /// and waits until it answers.
+    pub async fn restart_api_server(&mut self) -> Result<()> {
+        let index = self
+            .processes
+            .iter()
+            .position(|p| p.name == "kube-apiserver")
+            .context("no kube-apiserver process")?;
+        let mut old = self.processes.remove(index);
+        if old.child.try_wait()?.is_none() {
+            let _ = old.child.kill();
+            let _ = old.child.wait();
+        }
+        let (binary, args) = (old.binary.clone(), old.args.clone());
+        self.spawn(&binary, "kube-apiserver", &args)?;
+        let last = self.processes.len() - 1;
+        self.processes.swap(index, last);
+        self.wait_until_ready(Instant::now()).await
     }
 }
 

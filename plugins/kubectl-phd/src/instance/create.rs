@@ -12,7 +12,7 @@ use k8s_openapi::api::networking::v1::{
 };
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, PostParams};
 use phd_common::apply::Applier;
 use phd_common::config::Setting;
 use phd_common::manifest::{self, Document};
@@ -170,15 +170,13 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     .await;
     progress.finish();
     // The admin credentials leave the namespace whatever happened.
-    match secrets
-        .delete(PROVISIONING_SECRET, &DeleteParams::default())
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 404 => {}
-        Err(error) => return Err(error).context("cannot remove the provisioning credentials"),
-    }
-    let phases = phases?;
+    let phases = super::finish_provisioning(
+        &client,
+        name,
+        &format!("kubectl phd instance create {name}"),
+        phases,
+    )
+    .await?;
     let unfinished: Vec<&(String, Phase)> = phases
         .iter()
         .filter(|(_, phase)| !phase.is_done())

@@ -238,13 +238,13 @@ async fn deprovision(
     })
     .await;
     progress.finish();
-    gone(
-        secrets
-            .delete(PROVISIONING_SECRET, &DeleteParams::default())
-            .await,
+    let phases = super::finish_provisioning(
+        client,
+        name,
+        &format!("kubectl phd instance delete {name}"),
+        phases,
     )
-    .context("cannot remove the provisioning credentials")?;
-    let phases = phases?;
+    .await?;
     let problems: Vec<String> = phases
         .iter()
         .filter_map(|(workflow, phase)| match phase {
@@ -280,7 +280,15 @@ where
     let progress = Progress::new(format!("waiting for {what}"));
     let start = Instant::now();
     loop {
-        if done().await? {
+        let remaining = timeout.saturating_sub(start.elapsed()) + Duration::from_secs(1);
+        let Ok(answer) = tokio::time::timeout(remaining, done()).await else {
+            progress.finish();
+            bail!(
+                "the API server did not answer within the {}s deadline while waiting for {what}; run the same command again once it answers",
+                timeout.as_secs()
+            );
+        };
+        if answer? {
             progress.finish();
             return Ok(());
         }

@@ -84,6 +84,42 @@ pub async fn owned_namespace(
     Ok(Some(namespace))
 }
 
+/// Removes the admin credentials from the instance namespace once the
+/// Workflows are done (or the wait ended), and turns the outcome of the wait
+/// and of the removal into one result. When either failed, the error says
+/// what was left behind and that running `command` again finishes the job.
+pub async fn finish_provisioning<T>(
+    client: &kube::Client,
+    name: &str,
+    command: &str,
+    waited: Result<T, phd_common::workflow::WorkflowError>,
+) -> anyhow::Result<T> {
+    let secrets: kube::Api<Secret> = kube::Api::namespaced(client.clone(), name);
+    let removed = match secrets
+        .delete(PROVISIONING_SECRET, &kube::api::DeleteParams::default())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(error) => Err(error),
+    };
+    let left = format!(
+        "the provisioning credentials (Secret {PROVISIONING_SECRET} in namespace {name}, with the database admin passwords) were left in the namespace; `{command}` again removes them"
+    );
+    match (waited, removed) {
+        (Ok(value), Ok(())) => Ok(value),
+        (Ok(_), Err(error)) => Err(anyhow::Error::new(error).context(format!(
+            "cannot remove the provisioning credentials of {name}: {left}"
+        ))),
+        (Err(error), Ok(())) => Err(anyhow::Error::new(error).context(format!(
+            "waiting for the Workflows of {name} was interrupted; run `{command}` again to finish the job"
+        ))),
+        (Err(error), Err(_)) => Err(anyhow::Error::new(error).context(format!(
+            "waiting for the Workflows of {name} was interrupted, and {left} and finishes the job"
+        ))),
+    }
+}
+
 /// The three things provisioned for an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resource {

@@ -2,33 +2,107 @@
 
 use assert_cmd::Command;
 use phd_testkit::{ControlPlane, fixture};
+use std::path::{Path, PathBuf};
+
 use tokio::sync::OnceCell;
 
 /// The shared control plane, with `kubectl phd argo install` run on it once
 /// per test binary from the local install manifests.
+#[allow(dead_code)] // not every test binary that includes this module calls it
 pub async fn control_plane_with_argo() -> &'static ControlPlane {
     static INSTALLED: OnceCell<()> = OnceCell::const_new();
     let plane = ControlPlane::shared().await;
     INSTALLED
-        .get_or_init(|| async {
-            Command::cargo_bin("kubectl-phd")
-                .expect("binary")
-                .current_dir(std::env::temp_dir())
-                .env_remove("KUBECONFIG_CONTENT")
-                .env("PHD_CLUSTER_DOMAIN", "lms.example.org")
-                .env(
-                    "PHD_CLUSTER_REPOSITORY",
-                    "https://github.com/example/phd-demo-cluster.git",
-                )
-                .arg("--kubeconfig")
-                .arg(&plane.admin_kubeconfig)
-                .args(["argo", "install", "--argocd-manifest"])
-                .arg(fixture("argocd-install.yaml"))
-                .arg("--workflows-manifest")
-                .arg(fixture("argo-workflows-install.yaml"))
-                .assert()
-                .success();
-        })
+        .get_or_init(|| async { install_argo(plane) })
         .await;
     plane
+}
+
+/// Runs `kubectl phd argo install` on `plane` from the local install manifests.
+#[allow(dead_code)] // not every test binary that includes this module calls it
+pub fn install_argo(plane: &ControlPlane) {
+    Command::cargo_bin("kubectl-phd")
+        .expect("binary")
+        .current_dir(std::env::temp_dir())
+        .env_remove("KUBECONFIG_CONTENT")
+        .env("PHD_CLUSTER_DOMAIN", "lms.example.org")
+        .env(
+            "PHD_CLUSTER_REPOSITORY",
+            "https://github.com/example/phd-demo-cluster.git",
+        )
+        .arg("--kubeconfig")
+        .arg(&plane.admin_kubeconfig)
+        .args(["argo", "install", "--argocd-manifest"])
+        .arg(fixture("argocd-install.yaml"))
+        .arg("--workflows-manifest")
+        .arg(fixture("argo-workflows-install.yaml"))
+        .assert()
+        .success();
+}
+
+#[allow(dead_code)]
+#[allow(dead_code)]
+pub const ROOT_PASSWORD: &str = "root-Pw-7a1c'\"$`\\ x";
+#[allow(dead_code)]
+pub const STORAGE_KEY: &str = "AKIA-storage-key-1f2e";
+#[allow(dead_code)]
+pub const STORAGE_SECRET: &str = "storage-secret-9d8c7b6a";
+#[allow(dead_code)]
+pub const ATLAS_PRIVATE: &str = "atlas-private-5e4d3c";
+
+/// A cluster repository of its own for one test, and the environment the
+/// instance commands need (fake credentials that tests look for in output).
+pub struct Repo {
+    pub dir: tempfile::TempDir,
+}
+
+#[allow(dead_code)]
+impl Repo {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("repository dir"),
+        }
+    }
+
+    pub fn instances(&self) -> PathBuf {
+        self.dir.path().join("instances")
+    }
+
+    pub fn phd(&self, kubeconfig: &Path) -> Command {
+        Command::from_std(self.command(kubeconfig))
+    }
+
+    /// The same command as a [`std::process::Command`], to start without waiting.
+    pub fn command(&self, kubeconfig: &Path) -> std::process::Command {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("kubectl-phd"));
+        command
+            .current_dir(self.dir.path())
+            .env("HOME", self.dir.path())
+            .env_remove("KUBECONFIG_CONTENT")
+            .env_remove("PHD_MONGODB_CLUSTER_ID")
+            .env_remove("PHD_DIGITALOCEAN_TOKEN")
+            .env("PHD_CLUSTER_DOMAIN", "lms.example.org")
+            .env(
+                "PHD_CLUSTER_REPOSITORY",
+                "https://github.com/example/phd-demo-cluster.git",
+            )
+            .env("PHD_INSTANCES_DIRECTORY", self.instances())
+            .env("PHD_MYSQL_ROOT_PASSWORD", ROOT_PASSWORD)
+            .env("PHD_MYSQL_HOST", "mysql.example.internal")
+            .env("PHD_STORAGE_ACCESS_KEY_ID", STORAGE_KEY)
+            .env("PHD_STORAGE_SECRET_ACCESS_KEY", STORAGE_SECRET)
+            .env("PHD_MONGODB_PROVIDER", "atlas")
+            .env("PHD_ATLAS_PUBLIC_KEY", "atlas-public")
+            .env("PHD_ATLAS_PRIVATE_KEY", ATLAS_PRIVATE)
+            .env("PHD_ATLAS_PROJECT_ID", "project-1")
+            .env("PHD_ATLAS_CLUSTER_NAME", "cluster-1")
+            // Tutor's virtual environment, installed once for every test.
+            .env("PHD_CACHE_DIR", phd_testkit::cache_dir())
+            .env_remove("PHD_INGRESS_CLASS")
+            .env_remove("PHD_CLUSTER_ISSUER")
+            .env_remove("PHD_INGRESS_NAMESPACE")
+            .arg("--kubeconfig")
+            .arg(kubeconfig);
+        command
+    }
 }
