@@ -31,12 +31,12 @@ pub enum ConfigError {
         env: &'static str,
         context: String,
     },
-    #[error("{what} {value:?} (from {origin}) is not valid: expected {expected}")]
+    #[error("{what} {value:?} (from {origin}) is not {expected}")]
     Invalid {
         what: &'static str,
         value: String,
         origin: Origin,
-        expected: &'static str,
+        expected: String,
     },
     #[error("cannot read {path}")]
     ReadContext {
@@ -281,7 +281,8 @@ impl Setting {
             Self::Provider => Kind::OneOf(&["aws", "digitalocean"]),
             Self::MysqlHost | Self::MongodbHost | Self::DockerRegistry => Kind::Host,
             Self::Region | Self::StorageRegion => Kind::Region,
-            Self::Repository | Self::StorageEndpointUrl => Kind::Url,
+            Self::Repository => Kind::RepositoryUrl,
+            Self::StorageEndpointUrl => Kind::Url,
             Self::MysqlRootUser | Self::MongodbAuthSource | Self::MongodbReplicaSet => Kind::Token,
             Self::InstancesDirectory => Kind::Path,
         }
@@ -355,7 +356,9 @@ enum Kind {
     Host,
     /// A cloud region: lower-case letters, digits and '-'.
     Region,
-    /// An http(s) or git URL without spaces or control characters.
+    /// A git repository URL (`crate::naming::check_repository_url`).
+    RepositoryUrl,
+    /// An http(s) URL without spaces, quotes or control characters.
     Url,
     /// A user, database or replica set name: letters, digits, `-_.@`.
     Token,
@@ -390,28 +393,36 @@ impl Kind {
             Self::OneOf(choices) => choices.contains(&value),
             Self::Host => chars_in(&|c| c.is_ascii_alphanumeric() || ".-_:/[]".contains(c)),
             Self::Region => chars_in(&|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
-            Self::Url => chars_in(&|c| c.is_ascii_graphic() && !"\"'`\\<>{}|^".contains(c)),
+            Self::RepositoryUrl => crate::naming::check_repository_url("value", value).is_ok(),
+            Self::Url => {
+                (value.starts_with("https://") || value.starts_with("http://"))
+                    && chars_in(&|c| c.is_ascii_graphic() && !"\"'`\\<>{}|^".contains(c))
+            }
             Self::Token => chars_in(&|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)),
             Self::Path => !value.is_empty() && !value.chars().any(char::is_control),
         }
     }
 
-    fn expected(self) -> &'static str {
-        match self {
+    fn expected(self) -> String {
+        let text = match self {
             Self::Domain => "a DNS name such as example.com",
             Self::Label => {
-                "lower-case letters, digits and '-', starting with a letter, at most 63 characters"
+                "a DNS label (lower-case letters, digits and '-', starting with a letter, at most 63 characters)"
             }
             Self::Subdomain => "a Kubernetes object name: lower-case letters, digits, '-' and '.'",
             Self::Version => "a release tag or git ref such as v3.2.3",
             Self::Port => "a port number from 1 to 65535",
-            Self::OneOf(_) => "one of the documented values (see docs/settings.md)",
+            Self::OneOf(choices) => return format!("one of: {}", choices.join(", ")),
             Self::Host => "a host name or address, optionally with :port",
             Self::Region => "a region such as us-east-1 or nyc3",
-            Self::Url => "a URL without spaces, quotes or control characters",
-            Self::Token => "letters, digits, '-', '_', '.' and '@'",
+            Self::RepositoryUrl => {
+                "a repository URL such as https://github.com/acme/phd-acme-cluster.git"
+            }
+            Self::Url => "an http(s) URL without spaces, quotes or control characters",
+            Self::Token => "a name of letters, digits, '-', '_', '.' and '@'",
             Self::Path => "a path without control characters",
-        }
+        };
+        text.to_owned()
     }
 }
 
@@ -742,7 +753,7 @@ mod tests {
             let error = settings.get(setting, None).expect_err(value);
             let text = error.to_string();
             assert!(text.contains(setting.env_name()), "{text}");
-            assert!(text.contains("is not valid"), "{text}");
+            assert!(text.contains(" is not "), "{text}");
             assert!(settings.require(setting, None, None).is_err());
         }
         assert_eq!(

@@ -22,6 +22,11 @@ pub enum NameError {
     },
     #[error("{what} {value:?} is not a valid DNS name (for example: example.com)")]
     NotADomain { what: String, value: String },
+    #[error(
+        "{what} {value:?} is not a repository URL such as \
+         https://github.com/acme/phd-acme-cluster.git or git@github.com:acme/phd-acme-cluster.git"
+    )]
+    NotARepositoryUrl { what: String, value: String },
     #[error("{what} {value:?} is not a valid version or git ref (for example: v3.2.3)")]
     NotAVersion { what: String, value: String },
     #[error(
@@ -162,6 +167,26 @@ pub fn check_domain(value: &str) -> Result<(), NameError> {
         Err(NameError::NotADomain {
             what: what.to_owned(),
             value: value.to_owned(),
+        })
+    }
+}
+
+/// A git repository URL Argo CD and git accept (https, http, ssh or
+/// scp-like `git@host:path`), of characters that need no quoting anywhere.
+pub fn check_repository_url(what: &str, url: &str) -> Result<(), NameError> {
+    let scheme_ok = ["https://", "http://", "ssh://", "git@"]
+        .iter()
+        .any(|prefix| url.starts_with(prefix) && url.len() > prefix.len());
+    let characters_ok = url.len() <= 2048
+        && url
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~:/@%+".contains(&b));
+    if scheme_ok && characters_ok {
+        Ok(())
+    } else {
+        Err(NameError::NotARepositoryUrl {
+            what: what.to_owned(),
+            value: url.to_owned(),
         })
     }
 }

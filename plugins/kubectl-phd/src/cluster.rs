@@ -360,19 +360,7 @@ fn check_github_org(org: &str) -> anyhow::Result<()> {
 /// A git repository URL (https, http, ssh or scp-like `git@host:path`) of
 /// URL-safe characters; `what` names where it came from in the error.
 pub(crate) fn check_repository_url(what: &str, url: &str) -> anyhow::Result<()> {
-    let scheme_ok = ["https://", "http://", "ssh://", "git@"]
-        .iter()
-        .any(|prefix| url.starts_with(prefix) && url.len() > prefix.len());
-    let characters_ok = url.len() <= 2048
-        && url
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~:/@%+".contains(&b));
-    if !scheme_ok || !characters_ok {
-        bail!(
-            "{what} {url:?} is not a repository URL such as \
-             https://github.com/acme/phd-acme-cluster.git or git@github.com:acme/phd-acme-cluster.git"
-        );
-    }
+    naming::check_repository_url(what, url)?;
     Ok(())
 }
 

@@ -216,8 +216,8 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
 
     // A re-run without a new password keeps the current one; a new user gets
     // one from the terminal, or a generated one shown once.
-    let stored_hash = current_password_hash(&client, &user).await?;
-    let (new_password, generated) = match (given_password, &stored_hash) {
+    let stored = current_password_hash(&client, &user).await?;
+    let (new_password, generated) = match (given_password, &stored.hash) {
         (Some(given), Some(hash)) if password::bcrypt_matches(&given, hash) => (None, false),
         (Some(given), _) => (Some(given), false),
         (None, Some(_)) => (None, false),
@@ -245,7 +245,49 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
         .await
         .context("cannot enable the Argo CD login in argocd-cm")?;
     if let Some(password) = &new_password {
-        store_password(&client, &user, password).await?;
+        // A password chosen because the user had none is stored only if
+        // argocd-secret is as read: of two runs at once, one stores its
+        // password and the other keeps it, so no run shows one that does not work.
+        let precondition = stored
+            .hash
+            .is_none()
+            .then_some(stored.resource_version.as_deref());
+        let mut precondition = precondition.flatten().map(str::to_owned);
+        let hash = password::bcrypt_hash(password)?;
+        let mut attempts = 0;
+        loop {
+            match store_password(&client, &user, &hash, precondition.as_deref()).await {
+                Err(StoreError::Conflict) if attempts < 10 => {
+                    attempts += 1;
+                    let now = current_password_hash(&client, &user).await?;
+                    if now.hash.is_some() {
+                        output::info(format!(
+                            "user {} got a password from another run at the same time; kept that one",
+                            user.name
+                        ));
+                        break;
+                    }
+                    // Something else in argocd-secret changed: try again.
+                    precondition = now.resource_version;
+                }
+                Err(StoreError::Conflict) => bail!(
+                    "argocd-secret kept changing while the password of {} was being stored; run the same command again",
+                    user.name
+                ),
+                Err(StoreError::Other(error)) => return Err(error),
+                Ok(()) => {
+                    if generated {
+                        // Shown as soon as it is stored: a later failure cannot lose it.
+                        output::info(format!(
+                            "Argo CD password of {} generated and stored; it is shown only this once:",
+                            user.name
+                        ));
+                        println!("{password}");
+                    }
+                    break;
+                }
+            }
+        }
     }
     ensure_workflows_identity(&client, &user, role).await?;
     ensure_role(&client, &user, role).await?;
@@ -271,10 +313,6 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
         "  Argo Workflows: `kubectl -n {WORKFLOWS_NAMESPACE} port-forward svc/argo-server 2746`, then log in at https://localhost:2746 with the token (`kubectl phd user create {} --show-token` prints it)",
         user.name
     ));
-    if generated && let Some(password) = &new_password {
-        output::info("Argo CD password generated; it is shown only this once:");
-        println!("{password}");
-    }
     if args.show_token {
         let token = wait_for_token(&client, &user).await?;
         println!("Bearer {token}");
@@ -529,34 +567,61 @@ fn state_of<'a>(states: &'a mut BTreeMap<String, UserState>, name: &str) -> &'a 
     })
 }
 
+/// A user's password hash in argocd-secret, and the Secret's resourceVersion
+/// it was read at.
+struct StoredPassword {
+    hash: Option<String>,
+    resource_version: Option<String>,
+}
+
 async fn current_password_hash(
     client: &kube::Client,
     user: &UserObjects,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<StoredPassword> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
     let secret = secrets
         .get_opt("argocd-secret")
         .await
         .context("cannot read argocd-secret")?;
-    Ok(secret
-        .and_then(|s| s.data)
-        .and_then(|data| data.get(&user.password_key).cloned())
-        .and_then(|hash| String::from_utf8(hash.0).ok()))
+    let resource_version = secret
+        .as_ref()
+        .and_then(|s| s.metadata.resource_version.clone());
+    Ok(StoredPassword {
+        hash: secret
+            .and_then(|s| s.data)
+            .and_then(|data| data.get(&user.password_key).cloned())
+            .and_then(|hash| String::from_utf8(hash.0).ok()),
+        resource_version,
+    })
 }
 
+enum StoreError {
+    /// argocd-secret changed since `resource_version` was read.
+    Conflict,
+    Other(anyhow::Error),
+}
+
+/// Stores a password's bcrypt `hash`; with `resource_version`, only if
+/// argocd-secret is still at that version (server-side apply honours it as a
+/// precondition).
 async fn store_password(
     client: &kube::Client,
     user: &UserObjects,
-    password: &str,
-) -> anyhow::Result<()> {
-    let hash = password::bcrypt_hash(password)?;
+    hash: &str,
+    resource_version: Option<&str>,
+) -> Result<(), StoreError> {
     let mtime = jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
+    let mut metadata = meta("argocd-secret", Some(ARGOCD_NAMESPACE), None);
+    metadata.resource_version = resource_version.map(str::to_owned);
     let secret = Secret {
-        metadata: meta("argocd-secret", Some(ARGOCD_NAMESPACE), None),
+        metadata,
         data: Some(BTreeMap::from([
-            (user.password_key.clone(), ByteString(hash.into_bytes())),
+            (
+                user.password_key.clone(),
+                ByteString(hash.as_bytes().to_vec()),
+            ),
             (
                 user.password_mtime_key.clone(),
                 ByteString(mtime.into_bytes()),
@@ -565,15 +630,22 @@ async fn store_password(
         ..Default::default()
     };
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
-    secrets
+    match secrets
         .patch(
             "argocd-secret",
             &user.apply_params(),
             &Patch::Apply(&secret),
         )
         .await
-        .context("cannot store the password in argocd-secret")?;
-    Ok(())
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 && resource_version.is_some() => {
+            Err(StoreError::Conflict)
+        }
+        Err(error) => Err(StoreError::Other(
+            anyhow::Error::new(error).context("cannot store the password in argocd-secret"),
+        )),
+    }
 }
 
 async fn ensure_workflows_identity(

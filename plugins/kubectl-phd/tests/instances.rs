@@ -1820,3 +1820,82 @@ async fn ci_credentials_do_what_the_workflows_do_and_nothing_else() {
         .await
         .expect("the new token works");
 }
+
+fn bucket_in(config: &str) -> String {
+    config
+        .lines()
+        .find_map(|line| line.strip_prefix("STORAGE_BUCKET_NAME: "))
+        .expect("bucket line")
+        .trim_matches('"')
+        .to_owned()
+}
+
+/// Issue 15.5: two `instance create` of one name at once agree on one
+/// bucket: config.yml, the namespace's record and the storage Workflow;
+/// a config.yml naming another bucket than the cluster's record is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_creates_of_one_instance_at_once_agree() {
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let repo = Repo::new();
+    for round in 0..2 {
+        let name = unique_name(&format!("race{round}"));
+        let children: Vec<std::process::Child> = (0..2)
+            .map(|_| {
+                repo.command(&plane.admin_kubeconfig)
+                    .args(["instance", "create", &name, "--no-wait"])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn")
+            })
+            .collect();
+        for child in children {
+            let output = child.wait_with_output().expect("wait");
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let config_path = repo.instances().join(&name).join("config.yml");
+        let bucket = bucket_in(&std::fs::read_to_string(&config_path).expect("config"));
+        let namespace = Api::<Namespace>::all(client.clone())
+            .get(&name)
+            .await
+            .expect("namespace");
+        let recorded: Vec<String> = namespace
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .into_values()
+            .collect();
+        assert!(recorded.contains(&bucket), "{bucket} not in {recorded:?}");
+        let storage = &workflows(&client, &name).await[&format!("storage-provision-{name}")];
+        let text = serde_json::to_string(&storage.data).expect("json");
+        assert!(
+            text.contains(&bucket),
+            "{bucket} not in the storage Workflow"
+        );
+
+        if round == 0 {
+            // The cluster's record wins over a config.yml that names another bucket.
+            let config = std::fs::read_to_string(&config_path).expect("config");
+            std::fs::write(&config_path, config.replace(&bucket, &format!("{bucket}x")))
+                .expect("write");
+            let output = repo
+                .phd(&plane.admin_kubeconfig)
+                .args(["instance", "create", &name, "--no-wait"])
+                .output()
+                .expect("run");
+            assert_eq!(output.status.code(), Some(1));
+            assert!(
+                String::from_utf8_lossy(&output.stderr)
+                    .contains("already exists in the cluster with bucket"),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+}

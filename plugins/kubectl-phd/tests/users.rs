@@ -600,3 +600,99 @@ async fn original_phd_create_argo_user_name_creates_a_user() {
     );
     assert_eq!(list(&plane.admin_kubeconfig)[&name]["role"], "readonly");
 }
+
+/// Issue 15.4: a run that fails after storing a generated password has
+/// already shown it, and that password is the one that works; the re-run
+/// keeps it.
+#[tokio::test]
+async fn a_generated_password_is_shown_even_when_a_later_step_fails() {
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let name = unique_name("carol");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "argo");
+    let blocker: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": format!("phd-user-{name}-token") },
+        "stringData": { "x": "y" }
+    }))
+    .expect("secret");
+    secrets
+        .create(&PostParams::default(), &blocker)
+        .await
+        .expect("blocking Secret");
+    let output = phd(&plane.admin_kubeconfig)
+        .args(["user", "create", &name])
+        .write_stdin("")
+        .output()
+        .expect("run");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let shown = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(!shown.is_empty(), "no password was shown");
+    let stored =
+        |secret: BTreeMap<String, String>| secret[&format!("accounts.{name}.password")].clone();
+    let (_, _, secret) = argocd_data(&client).await;
+    assert!(bcrypt::verify(&shown, &stored(secret)).expect("bcrypt"));
+
+    secrets
+        .delete(&format!("phd-user-{name}-token"), &Default::default())
+        .await
+        .expect("remove blocker");
+    let output = phd(&plane.admin_kubeconfig)
+        .args(["user", "create", &name])
+        .write_stdin("")
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    assert!(output.stdout.is_empty(), "a re-run shows no new password");
+    let (_, _, secret) = argocd_data(&client).await;
+    assert!(bcrypt::verify(&shown, &stored(secret)).expect("bcrypt"));
+}
+
+/// Issue 15.5: two `user create` of one name at once: one password is
+/// stored and shown, the other run keeps it and shows none.
+#[tokio::test]
+async fn two_creates_of_one_user_at_once_give_one_password() {
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    for round in 0..3 {
+        let name = unique_name(&format!("twin{round}"));
+        let children: Vec<std::process::Child> = (0..2)
+            .map(|_| {
+                std::process::Command::new(assert_cmd::cargo::cargo_bin("kubectl-phd"))
+                    .args(["--kubeconfig"])
+                    .arg(&plane.admin_kubeconfig)
+                    .args(["user", "create", &name])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn")
+            })
+            .collect();
+        let mut shown = Vec::new();
+        for child in children {
+            let output = child.wait_with_output().expect("wait");
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            if !text.is_empty() {
+                shown.push(text);
+            }
+        }
+        assert_eq!(
+            shown.len(),
+            1,
+            "exactly one run shows a password: {shown:?}"
+        );
+        let (_, _, secret) = argocd_data(&client).await;
+        let hash = &secret[&format!("accounts.{name}.password")];
+        assert!(bcrypt::verify(&shown[0], hash).expect("bcrypt"), "{name}");
+    }
+}

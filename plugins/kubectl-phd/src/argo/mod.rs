@@ -137,8 +137,24 @@ pub async fn install(session: &Session, args: &ArgoInstallArgs) -> anyhow::Resul
         }))
     };
     let (argocd, workflows) = tokio::join!(argocd, workflows);
+    let argocd = argocd?;
+    if let Err(error) = workflows {
+        // Argo CD is installed and its new password stored: show it now, or
+        // nobody ever sees it (a re-run keeps the stored one).
+        if let Some(PartReport {
+            admin_password: Some(AdminPassword::Generated { password }),
+            ..
+        }) = &argocd
+        {
+            output::info(
+                "Argo CD admin password generated; it is shown only this once (Argo Workflows failed, see below):",
+            );
+            println!("{password}");
+        }
+        return Err(error);
+    }
     let report = InstallReport {
-        argocd: argocd?,
+        argocd,
         workflows: workflows?,
     };
 
@@ -654,19 +670,41 @@ async fn set_admin_password(
     client: &kube::Client,
     explicit: Option<&str>,
 ) -> anyhow::Result<AdminPassword> {
+    // argocd-server writes into argocd-secret too (its server.secretkey at
+    // first start): a changed Secret without an admin password is retried.
+    for _ in 0..10 {
+        if let Some(outcome) = try_set_admin_password(client, explicit).await? {
+            return Ok(outcome);
+        }
+    }
+    anyhow::bail!(
+        "argocd-secret kept changing while the Argo CD admin password was being stored; run the same command again"
+    )
+}
+
+/// One attempt of [`set_admin_password`]; `None` when argocd-secret changed
+/// between reading and storing a generated password.
+async fn try_set_admin_password(
+    client: &kube::Client,
+    explicit: Option<&str>,
+) -> anyhow::Result<Option<AdminPassword>> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
-    let current = secrets
+    let stored = secrets
         .get_opt("argocd-secret")
         .await
-        .context("cannot read the Argo CD secret argocd-secret")?
+        .context("cannot read the Argo CD secret argocd-secret")?;
+    let read_at = stored
+        .as_ref()
+        .and_then(|secret| secret.metadata.resource_version.clone());
+    let current = stored
         .and_then(|secret| secret.data)
         .and_then(|data| data.get("admin.password").cloned())
         .and_then(|hash| String::from_utf8(hash.0).ok());
     let (password, outcome) = match (explicit, current) {
         (Some(given), Some(hash)) if password::bcrypt_matches(given, &hash) => {
-            return Ok(AdminPassword::Unchanged);
+            return Ok(Some(AdminPassword::Unchanged));
         }
-        (None, Some(_)) => return Ok(AdminPassword::Unchanged),
+        (None, Some(_)) => return Ok(Some(AdminPassword::Unchanged)),
         (Some(given), _) => (given.to_owned(), AdminPassword::Set),
         (None, None) => {
             let generated = password::generate(GENERATED_PASSWORD_LENGTH);
@@ -682,10 +720,14 @@ async fn set_admin_password(
     let mtime = jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
+    // A generated password is stored only if argocd-secret is as read, so of
+    // two installs at once only one shows a password, the one that works.
+    let generated = matches!(outcome, AdminPassword::Generated { .. });
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some("argocd-secret".into()),
             namespace: Some(ARGOCD_NAMESPACE.into()),
+            resource_version: read_at.filter(|_| generated),
             ..Default::default()
         },
         data: Some(BTreeMap::from([
@@ -697,15 +739,21 @@ async fn set_admin_password(
         ])),
         ..Default::default()
     };
-    secrets
+    match secrets
         .patch(
             "argocd-secret",
             &PatchParams::apply(ADMIN_PASSWORD_MANAGER).force(),
             &Patch::Apply(&secret),
         )
         .await
-        .context("cannot store the Argo CD admin password in argocd-secret")?;
-    Ok(outcome)
+    {
+        Ok(_) => Ok(Some(outcome)),
+        // Changed since read: maybe another install stored its password.
+        Err(kube::Error::Api(status)) if status.code == 409 && generated => Ok(None),
+        Err(error) => {
+            Err(error).context("cannot store the Argo CD admin password in argocd-secret")
+        }
+    }
 }
 
 #[cfg(test)]

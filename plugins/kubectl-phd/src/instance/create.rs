@@ -63,6 +63,12 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     let timeout = args.timeout;
     let provisioning = Provisioning::from_environment(session)?;
     let pull_secret = registry_pull_secret(session, name)?;
+    // Held until the files are written and the namespace records them.
+    let lock = if args.dry_run {
+        None
+    } else {
+        Some(super::lock_instances(session)?)
+    };
     let files = instance_files(session, args, &environment, pull_secret.is_some())?;
     let resources = Resources::from_config(&files.config)
         .with_context(|| format!("cannot use {}", files.dir.join("config.yml").display()))?;
@@ -99,7 +105,9 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     let cluster = session.connect().await?;
     let client = cluster.client;
     require_argo(&client).await?;
-    super::owned_namespace(&client, name).await?;
+    if let Some(namespace) = super::owned_namespace(&client, name).await? {
+        check_recorded_resources(name, &namespace, &resources, &files.dir)?;
+    }
 
     if !files.new_files.is_empty() {
         scaffold::write_files(&files.dir, &files.new_files)?;
@@ -115,6 +123,7 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         .await
         .context("cannot prepare the instance namespace")?;
     output::info(format!("namespace {name}: {}", report.summary()));
+    drop(lock);
     super::grant_ci_secrets(&client, name).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
     let apply_params = kube::api::PatchParams::apply(phd_common::apply::FIELD_MANAGER).force();
@@ -244,6 +253,47 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         files.dir.display(),
         dir = files.dir.display()
     ));
+    Ok(())
+}
+
+/// The namespace records which databases and bucket the instance owns; a
+/// config.yml naming others (written elsewhere, or replaced) is refused
+/// rather than provisioning a second set.
+fn check_recorded_resources(
+    name: &str,
+    namespace: &Namespace,
+    resources: &Resources,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let Some(recorded) = namespace
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(Resources::from_annotations)
+    else {
+        return Ok(());
+    };
+    let pairs = [
+        ("bucket", &recorded.bucket, &resources.bucket),
+        (
+            "MySQL database",
+            &recorded.mysql_database,
+            &resources.mysql_database,
+        ),
+        (
+            "MongoDB database",
+            &recorded.mongodb_database,
+            &resources.mongodb_database,
+        ),
+    ];
+    for (what, cluster, files) in pairs {
+        if cluster != files {
+            bail!(
+                "instance {name} already exists in the cluster with {what} {cluster}, but {} names {files}: restore the instance's files from git (or delete the instance) instead of creating it again",
+                dir.join("config.yml").display()
+            );
+        }
+    }
     Ok(())
 }
 

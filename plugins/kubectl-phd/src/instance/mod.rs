@@ -55,6 +55,31 @@ pub fn check_name(
     Ok(())
 }
 
+/// Serialises the commands that decide and write instances' files in one
+/// cluster repository on this machine: an exclusive lock on the instances
+/// directory (or, before it exists, the nearest existing parent), held
+/// until the returned file is dropped. Two `instance create` of one name at
+/// once then agree: the second reads the files the first wrote.
+pub fn lock_instances(session: &Session) -> anyhow::Result<std::fs::File> {
+    let dir = instances_dir(session)?;
+    let existing = dir
+        .ancestors()
+        .find(|candidate| candidate.is_dir())
+        .unwrap_or_else(|| Path::new("."));
+    let handle = std::fs::File::open(existing)
+        .with_context(|| format!("cannot open {} to lock it", existing.display()))?;
+    if let Err(std::fs::TryLockError::WouldBlock) = handle.try_lock() {
+        crate::output::info(format!(
+            "waiting for another kubectl phd command that writes {}",
+            existing.display()
+        ));
+        handle
+            .lock()
+            .with_context(|| format!("cannot lock {}", existing.display()))?;
+    }
+    Ok(handle)
+}
+
 /// The instance's namespace if it exists, refusing one that phd did not
 /// make for this instance (no label `kubectl-phd/instance=<name>`): phd never
 /// changes or deletes a namespace it did not create.
