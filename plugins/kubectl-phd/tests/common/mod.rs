@@ -41,7 +41,6 @@ pub fn install_argo(plane: &ControlPlane) {
 }
 
 #[allow(dead_code)]
-#[allow(dead_code)]
 pub const ROOT_PASSWORD: &str = "root-Pw-7a1c'\"$`\\ x";
 #[allow(dead_code)]
 pub const STORAGE_KEY: &str = "AKIA-storage-key-1f2e";
