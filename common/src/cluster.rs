@@ -56,6 +56,11 @@ pub enum AccessError {
         #[source]
         source: kube::config::KubeconfigError,
     },
+    #[error(
+        "the kubeconfig's credential plugin `{command}` did not finish within {}s; run it by hand to see why (an expired login, a prompt waiting for input)",
+        waited.as_secs()
+    )]
+    ExecTimeout { command: String, waited: Duration },
     #[error("cannot create a Kubernetes client for {server}")]
     Client {
         server: String,
@@ -292,14 +297,41 @@ impl ClusterAccess {
             .unwrap_or_default();
         let server = config.cluster_url.to_string();
         let default_namespace = config.default_namespace.clone();
-        let client = kube::Client::try_from(config).map_err(|source| AccessError::Client {
+        // kube runs an exec credential plugin synchronously while it builds
+        // the client: on the blocking pool, with a deadline, so a plugin
+        // that never ends is cut off with a message instead of a hang.
+        let plugin = config
+            .auth_info
+            .exec
+            .as_ref()
+            .and_then(|exec| exec.command.clone());
+        let waited = REACHABILITY_TIMEOUT.min(request_timeout);
+        let built = tokio::time::timeout(
+            waited,
+            tokio::task::spawn_blocking(move || kube::Client::try_from(config)),
+        )
+        .await;
+        let client = match built {
+            Err(_) => {
+                return Err(match plugin {
+                    Some(command) => AccessError::ExecTimeout { command, waited },
+                    None => AccessError::Timeout {
+                        server,
+                        source_description: self.source.to_string(),
+                        waited,
+                        exec,
+                    },
+                });
+            }
+            Ok(Err(joined)) => Err(kube::Error::Service(Box::new(joined))),
+            Ok(Ok(result)) => result,
+        }
+        .map_err(|source| AccessError::Client {
             server: server.clone(),
             source,
         })?;
-        // In a task of its own: kube runs an exec credential plugin
-        // synchronously inside the request, so a plugin that hangs blocks
-        // the thread polling it; the deadline here keeps running on another.
-        let waited = REACHABILITY_TIMEOUT.min(request_timeout);
+        // In a task of its own: a token refresh runs the exec plugin again
+        // inside the request; the deadline here keeps running on another thread.
         let probe = {
             let client = client.clone();
             tokio::spawn(async move { client.apiserver_version().await })

@@ -587,3 +587,90 @@ async fn silent_server_fails_clearly_within_fifteen_seconds() {
     assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
     drop(accepted);
 }
+
+/// Issue 15.7: `--user`/`--cluster` naming nothing in the kubeconfig is named
+/// as such, instead of falling back to anonymous access and a 403 later.
+#[tokio::test]
+async fn unknown_user_or_cluster_flag_is_named() {
+    let plane = ControlPlane::shared().await;
+    let scene = Scene::new();
+    for (user, cluster, kind) in [
+        (Some("nope"), None, "user \"nope\" (--user)"),
+        (None, Some("nowhere"), "cluster \"nowhere\" (--cluster)"),
+    ] {
+        let options = AccessOptions {
+            kubeconfig: Some(plane.admin_kubeconfig.clone()),
+            user: user.map(str::to_owned),
+            cluster: cluster.map(str::to_owned),
+            ..Default::default()
+        };
+        let error = scene.resolve(&options, None).await.expect_err(kind);
+        let message = error.to_string();
+        assert!(message.contains(kind), "{message}");
+        assert!(message.contains("is not in the kubeconfig"), "{message}");
+    }
+}
+
+/// Issue 15.7: credentials the API server rejects are a 401, not "cannot reach".
+#[tokio::test]
+async fn expired_client_certificate_is_named_as_rejected_credentials() {
+    let plane = ControlPlane::shared().await;
+    let scene = Scene::new();
+    let options = AccessOptions {
+        kubeconfig: Some(plane.expired_kubeconfig_for("expired").expect("kubeconfig")),
+        ..Default::default()
+    };
+    let error = scene
+        .resolve(&options, None)
+        .await
+        .expect("resolve")
+        .connect()
+        .await
+        .err()
+        .expect("rejected");
+    assert!(
+        matches!(error, AccessError::Unauthorized { .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("401 Unauthorized"), "{message}");
+    assert!(!message.contains("cannot reach"), "{message}");
+}
+
+/// Issue 15.2: an exec credential plugin that never ends is cut off, and the
+/// message names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_credential_plugin_is_cut_off() {
+    let plane = ControlPlane::shared().await;
+    let scene = Scene::new();
+    let script = scene.path("hanging-plugin");
+    // Ends by itself after 10 s, so the test runtime (which waits for its
+    // blocking threads) is not held long; cut off at 3 s by the deadline.
+    std::fs::write(&script, "#!/bin/sh\nexec sleep 10\n").expect("script");
+    let executable = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+    std::fs::set_permissions(&script, executable).expect("make the plugin executable");
+    let mut config = admin_kubeconfig(plane);
+    config["users"][0]["user"] = json!({"exec": {
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "command": script.display().to_string(),
+        "interactiveMode": "Never",
+    }});
+    let path = scene.path("hanging.kubeconfig");
+    write_json(&path, &config);
+    let options = AccessOptions {
+        kubeconfig: Some(path),
+        request_timeout: Some(Duration::from_secs(3)),
+        ..Default::default()
+    };
+    let access = scene.resolve(&options, None).await.expect("resolve");
+    let start = Instant::now();
+    let error = access.connect().await.err().expect("cut off");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    let message = error.to_string();
+    assert!(message.contains("hanging-plugin"), "{message}");
+    assert!(message.contains("did not finish within 3s"), "{message}");
+}

@@ -1899,3 +1899,46 @@ async fn two_creates_of_one_instance_at_once_agree() {
         }
     }
 }
+
+/// Issue 15.6 and 15.7: settings are checked before anything changes, and a
+/// missing one says which variable sets it.
+#[test]
+fn bad_or_missing_settings_are_named_before_any_change() {
+    let repo = Repo::new();
+    let kubeconfig = unreachable_kubeconfig(repo.dir.path()).expect("kubeconfig");
+    for (variable, value, expected) in [
+        ("PHD_MYSQL_PORT", "abc", "is not a port number"),
+        ("PHD_MYSQL_PORT", "99999", "is not a port number"),
+        ("PHD_MONGODB_HOST", "db\nEVIL: 1", "is not a host name"),
+        ("PHD_INGRESS_NAMESPACE", "Bad_NS", "is not a DNS label"),
+        ("PHD_STORAGE_TYPE", "gcs", "is not one of: s3, spaces"),
+        (
+            "PHD_CLUSTER_DOMAIN",
+            "",
+            "the cluster domain is required: set PHD_CLUSTER_DOMAIN",
+        ),
+    ] {
+        for dry_run in [true, false] {
+            let mut command = repo.phd(&kubeconfig);
+            command
+                .env(variable, value)
+                .args(["instance", "create", "demo"]);
+            if dry_run {
+                command.arg("--dry-run");
+            }
+            let output = command.output().expect("run");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                output.status.code(),
+                Some(1),
+                "{variable}={value:?}: {stderr}"
+            );
+            assert!(stderr.contains(expected), "{variable}={value:?}: {stderr}");
+            if !value.is_empty() {
+                assert!(stderr.contains(variable), "{stderr}");
+            }
+            assert!(!stderr.contains("pass set"), "{stderr}");
+            assert!(!repo.instances().exists(), "{variable}: files written");
+        }
+    }
+}

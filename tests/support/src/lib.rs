@@ -243,6 +243,16 @@ impl ControlPlane {
     /// `group`, if any) and returns its path. The identity has no permissions
     /// until a test binds some.
     pub fn kubeconfig_for(&self, user: &str, group: Option<&str>) -> Result<PathBuf> {
+        self.client_kubeconfig(user, group, false)
+    }
+
+    /// A kubeconfig whose client certificate, signed by the trusted
+    /// authority, expired in 2020: the API server answers it with 401.
+    pub fn expired_kubeconfig_for(&self, user: &str) -> Result<PathBuf> {
+        self.client_kubeconfig(user, None, true)
+    }
+
+    fn client_kubeconfig(&self, user: &str, group: Option<&str>, expired: bool) -> Result<PathBuf> {
         let key = KeyPair::generate().context("generate client key")?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name.push(DnType::CommonName, user);
@@ -253,6 +263,10 @@ impl ControlPlane {
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2020, 1, 2);
+        }
         let cert = params.signed_by(&key, &self.ca)?;
         let path = self.dir.join(format!("{user}.kubeconfig"));
         let kubeconfig = serde_json::json!({
