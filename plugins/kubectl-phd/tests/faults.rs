@@ -11,10 +11,11 @@ use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Repo;
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use phd_testkit::argo::WorkflowController;
+use phd_testkit::argo::{ApplicationController, WorkflowController};
 use phd_testkit::{ControlPlane, unique_name};
 
 fn workflow_resource() -> ApiResource {
@@ -209,4 +210,52 @@ async fn a_stalled_or_killed_api_server_ends_commands_clearly_and_re_runs_finish
         assert!(output.status.success(), "{name}: {}", stderr(&output));
         assert_eq!(end_state(&client, name).await, expected, "{name}");
     }
+
+    // 4. Frozen while `instance delete` waits for deprovisioning: ends by its
+    // --timeout; the re-run deletes the instance.
+    let _applications = ApplicationController::start(client.clone());
+    let child = spawn(
+        &repo,
+        &plane,
+        &[
+            "instance",
+            "delete",
+            &frozen,
+            "--yes",
+            "--timeout",
+            "10s",
+            "--request-timeout",
+            "3s",
+        ],
+    );
+    let deprovisioning: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &frozen, &workflow_resource());
+    for _ in 0..600 {
+        if deprovisioning
+            .get_opt(&format!("storage-deprovision-{frozen}"))
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    plane.pause_api_server().expect("SIGSTOP");
+    let output = finish_within(child, Duration::from_secs(35), "instance delete");
+    plane.resume_api_server().expect("SIGCONT");
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    let first = text.lines().find(|l| l.starts_with("error:")).unwrap_or("");
+    assert!(first.contains("did not answer"), "{text}");
+    let _controller = WorkflowController::start(client.clone(), &frozen);
+    let output = repo
+        .phd(&plane.admin_kubeconfig)
+        .args(["instance", "delete", &frozen, "--yes", "--timeout", "60s"])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(namespaces.get_opt(&frozen).await.expect("get").is_none());
 }
