@@ -322,3 +322,96 @@ async fn missing_file_is_a_clear_error() {
         "cannot read manifest /nonexistent/install.yaml"
     );
 }
+
+/// Applies `stream` with plain client-side `kubectl apply`, as the original
+/// tool installed everything.
+fn kubectl_client_side_apply(kubeconfig: &std::path::Path, stream: &str) {
+    let mut child = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("kubectl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stream.as_bytes())
+        .expect("write");
+    assert!(child.wait().expect("kubectl").success());
+}
+
+/// Issue 14.1: fields first written by client-side `kubectl apply` are taken
+/// over, as `kubectl apply --server-side` does: what the manifest no longer
+/// has goes, and a re-run is unchanged. Both for an object only a
+/// client-side apply wrote and one phd applied first.
+#[tokio::test]
+async fn fields_of_a_client_side_apply_are_taken_over() {
+    let plane = ControlPlane::shared().await;
+    let client = plane.client().await.expect("client");
+    let ns = unique_name("csa");
+    namespace(&client, &ns).await;
+    let object = |name: &str, legacy: bool| {
+        let mut data = json!({"kept": "1"});
+        if legacy {
+            data["LEGACY_FLAG"] = json!("on");
+        }
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": name, "namespace": ns, "labels": {"app": "x"}},
+               "data": data})
+    };
+    // "old": only ever client-side applied. "mixed": phd first, then kubectl.
+    kubectl_client_side_apply(
+        &plane.admin_kubeconfig,
+        &yaml_stream(&[object("old", true)]),
+    );
+    let documents = |names: &[&str]| {
+        let objects: Vec<serde_json::Value> = names.iter().map(|n| object(n, false)).collect();
+        manifest::parse("test", &yaml_stream(&objects)).expect("parse")
+    };
+    Applier::new(client.clone())
+        .apply(&documents(&["mixed"]), None, &ignore)
+        .await
+        .expect("first apply");
+    kubectl_client_side_apply(
+        &plane.admin_kubeconfig,
+        &yaml_stream(&[object("mixed", true)]),
+    );
+
+    let report = Applier::new(client.clone())
+        .apply(&documents(&["old", "mixed"]), None, &ignore)
+        .await
+        .expect("take over");
+    assert!(
+        report
+            .objects
+            .iter()
+            .all(|o| o.outcome == Outcome::Configured),
+        "{report:?}"
+    );
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    for name in ["old", "mixed"] {
+        let live = config_maps.get(name).await.expect("get");
+        let data = live.data.clone().unwrap_or_default();
+        assert!(!data.contains_key("LEGACY_FLAG"), "{name}: {data:?}");
+        assert_eq!(data.get("kept").map(String::as_str), Some("1"));
+        let managers: Vec<String> = live
+            .metadata
+            .managed_fields
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|e| e.manager)
+            .collect();
+        assert!(
+            !managers.iter().any(|m| m == "kubectl-client-side-apply"),
+            "{name}: {managers:?}"
+        );
+    }
+    let again = Applier::new(client.clone())
+        .apply(&documents(&["old", "mixed"]), None, &ignore)
+        .await
+        .expect("re-run");
+    assert_eq!(again.count(Outcome::Unchanged), 2, "{again:?}");
+}

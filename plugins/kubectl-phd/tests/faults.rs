@@ -259,3 +259,95 @@ async fn a_stalled_or_killed_api_server_ends_commands_clearly_and_re_runs_finish
     let namespaces: Api<Namespace> = Api::all(client.clone());
     assert!(namespaces.get_opt(&frozen).await.expect("get").is_none());
 }
+
+/// Issue 14.1, as an operator meets it: a cluster the original tool set up
+/// with client-side `kubectl apply`, with a field the manifest no longer
+/// has. `argo install` takes the fields over and removes it; a re-run is
+/// unchanged. On a control plane of its own: it changes argocd-server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argo_install_takes_over_a_client_side_install() {
+    let plane = ControlPlane::start().await.expect("control plane");
+    let fixture =
+        std::fs::read_to_string(phd_testkit::fixture("argocd-install.yaml")).expect("fixture");
+    let mut server: serde_json::Value = fixture
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("json"))
+        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "argocd-server")
+        .expect("argocd-server Deployment");
+    server["metadata"]["namespace"] = "argocd".into();
+    server["spec"]["template"]["spec"]["containers"][0]["env"] =
+        serde_json::json!([{"name": "LEGACY_FLAG", "value": "1"}]);
+    let kubectl = |args: &[&str], input: Option<&str>| {
+        let mut child = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&plane.admin_kubeconfig)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("kubectl");
+        if let Some(input) = input {
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write");
+        }
+        drop(child.stdin.take());
+        assert!(child.wait().expect("kubectl").success(), "kubectl {args:?}");
+    };
+    kubectl(&["create", "namespace", "argocd"], None);
+    kubectl(&["apply", "-f", "-"], Some(&server.to_string()));
+
+    let install = || {
+        let output = assert_cmd::Command::cargo_bin("kubectl-phd")
+            .expect("binary")
+            .current_dir(std::env::temp_dir())
+            .env_remove("KUBECONFIG_CONTENT")
+            .env("PHD_CLUSTER_DOMAIN", "lms.example.org")
+            .env(
+                "PHD_CLUSTER_REPOSITORY",
+                "https://github.com/example/phd-demo-cluster.git",
+            )
+            .arg("--kubeconfig")
+            .arg(&plane.admin_kubeconfig)
+            .args(["argo", "install", "--argocd-manifest"])
+            .arg(phd_testkit::fixture("argocd-install.yaml"))
+            .arg("--workflows-manifest")
+            .arg(phd_testkit::fixture("argo-workflows-install.yaml"))
+            .args(["-o", "json"])
+            .write_stdin("")
+            .output()
+            .expect("run");
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("json")
+    };
+    install();
+    let client = plane.client().await.expect("client");
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "argocd");
+    let live = deployments.get("argocd-server").await.expect("get");
+    let env = serde_json::to_value(&live.spec).expect("json")["template"]["spec"]["containers"][0]
+        ["env"]
+        .clone();
+    assert!(!env.to_string().contains("LEGACY_FLAG"), "{env}");
+    let again = install();
+    let objects: Vec<&serde_json::Value> = ["argocd", "workflows"]
+        .iter()
+        .flat_map(|part| {
+            again[part]["objects"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .collect();
+    assert!(!objects.is_empty());
+    let changed: Vec<&&serde_json::Value> = objects
+        .iter()
+        .filter(|o| o["outcome"] != "unchanged")
+        .collect();
+    assert!(changed.is_empty(), "{changed:?}");
+}

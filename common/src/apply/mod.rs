@@ -19,6 +19,10 @@ use serde_json::Value;
 
 use crate::manifest::Document;
 
+mod upgrade;
+
+pub use upgrade::CLIENT_SIDE_MANAGERS;
+
 /// The field manager of everything phd applies, unless a caller needs its own.
 pub const FIELD_MANAGER: &str = "kubectl-phd";
 const DEFAULT_CONCURRENCY: usize = 16;
@@ -57,6 +61,16 @@ pub enum ApplyError {
         object: String,
         #[source]
         source: serde_json::Error,
+    },
+    #[error(
+        "{source_name}, document {index}: cannot take over the fields a client-side `kubectl apply` wrote in {object}"
+    )]
+    Upgrade {
+        source_name: String,
+        index: usize,
+        object: String,
+        #[source]
+        source: kube::Error,
     },
     #[error("CustomResourceDefinition {name} was not Established within {timeout:?}")]
     NotEstablished { name: String, timeout: Duration },
@@ -382,7 +396,10 @@ impl Applier {
     /// The resourceVersion of every object of the batch that exists already,
     /// from one metadata list per kind and namespace. Used to tell created,
     /// configured and unchanged apart without a request per object.
-    async fn existing_versions(&self, batch: &[(&Document, Target)]) -> HashMap<ObjectKey, String> {
+    async fn existing_versions(
+        &self,
+        batch: &[(&Document, Target)],
+    ) -> HashMap<ObjectKey, Existing> {
         let mut lists: BTreeMap<(String, String, Option<String>), ApiResource> = BTreeMap::new();
         for (_, target) in batch {
             let key = (
@@ -403,6 +420,10 @@ impl Applier {
                         .filter_map(|item| {
                             let name = item.metadata.name?;
                             let version = item.metadata.resource_version?;
+                            let client_side = item
+                                .metadata
+                                .managed_fields
+                                .is_some_and(|entries| upgrade::needs_upgrade(&entries));
                             Some((
                                 (
                                     resource.api_version.clone(),
@@ -410,7 +431,10 @@ impl Applier {
                                     namespace.clone(),
                                     name,
                                 ),
-                                version,
+                                Existing {
+                                    version,
+                                    client_side,
+                                },
                             ))
                         })
                         .collect::<Vec<_>>(),
@@ -428,11 +452,51 @@ impl Applier {
         }
     }
 
+    /// Moves the fields a client-side `kubectl apply` owns in object `name`
+    /// to this applier's field manager, as `kubectl apply --server-side`
+    /// does, so the apply that follows removes what the manifest no longer
+    /// has. Guarded by the object's resourceVersion; retried when it moved.
+    async fn take_over_client_side(
+        &self,
+        api: &Api<DynamicObject>,
+        name: &str,
+    ) -> Result<(), kube::Error> {
+        let mut attempt = 0;
+        loop {
+            let Some(live) = api.get_metadata_opt(name).await? else {
+                return Ok(());
+            };
+            let entries = live.metadata.managed_fields.unwrap_or_default();
+            if !upgrade::needs_upgrade(&entries) {
+                return Ok(());
+            }
+            let upgraded = upgrade::upgrade(&entries, &self.field_manager);
+            let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+                {"op": "test", "path": "/metadata/resourceVersion", "value": live.metadata.resource_version},
+                {"op": "replace", "path": "/metadata/managedFields", "value": upgraded},
+            ]))
+            .map_err(kube::Error::SerdeError)?;
+            match api
+                .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                // The test failed: the object changed since it was read.
+                Err(kube::Error::Api(status))
+                    if matches!(status.code, 409 | 422) && attempt < 3 =>
+                {
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
     async fn apply_one(
         &self,
         document: &Document,
         target: &Target,
-        existing: &HashMap<ObjectKey, String>,
+        existing: &HashMap<ObjectKey, Existing>,
     ) -> Result<Applied, ApplyError> {
         let api = self.api(&target.resource, target.namespace.as_deref());
         let mut object = document.object.clone();
@@ -453,20 +517,33 @@ impl Applier {
         };
         let (name, outcome) = match document.name() {
             Some(name) => {
-                let params = PatchParams::apply(&self.field_manager).force();
-                let result = api
-                    .patch(name, &params, &Patch::Apply(&object))
-                    .await
-                    .map_err(failed)?;
                 let key = (
                     target.resource.api_version.clone(),
                     target.resource.kind.clone(),
                     target.namespace.clone(),
                     name.to_owned(),
                 );
-                let outcome = match existing.get(&key) {
+                let before = existing.get(&key);
+                if before.is_some_and(|b| b.client_side) {
+                    self.take_over_client_side(&api, name)
+                        .await
+                        .map_err(|source| ApplyError::Upgrade {
+                            source_name: document.source_name.clone(),
+                            index: document.index,
+                            object: document.describe(),
+                            source,
+                        })?;
+                }
+                let params = PatchParams::apply(&self.field_manager).force();
+                let result = api
+                    .patch(name, &params, &Patch::Apply(&object))
+                    .await
+                    .map_err(failed)?;
+                let outcome = match before {
                     None => Outcome::Created,
-                    Some(before) if Some(before) == result.metadata.resource_version.as_ref() => {
+                    Some(before)
+                        if Some(&before.version) == result.metadata.resource_version.as_ref() =>
+                    {
                         Outcome::Unchanged
                     }
                     Some(_) => Outcome::Configured,
@@ -533,6 +610,13 @@ fn own_at_least_one_field(object: &mut Value) {
 }
 
 type ObjectKey = (String, String, Option<String>, String);
+
+/// What the apply engine knows of an object before applying it.
+struct Existing {
+    version: String,
+    /// Whether a client-side `kubectl apply` owns some of its fields.
+    client_side: bool,
+}
 
 fn target(
     document: &Document,
