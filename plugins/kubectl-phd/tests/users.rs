@@ -580,6 +580,39 @@ fn bad_names_are_rejected_before_any_api_call() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("lower-case letters, digits and '-'"));
 }
 
+/// Issue 15.6: chosen passwords are 8 to 72 bytes and not blank (bcrypt
+/// ignores what follows byte 72), checked before any API call.
+#[test]
+fn unusable_passwords_are_refused_before_any_api_call() {
+    let dir = tempfile::tempdir().expect("dir");
+    let kubeconfig = unreachable_kubeconfig(dir.path()).expect("kubeconfig");
+    let long = "p".repeat(73);
+    for (password, expected) in [
+        ("   ", "blank"),
+        ("\t \n", "blank"),
+        ("short", "too short"),
+        (long.as_str(), "too long: 73 bytes, at most 72"),
+    ] {
+        let output = phd(&kubeconfig)
+            .args(["user", "create", "w", "--password-stdin"])
+            .write_stdin(password)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{password:?}: {stderr}");
+        assert!(stderr.contains(expected), "{password:?}: {stderr}");
+        assert!(!stderr.contains("cannot reach"), "{stderr}");
+    }
+    let output = phd(&kubeconfig)
+        .env("PHD_ARGO_ADMIN_PASSWORD", "   ")
+        .args(["argo", "install"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("blank"), "{stderr}");
+}
+
 #[tokio::test]
 async fn original_phd_create_argo_user_name_creates_a_user() {
     let plane = cluster().await;
