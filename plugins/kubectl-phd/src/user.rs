@@ -746,33 +746,61 @@ async fn ensure_role(client: &kube::Client, user: &UserObjects, role: Role) -> a
 
 /// Removes the user's keys with JSON merge patches (`null` deletes one key and
 /// leaves the others); a key that is already gone is a no-op.
+/// Removes every key of the user left in Argo CD's objects, whoever wrote
+/// it: `accounts.<name>` and every `accounts.<name>.*` (argocd-server writes
+/// `.tokens` when a token is generated and `.password`/`.passwordMtime` when
+/// the password is changed in the UI; the original tool wrote others) in
+/// argocd-cm and argocd-secret, and the user's policy in argocd-rbac-cm.
+/// Each removal is a merge patch of exactly the keys found.
 async fn remove_leftover_keys(client: &kube::Client, user: &UserObjects) -> anyhow::Result<()> {
-    let removal = |keys: &[&String]| {
+    let removal = |keys: &[String]| {
         let data: serde_json::Map<String, serde_json::Value> = keys
             .iter()
-            .map(|key| ((*key).clone(), serde_json::Value::Null))
+            .map(|key| (key.clone(), serde_json::Value::Null))
             .collect();
         Patch::Merge(serde_json::json!({ "data": data }))
     };
+    let prefix = format!("{}.", user.account_key);
+    let of_user = |key: &String| *key == user.account_key || key.starts_with(&prefix);
     let params = PatchParams::default();
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
-    config_maps
-        .patch("argocd-cm", &params, &removal(&[&user.account_key]))
-        .await
-        .context("cannot remove the user from argocd-cm")?;
-    config_maps
-        .patch("argocd-rbac-cm", &params, &removal(&[&user.policy_key]))
-        .await
-        .context("cannot remove the user from argocd-rbac-cm")?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
-    secrets
+    let config = config_maps
+        .get_opt("argocd-cm")
+        .await
+        .context("cannot read argocd-cm")?;
+    let keys: Vec<String> = config
+        .and_then(|c| c.data)
+        .map(|data| data.into_keys().filter(of_user).collect())
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        config_maps
+            .patch("argocd-cm", &params, &removal(&keys))
+            .await
+            .context("cannot remove the user from argocd-cm")?;
+    }
+    config_maps
         .patch(
-            "argocd-secret",
+            "argocd-rbac-cm",
             &params,
-            &removal(&[&user.password_key, &user.password_mtime_key]),
+            &removal(std::slice::from_ref(&user.policy_key)),
         )
         .await
-        .context("cannot remove the user's password from argocd-secret")?;
+        .context("cannot remove the user from argocd-rbac-cm")?;
+    let secret = secrets
+        .get_opt("argocd-secret")
+        .await
+        .context("cannot read argocd-secret")?;
+    let keys: Vec<String> = secret
+        .and_then(|s| s.data)
+        .map(|data| data.into_keys().filter(of_user).collect())
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        secrets
+            .patch("argocd-secret", &params, &removal(&keys))
+            .await
+            .context("cannot remove the user's keys from argocd-secret")?;
+    }
     Ok(())
 }
 

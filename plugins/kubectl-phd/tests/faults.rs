@@ -337,12 +337,7 @@ async fn argo_install_takes_over_a_client_side_install() {
     let again = install();
     let objects: Vec<&serde_json::Value> = ["argocd", "workflows"]
         .iter()
-        .flat_map(|part| {
-            again[part]["objects"]
-                .as_array()
-                .into_iter()
-                .flatten()
-        })
+        .flat_map(|part| again[part]["objects"].as_array().into_iter().flatten())
         .collect();
     assert!(!objects.is_empty());
     let changed: Vec<&&serde_json::Value> = objects

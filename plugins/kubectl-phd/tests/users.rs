@@ -729,3 +729,65 @@ async fn two_creates_of_one_user_at_once_give_one_password() {
         assert!(bcrypt::verify(&shown[0], hash).expect("bcrypt"), "{name}");
     }
 }
+
+/// Issue 14.2: keys argocd-server writes for a user (a generated token, a
+/// password changed in the UI) under its own field manager are gone after
+/// `user delete`, so `user create` of the same name starts clean.
+#[tokio::test]
+async fn delete_removes_keys_other_managers_wrote() {
+    use kube::api::{Patch, PatchParams};
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let name = unique_name("alice");
+    let output = phd(&plane.admin_kubeconfig)
+        .args(["user", "create", &name])
+        .write_stdin("")
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    let server = PatchParams::apply("argocd-server").force();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "argocd");
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "argocd");
+    secrets
+        .patch(
+            "argocd-secret",
+            &server,
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "argocd-secret", "namespace": "argocd"},
+                "stringData": {format!("accounts.{name}.tokens"): "[{\"id\":\"t1\"}]"}
+            })),
+        )
+        .await
+        .expect("tokens");
+    config_maps
+        .patch(
+            "argocd-cm",
+            &server,
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "argocd-cm", "namespace": "argocd"},
+                "data": {format!("accounts.{name}.enabled"): "true"}
+            })),
+        )
+        .await
+        .expect("enabled");
+    let output = phd(&plane.admin_kubeconfig)
+        .args(["user", "delete", &name, "--yes"])
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    let (config, rbac, secret) = argocd_data(&client).await;
+    let prefix = format!("accounts.{name}");
+    for (object, data) in [
+        ("argocd-cm", &config),
+        ("argocd-secret", &secret),
+        ("argocd-rbac-cm", &rbac),
+    ] {
+        let left: Vec<&String> = data
+            .keys()
+            .filter(|k| k.starts_with(&prefix) || k.contains(&name))
+            .collect();
+        assert!(left.is_empty(), "{object}: {left:?}");
+    }
+}
