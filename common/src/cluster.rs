@@ -399,7 +399,17 @@ fn inherited(env: &dyn Environment) -> Result<(Kubeconfig, KubeconfigSource), Ac
     };
     let mut merged: Option<Kubeconfig> = None;
     for path in &paths {
-        let next = read_file(path)?;
+        let mut next = read_file(path)?;
+        // kubectl's rule for every field: the first non-empty value wins.
+        // `kubectl config set-cluster --kubeconfig new.yaml` writes
+        // `current-context: ""`, which must not hide the next file's.
+        let empty = |value: &Option<String>| value.as_deref().is_some_and(str::is_empty);
+        if empty(&next.current_context) {
+            next.current_context = None;
+        }
+        // kubectl does not compare these between files either.
+        next.kind = None;
+        next.api_version = None;
         merged = Some(match merged {
             None => next,
             Some(current) => current

@@ -674,3 +674,83 @@ async fn a_hanging_credential_plugin_is_cut_off() {
     assert!(message.contains("hanging-plugin"), "{message}");
     assert!(message.contains("did not finish within 3s"), "{message}");
 }
+
+/// Issue 14.3: stacked kubeconfigs merge as kubectl merges them (the first
+/// non-empty value wins), checked against `kubectl config view --merge` for
+/// the same files: one written by kubectl with `current-context: ""` first.
+#[tokio::test]
+async fn stacked_kubeconfigs_merge_as_kubectl_merges_them() {
+    let plane = ControlPlane::shared().await;
+    let mut scene = Scene::new();
+    let new = scene.path("new.yaml");
+    let status = Command::new("kubectl")
+        .args([
+            "config",
+            "set-cluster",
+            "extra",
+            "--server=https://10.0.0.1:6443",
+        ])
+        .arg("--kubeconfig")
+        .arg(&new)
+        .status()
+        .expect("kubectl");
+    assert!(status.success());
+    let written = std::fs::read_to_string(&new).expect("new.yaml");
+    assert!(written.contains("current-context: \"\""), "{written}");
+    let working = scene.path("working.yaml");
+    write_json(
+        &working,
+        &renamed(&admin_kubeconfig(plane), "working", None),
+    );
+    let list = std::env::join_paths([&new, &working]).expect("join paths");
+    scene.set("KUBECONFIG", list.to_string_lossy());
+
+    let view = Command::new("kubectl")
+        .args(["config", "view", "--merge", "--raw", "-o", "json"])
+        .env("KUBECONFIG", &list)
+        .output()
+        .expect("kubectl config view");
+    assert!(view.status.success());
+    let kubectl: Value = serde_json::from_slice(&view.stdout).expect("json");
+
+    let access = scene
+        .resolve(&AccessOptions::default(), None)
+        .await
+        .expect("resolve");
+    assert_eq!(
+        access.context_name(),
+        kubectl["current-context"].as_str(),
+        "kubectl says {}",
+        kubectl["current-context"]
+    );
+    let names = |items: &Value| -> Vec<String> {
+        let mut names: Vec<String> = items
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item["name"].as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    };
+    let mut clusters: Vec<String> = access
+        .kubeconfig
+        .clusters
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    clusters.sort();
+    assert_eq!(clusters, names(&kubectl["clusters"]));
+    let mut contexts: Vec<String> = access
+        .kubeconfig
+        .contexts
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    contexts.sort();
+    assert_eq!(contexts, names(&kubectl["contexts"]));
+    access
+        .connect()
+        .await
+        .expect("the working context connects");
+}
