@@ -191,6 +191,19 @@ pub fn check_repository_url(what: &str, url: &str) -> Result<(), NameError> {
     }
 }
 
+/// The slug of a display name, the one rule every name phd derives from a
+/// cluster name follows (repository `phd-<slug>-cluster`, kubeconfig context
+/// `phd-<slug>`, the template's `cluster_slug`): lower-case ASCII letters and
+/// digits; every run of other characters becomes one `-`, none at either end.
+/// "Acme & Co Learning" → `acme-co-learning`.
+pub fn slug(name: &str) -> String {
+    name.to_lowercase()
+        .split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit()))
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
 /// A release tag or git ref that is safe to put in a URL path.
 pub fn check_version(what: &str, value: &str) -> Result<(), NameError> {
     let valid = !value.is_empty()
@@ -274,6 +287,14 @@ mod tests {
         for free in ["demo", "argo2", "kube", "kubernetes-course", "defaults"] {
             assert_eq!(check_instance_namespace(free, "harmony"), Ok(()), "{free}");
         }
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("Acme & Co Learning"), "acme-co-learning");
+        assert_eq!(slug("  My_School  2 "), "my-school-2");
+        assert_eq!(slug("demo"), "demo");
+        assert_eq!(slug("--"), "");
     }
 
     #[test]

@@ -123,8 +123,9 @@ pub async fn kubeconfig(session: &Session, args: &KubeconfigArgs) -> anyhow::Res
             .context
             .cluster_name
             .clone()
-            .map(|n| format!("phd-{}", n.to_lowercase().replace([' ', '_'], "-")))
-            .unwrap_or_else(|| "phd".to_owned()),
+            .map(|n| phd_common::naming::slug(&n))
+            .filter(|slug| !slug.is_empty())
+            .map_or_else(|| "phd".to_owned(), |slug| format!("phd-{slug}")),
     };
     let target = target_kubeconfig(session)?;
     let existing = match std::fs::read_to_string(&target) {
@@ -223,8 +224,17 @@ fn merge(mut existing: Value, generated: &Value, name: &str) -> anyhow::Result<V
 }
 
 /// Writes `text` to `path` through a temporary file in the same directory,
-/// readable by the owner only.
+/// readable by the owner only. A `path` that is a symbolic link (a
+/// kubeconfig kept in a dotfiles folder) is written through: its target is
+/// replaced and the link kept.
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let resolved = if path.is_symlink() {
+        std::fs::canonicalize(path)
+            .with_context(|| format!("{} is a link to nothing", path.display()))?
+    } else {
+        path.to_path_buf()
+    };
+    let path = resolved.as_path();
     let dir = path
         .parent()
         .context("the kubeconfig path has no directory")?;

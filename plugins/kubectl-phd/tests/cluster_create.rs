@@ -277,6 +277,13 @@ fn spaces_and_underscores_become_dashes_and_nothing_is_stripped() {
             Some(directory),
             "{name:?}"
         );
+        // One slug rule: the template's (for cookiecutter users) is phd's,
+        // which also names the kubeconfig context (`phd-<slug>`).
+        assert_eq!(
+            format!("phd-{}-cluster", phd_common::naming::slug(name)),
+            directory,
+            "{name:?}"
+        );
         let context: Value = serde_json::from_str(&read(&repo.join("context.json"))).expect("JSON");
         assert_eq!(context["cluster_name"], name);
         assert_eq!(context["environment"], environment);

@@ -258,3 +258,48 @@ fn output_that_is_not_a_kubeconfig_is_a_clear_error() {
         "nothing written"
     );
 }
+
+/// Issue 14.4: `~/.kube/config` kept as a link into a dotfiles folder is
+/// written through (the link stays, the target gets the context, mode 0600),
+/// and the context of "Acme & Co Learning" is named by the one slug rule.
+#[test]
+fn kubeconfig_save_writes_through_a_link_with_a_slugged_name() {
+    let repo = repository("");
+    std::fs::write(
+        repo.path().join("context.json"),
+        r#"{"cluster_name": "Acme & Co Learning", "cluster_domain": "demo.example"}"#,
+    )
+    .expect("context");
+    apply_output(
+        repo.path(),
+        &kubeconfig_with_server("https://1.example:6443"),
+    );
+    let dotfiles = repo.path().join("dotfiles");
+    std::fs::create_dir_all(&dotfiles).expect("dotfiles");
+    let target = dotfiles.join("kubeconfig");
+    std::fs::write(
+        &target,
+        "apiVersion: v1\nkind: Config\ncurrent-context: \"\"\n",
+    )
+    .expect("target");
+    let link = repo.path().join("home/.kube/config");
+    std::fs::create_dir_all(link.parent().expect("parent")).expect("kube dir");
+    std::os::unix::fs::symlink(&target, &link).expect("link");
+
+    phd(repo.path())
+        .args(["kubeconfig", "--save"])
+        .assert()
+        .success()
+        .stderr(predicates::str::contains(
+            "saved context phd-acme-co-learning",
+        ));
+    assert!(link.is_symlink(), "the link is kept");
+    let saved = read_kubeconfig(&target);
+    assert_eq!(saved["current-context"], "phd-acme-co-learning");
+    let mode = std::fs::metadata(&target)
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+}
