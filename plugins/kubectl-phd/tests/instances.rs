@@ -1942,3 +1942,69 @@ fn bad_or_missing_settings_are_named_before_any_change() {
         }
     }
 }
+
+/// Issue 14.5: a namespace held Terminating by a finalizer. The timeout names
+/// what Kubernetes reports as blocking; a re-run recognises the namespace is
+/// already being deleted and only waits; once the finalizer goes, it finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_waits_for_a_terminating_namespace_and_names_what_holds_it() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Patch, PatchParams, PostParams};
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let name = unique_name("held");
+    let repo = Repo::new();
+    let _controller = WorkflowController::start(client.clone(), &name);
+    let _argocd = ApplicationController::start(client.clone());
+    repo.phd(&plane.admin_kubeconfig)
+        .args(["instance", "create", &name, "--timeout", "60s"])
+        .assert()
+        .success();
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
+    let held: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "held", "finalizers": ["example.com/hold"]}
+    }))
+    .expect("config map");
+    config_maps
+        .create(&PostParams::default(), &held)
+        .await
+        .expect("create");
+    for timeout in ["20s", "5s"] {
+        let output = repo
+            .phd(&plane.admin_kubeconfig)
+            .args(["instance", "delete", &name, "--yes", "--timeout", timeout])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("example.com/hold"), "{timeout}: {stderr}");
+        assert!(stderr.contains("still Terminating"), "{timeout}: {stderr}");
+        assert!(!stderr.contains("cannot store"), "{timeout}: {stderr}");
+    }
+    config_maps
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .expect("release");
+    let output = repo
+        .phd(&plane.admin_kubeconfig)
+        .args(["instance", "delete", &name, "--yes", "--timeout", "60s"])
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        Api::<Namespace>::all(client.clone())
+            .get_opt(&name)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(!repo.instances().join(&name).exists());
+}

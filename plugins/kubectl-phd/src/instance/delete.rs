@@ -162,8 +162,18 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
         output::info(format!("Application {application_name} deleted"));
     }
 
-    // 2. The data, then the namespace.
-    if namespace.is_some() {
+    // 2. The data, then the namespace. A namespace already Terminating was
+    // deleted by an earlier run after its data was deprovisioned: only wait.
+    let terminating = namespace
+        .as_ref()
+        .is_some_and(|ns| ns.metadata.deletion_timestamp.is_some());
+    if terminating {
+        output::info(format!(
+            "namespace {name} is already being deleted (its data was deprovisioned before); waiting for it to be gone"
+        ));
+        wait_for_namespace(&namespaces, name, args.timeout).await?;
+        output::info(format!("namespace {name} deleted"));
+    } else if namespace.is_some() {
         let Some(resources) = resources else {
             bail!(
                 "cannot tell which databases and bucket belong to instance {name}: neither {} nor the namespace's annotations name them; nothing was deprovisioned",
@@ -174,12 +184,7 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
         deprovision(&client, name, &provisioning, &resources, args.timeout).await?;
         gone(namespaces.delete(name, &DeleteParams::default()).await)
             .context("cannot delete the namespace")?;
-        wait_until(
-            &format!("namespace {name} to be gone"),
-            args.timeout,
-            || async { Ok(namespaces.get_opt(name).await?.is_none()) },
-        )
-        .await?;
+        wait_for_namespace(&namespaces, name, args.timeout).await?;
         output::info(format!("namespace {name} deleted"));
     }
 
@@ -270,6 +275,44 @@ async fn deprovision(
     }
     output::info(format!("deprovisioned {name}"));
     Ok(())
+}
+
+/// Waits until namespace `name` is gone. On timeout the error says what
+/// Kubernetes reports as holding it (the namespace's status conditions, such
+/// as "finalizers remaining: example.com/hold in 1 resource instances") and
+/// what to do.
+async fn wait_for_namespace(
+    namespaces: &Api<Namespace>,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let waited = wait_until(&format!("namespace {name} to be gone"), timeout, || async {
+        Ok(namespaces.get_opt(name).await?.is_none())
+    })
+    .await;
+    let Err(error) = waited else {
+        return Ok(());
+    };
+    let blocking: Vec<String> = namespaces
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|ns| ns.status)
+        .and_then(|status| status.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|condition| condition.status == "True")
+        .filter_map(|condition| condition.message)
+        .collect();
+    if blocking.is_empty() {
+        return Err(error);
+    }
+    bail!(
+        "namespace {name} is still Terminating after {}s; Kubernetes reports: {}. Those objects' controllers must finish (or remove their finalizers: `kubectl -n {name} get all,configmaps,secrets -o name`); then run the same command again",
+        timeout.as_secs(),
+        blocking.join("; ")
+    )
 }
 
 async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut done: F) -> anyhow::Result<()>
