@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod manifests;
 pub mod naming;
 pub mod password;
+pub mod rbac;
 pub mod render;
 pub mod tofu;
 pub mod tutor;

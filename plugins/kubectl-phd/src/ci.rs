@@ -76,8 +76,9 @@ fn metadata(name: &str, namespace: Option<&str>) -> ObjectMeta {
 /// the instance namespace's ServiceAccount, Role, RoleBinding and
 /// NetworkPolicy (server-side apply; `workflowtaskresults` because the
 /// executor Role grants them), Workflows (submit, watch, replace), and the
-/// one `bind` that lets `instance create` give the account Secrets in a new
-/// instance namespace.
+/// `bind`s that let `instance create` give the account Secrets in a new
+/// instance namespace and the developers their Workflows there (listing the
+/// developers' ServiceAccounts is in `serviceaccounts`).
 pub fn cluster_rules() -> Vec<PolicyRule> {
     let apply = ["get", "list", "create", "patch"];
     vec![
@@ -111,7 +112,10 @@ pub fn cluster_rules() -> Vec<PolicyRule> {
         PolicyRule {
             api_groups: Some(vec!["rbac.authorization.k8s.io".into()]),
             resources: Some(vec!["clusterroles".into()]),
-            resource_names: Some(vec![INSTANCE_ROLE.into()]),
+            resource_names: Some(vec![
+                INSTANCE_ROLE.into(),
+                phd_common::rbac::WORKFLOW_RUNNER_ROLE.into(),
+            ]),
             verbs: vec!["get".into(), "bind".into()],
             ..Default::default()
         },
@@ -181,10 +185,10 @@ fn objects() -> anyhow::Result<Vec<Document>> {
             ]
         })
         .collect();
-    // Workflows: only a reference to phd's ClusterWorkflowTemplates, run by
-    // the executor account, with arguments and nothing else of their own.
+    // Workflows: only a reference to phd's ClusterWorkflowTemplates (which
+    // run as the executor account) with arguments, nothing else of their own.
     let workflow_rule = format!(
-        "request.operation == 'DELETE' || (object.spec.all(k, k in ['workflowTemplateRef', 'arguments', 'serviceAccountName']) && has(object.spec.workflowTemplateRef) && has(object.spec.workflowTemplateRef.clusterScope) && object.spec.workflowTemplateRef.clusterScope == true && object.spec.workflowTemplateRef.name in [{}] && has(object.spec.serviceAccountName) && object.spec.serviceAccountName == 'workflow-executor')",
+        "request.operation == 'DELETE' || (object.spec.all(k, k in ['workflowTemplateRef', 'arguments']) && has(object.spec.workflowTemplateRef) && has(object.spec.workflowTemplateRef.clusterScope) && object.spec.workflowTemplateRef.clusterScope == true && object.spec.workflowTemplateRef.name in [{}])",
         templates.join(", ")
     );
     // Applications: only an instance's, in its environment's project, into
@@ -223,7 +227,7 @@ fn objects() -> anyhow::Result<Vec<Document>> {
                 },
                 {
                     "expression": format!("request.resource.resource != 'workflows' || ({workflow_rule})"),
-                    "message": "the phd CI account may only submit phd's provisioning ClusterWorkflowTemplates, run as workflow-executor, with arguments",
+                    "message": "the phd CI account may only submit phd's provisioning ClusterWorkflowTemplates, with arguments",
                 },
                 {
                     "expression": format!("request.resource.resource != 'applications' || ({application_rule})"),

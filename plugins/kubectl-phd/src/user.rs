@@ -291,6 +291,7 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
     }
     ensure_workflows_identity(&client, &user, role).await?;
     ensure_role(&client, &user, role).await?;
+    bind_developers(&client).await?;
 
     output::info(format!(
         "user {} ready with role {}",
@@ -341,6 +342,7 @@ pub async fn update(session: &Session, args: &UserUpdateArgs) -> anyhow::Result<
         .context("cannot apply the user roles")?;
     ensure_workflows_identity(&client, &user, args.role).await?;
     ensure_role(&client, &user, args.role).await?;
+    bind_developers(&client).await?;
     output::info(format!(
         "user {} now has role {}",
         user.name,
@@ -436,6 +438,7 @@ pub async fn delete(session: &Session, args: &UserDeleteArgs) -> anyhow::Result<
             }
         }
     }
+    bind_developers(&client).await?;
     output::info(format!("user {} deleted", user.name));
     Ok(())
 }
@@ -699,6 +702,18 @@ async fn ensure_workflows_identity(
 
 /// The role in Argo CD's policy and in Kubernetes RBAC. A binding's roleRef
 /// cannot change, so a binding to another role is replaced.
+/// Rewrites who may run Workflows in each instance namespace
+/// ([`phd_common::rbac`]) after a user's role changed.
+async fn bind_developers(client: &kube::Client) -> anyhow::Result<()> {
+    let count = phd_common::rbac::bind_developers_everywhere(client, WORKFLOWS_NAMESPACE)
+        .await
+        .context("cannot update who may run Workflows in the instance namespaces")?;
+    output::debug(format!(
+        "developers' Workflow access updated in {count} instance namespaces"
+    ));
+    Ok(())
+}
+
 async fn ensure_role(client: &kube::Client, user: &UserObjects, role: Role) -> anyhow::Result<()> {
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
     let policy = format!("g, {}, {}\n", user.name, role.argocd_role());

@@ -117,6 +117,14 @@ async fn create_makes_everything_and_leaks_no_secret() {
         Some(vec!["workflowtaskresults".to_owned()])
     );
     assert_eq!(rules[0].verbs, ["create", "patch"]);
+    // Developers may run Workflows here (issue 14.6).
+    let bindings: Api<k8s_openapi::api::rbac::v1::RoleBinding> =
+        Api::namespaced(client.clone(), &name);
+    let developers = bindings
+        .get("phd-argo-developers")
+        .await
+        .expect("developers' binding");
+    assert_eq!(developers.role_ref.name, "phd-argo-workflow-runner");
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &name);
     let policy = policies
         .get("phd-default-deny-ingress")
@@ -165,10 +173,14 @@ async fn create_makes_everything_and_leaks_no_secret() {
                 .as_str()
                 .is_some_and(|n| n.ends_with("-provision-template"))
         );
-        assert_eq!(
-            workflow.data["spec"]["serviceAccountName"],
-            "workflow-executor"
-        );
+        // Only the reference and its arguments: what templateReferencing:
+        // Strict admits (the template names the executor account).
+        let keys: Vec<&String> = workflow.data["spec"]
+            .as_object()
+            .expect("spec")
+            .keys()
+            .collect();
+        assert_eq!(keys, ["arguments", "workflowTemplateRef"]);
     }
     let mysql =
         &submitted[&format!("mysql-provision-{name}")].data["spec"]["arguments"]["parameters"];

@@ -436,28 +436,74 @@ async fn allowed(
 async fn each_role_is_enforced_by_the_api_server() {
     let plane = cluster().await;
     let client = plane.client().await.expect("client");
+    // An instance namespace (as `instance create` labels it) and another one.
     let instance = unique_name("instance");
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {
+                "name": instance, "labels": {"kubectl-phd/instance": instance}
+            }}))
+            .expect("namespace"),
+        )
+        .await
+        .expect("instance namespace");
     let mut users = BTreeMap::new();
     for role in ["admin", "developer", "readonly"] {
         let name = unique_name(role);
         phd(&plane.admin_kubeconfig)
             .args(["user", "create", &name, "--role", role])
+            .write_stdin("")
             .assert()
             .success();
         users.insert(role, name);
     }
     // (check, namespace, admin, developer, readonly)
     type Check<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a str);
-    let matrix: [(Check, &str, [bool; 3]); 7] = [
+    let matrix: [(Check, &str, [bool; 3]); 13] = [
         (
             ("create", "argoproj.io", "workflows", None, ""),
             "instance",
             [true, true, false],
         ),
+        // Issue 14.6: a developer runs Workflows only in instance
+        // namespaces, and cannot write the templates they must reference.
         (
-            ("delete", "argoproj.io", "workflowtemplates", None, ""),
+            ("create", "argoproj.io", "workflows", None, ""),
+            "argocd",
+            [true, false, false],
+        ),
+        (
+            ("create", "argoproj.io", "workflows", None, ""),
+            "argo",
+            [true, false, false],
+        ),
+        (
+            ("create", "argoproj.io", "workflowtemplates", None, ""),
             "instance",
-            [true, true, false],
+            [true, false, false],
+        ),
+        (
+            (
+                "update",
+                "argoproj.io",
+                "clusterworkflowtemplates",
+                None,
+                "",
+            ),
+            "",
+            [true, false, false],
+        ),
+        (
+            ("create", "argoproj.io", "cronworkflows", None, ""),
+            "instance",
+            [true, false, false],
+        ),
+        (
+            ("get", "argoproj.io", "workflowtemplates", None, ""),
+            "instance",
+            [true, true, true],
         ),
         (
             ("get", "", "pods", Some("log"), ""),
@@ -484,13 +530,18 @@ async fn each_role_is_enforced_by_the_api_server() {
             "instance",
             [false, false, false],
         ),
+        (
+            ("get", "", "secrets", None, ""),
+            "argocd",
+            [false, false, false],
+        ),
     ];
     let mut failures = Vec::new();
     for ((verb, group, resource, subresource, _), where_, expected) in matrix {
-        let namespace = if where_ == "argo" {
-            "argo".to_owned()
-        } else {
+        let namespace = if where_ == "instance" {
             instance.clone()
+        } else {
+            where_.to_owned()
         };
         for (role, want) in ["admin", "developer", "readonly"].iter().zip(expected) {
             let got = allowed(
@@ -513,6 +564,20 @@ async fn each_role_is_enforced_by_the_api_server() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 
+    // The controller runs only Workflows that reference a template.
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "argo");
+    let controller = config_maps
+        .get("workflow-controller-configmap")
+        .await
+        .expect("controller ConfigMap")
+        .data
+        .unwrap_or_default();
+    assert_eq!(
+        controller
+            .get("workflowRestrictions")
+            .map(|v| v.trim().to_owned()),
+        Some("templateReferencing: Strict".to_owned())
+    );
     // The Argo CD side: each user's policy line, and the roles' rules.
     let (_, rbac, _) = argocd_data(&client).await;
     for (role, name) in &users {
@@ -536,6 +601,23 @@ async fn each_role_is_enforced_by_the_api_server() {
         "no role may exec"
     );
     assert_eq!(rbac["policy.default"], "");
+    // Deleting the developer takes the Workflow access away.
+    phd(&plane.admin_kubeconfig)
+        .args(["user", "delete", &users["developer"], "--yes"])
+        .assert()
+        .success();
+    assert!(
+        !allowed(
+            &client,
+            &users["developer"],
+            "create",
+            "argoproj.io",
+            "workflows",
+            None,
+            &instance
+        )
+        .await
+    );
 }
 
 #[test]

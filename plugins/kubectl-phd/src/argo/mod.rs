@@ -468,6 +468,9 @@ fn customise_workflows(
             ("executor", container_security),
             ("mainContainer", container_security),
             ("workflowDefaults", workflow_defaults),
+            // Only Workflows that reference a (Cluster)WorkflowTemplate run:
+            // what a user may submit is what the templates allow.
+            ("workflowRestrictions", "templateReferencing: Strict\n"),
         ],
     )?;
     set_argo_server_auth_mode(documents)?;

@@ -124,6 +124,7 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         .context("cannot prepare the instance namespace")?;
     output::info(format!("namespace {name}: {}", report.summary()));
     drop(lock);
+    super::bind_developers(&client, name).await?;
     super::grant_ci_secrets(&client, name).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
     let apply_params = kube::api::PatchParams::apply(phd_common::apply::FIELD_MANAGER).force();

@@ -238,6 +238,22 @@ pub async fn grant_ci_secrets(client: &kube::Client, namespace: &str) -> anyhow:
     }
 }
 
+/// Lets the cluster's developers run Workflows in instance namespace `name`
+/// ([`phd_common::rbac`]); a cluster whose user roles predate the runner
+/// role gets none.
+pub async fn bind_developers(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+    let developers = phd_common::rbac::developers(client, crate::argo::WORKFLOWS_NAMESPACE).await;
+    let subjects = match developers {
+        Ok(subjects) => subjects,
+        // No users namespace yet: no developers.
+        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+        Err(error) => return Err(error).context("cannot list the developers"),
+    };
+    phd_common::rbac::bind_developers(client, name, &subjects)
+        .await
+        .context("cannot let the developers run Workflows in the instance namespace")
+}
+
 /// The image pull Secret made from `PHD_DOCKER_REGISTRY_CREDENTIALS`.
 pub const PULL_SECRET: &str = "phd-docker-registry";
 
@@ -642,8 +658,10 @@ impl Provisioning {
                     "app.kubernetes.io/managed-by": "kubectl-phd",
                 },
             },
+            // Nothing but the reference and its arguments: the controller's
+            // templateReferencing: Strict refuses any other field, and the
+            // template names its ServiceAccount (workflow-executor).
             "spec": {
-                "serviceAccountName": EXECUTOR,
                 "workflowTemplateRef": {
                     "name": format!("{}-{}-template", resource.name(), operation.name()),
                     "clusterScope": true,

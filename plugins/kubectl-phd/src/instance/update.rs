@@ -116,6 +116,7 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
             .await
             .context("cannot update the instance namespace")?;
         output::info(format!("namespace {name}: {}", report.summary()));
+        super::bind_developers(&client, name).await?;
         match application_set(&client, &environment).await? {
             Some(set) => output::info(format!(
                 "Argo CD Application {name}-{environment}: kept by ApplicationSet {set}"
