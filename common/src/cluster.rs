@@ -29,6 +29,13 @@ pub enum AccessError {
          KUBECONFIG / create ~/.kube/config (or pass --kubeconfig)"
     )]
     NoKubeconfig,
+    #[error(
+        "inside cluster repository {root} the repository's own cluster is the default, but its \
+         infrastructure gives no kubeconfig ({reasons}); apply the infrastructure (`kubectl phd \
+         infra apply`), or choose another cluster explicitly with --context or --kubeconfig \
+         (or KUBECONFIG_CONTENT)"
+    )]
+    RepositoryWithoutKubeconfig { root: PathBuf, reasons: String },
     #[error("kubeconfig file {0} does not exist")]
     MissingFile(PathBuf),
     #[error("cannot read kubeconfig {path}")]
@@ -149,6 +156,20 @@ impl fmt::Display for KubeconfigSource {
     }
 }
 
+impl KubeconfigSource {
+    /// Why this source was chosen, by the precedence of SPEC.md section 6.
+    pub fn why(&self) -> &'static str {
+        match self {
+            Self::Flag(_) => "given by --kubeconfig",
+            Self::Infrastructure { .. } => "the cluster repository's own cluster",
+            Self::EnvironmentBase64 | Self::EnvironmentPlain => "KUBECONFIG_CONTENT is set",
+            Self::Inherited(_) => {
+                "what kubectl uses (--context was given, or no cluster repository is around)"
+            }
+        }
+    }
+}
+
 /// A chosen kubeconfig and the flags that select inside it.
 #[derive(Debug, Clone)]
 pub struct ClusterAccess {
@@ -186,6 +207,17 @@ impl ClusterAccess {
             found
         } else if let Some(content) = env.var("KUBECONFIG_CONTENT") {
             from_content(&content)?
+        } else if let Some(repository) = repository {
+            // Never silently another cluster: kubectl's current context may
+            // point anywhere (issue 14.7).
+            return Err(AccessError::RepositoryWithoutKubeconfig {
+                root: repository.root.clone(),
+                reasons: if skipped.is_empty() {
+                    format!("{} is missing", repository.infrastructure_dir().display())
+                } else {
+                    skipped.join("; ")
+                },
+            });
         } else {
             inherited(env)?
         };

@@ -754,3 +754,42 @@ async fn stacked_kubeconfigs_merge_as_kubectl_merges_them() {
         .await
         .expect("the working context connects");
 }
+
+/// Issue 14.7: inside a cluster repository whose infrastructure gives no
+/// kubeconfig, kubectl's current context (which may be any cluster) is not
+/// used silently; --context chooses it explicitly.
+#[tokio::test]
+async fn a_cluster_repository_without_a_kubeconfig_never_falls_through() {
+    let plane = ControlPlane::shared().await;
+    let mut scene = Scene::new();
+    let repository =
+        repository_with_output(&scene, "kubeconfig", "kc.txt", "Warning: something odd\n");
+    let unrelated = scene.path("unrelated.kubeconfig");
+    write_json(
+        &unrelated,
+        &renamed(&admin_kubeconfig(plane), "unrelated", None),
+    );
+    scene.set("KUBECONFIG", unrelated.display().to_string());
+    let error = scene
+        .resolve(&AccessOptions::default(), Some(&repository))
+        .await
+        .expect_err("no silent fallback");
+    let message = error.to_string();
+    assert!(
+        message.contains("the repository's own cluster is the default"),
+        "{message}"
+    );
+    assert!(message.contains("is not a kubeconfig"), "{message}");
+    assert!(message.contains("--context"), "{message}");
+
+    let options = AccessOptions {
+        context: Some("unrelated".into()),
+        ..Default::default()
+    };
+    let access = scene
+        .resolve(&options, Some(&repository))
+        .await
+        .expect("explicit context");
+    assert!(matches!(access.source, KubeconfigSource::Inherited(_)));
+    assert!(access.source.why().contains("--context"));
+}

@@ -183,7 +183,11 @@ pub async fn run(session: &Session, args: &DoctorArgs) -> anyhow::Result<ExitCod
             checks.push(Check::new(
                 "kubeconfig",
                 Status::Ok,
-                format!("{} (context {context})", access.source),
+                format!(
+                    "{} (context {context}), because: {}",
+                    access.source,
+                    access.source.why()
+                ),
             ));
             match access.connect().await {
                 Ok(cluster) => {
