@@ -1992,6 +1992,16 @@ async fn delete_waits_for_a_terminating_namespace_and_names_what_holds_it() {
         assert!(stderr.contains("example.com/hold"), "{timeout}: {stderr}");
         assert!(stderr.contains("still Terminating"), "{timeout}: {stderr}");
         assert!(!stderr.contains("cannot store"), "{timeout}: {stderr}");
+        // Issue 14.9: without a terminal, a line when the state changes and
+        // a heartbeat at most every 30 s, not one line per second.
+        let waiting = stderr
+            .lines()
+            .filter(|line| line.starts_with("waiting for namespace"))
+            .count();
+        assert!(
+            waiting <= 1,
+            "{waiting} progress lines in {timeout}: {stderr}"
+        );
     }
     config_maps
         .patch(

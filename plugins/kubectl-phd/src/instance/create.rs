@@ -175,7 +175,7 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
 
     let progress = Progress::new(format!("provisioning {name}"));
     let phases = workflow::wait_all(&client, name, &names, timeout, &|phases, _| {
-        progress.update(&summarise(phases));
+        progress.update(&super::summarise(phases));
     })
     .await;
     progress.finish();
@@ -296,23 +296,6 @@ fn check_recorded_resources(
         }
     }
     Ok(())
-}
-
-fn summarise(phases: &[(String, Phase)]) -> String {
-    phases
-        .iter()
-        .map(|(workflow, phase)| {
-            let state = match phase {
-                Phase::Pending => "pending",
-                Phase::Running => "running",
-                Phase::Succeeded => "succeeded",
-                Phase::Failed(_) => "failed",
-                Phase::Gone => "deleted",
-            };
-            format!("{workflow} {state}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn instance_files(

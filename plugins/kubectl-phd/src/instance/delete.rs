@@ -238,8 +238,7 @@ async fn deprovision(
     }
     let progress = Progress::new(format!("deprovisioning {name}"));
     let phases = workflow::wait_all(client, name, &names, timeout, &|phases, _| {
-        let text: Vec<String> = phases.iter().map(|(w, p)| format!("{w} {p:?}")).collect();
-        progress.update(&text.join(", "));
+        progress.update(&super::summarise(phases));
     })
     .await;
     progress.finish();
@@ -342,7 +341,7 @@ where
                 timeout.as_secs()
             );
         }
-        progress.update(&format!("{}s", start.elapsed().as_secs()));
+        progress.update("in progress");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

@@ -18,6 +18,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use phd_common::config::{MongodbProvider, Setting};
+use phd_common::workflow::Phase;
 use serde_json::{Value, json};
 
 pub use create::create;
@@ -143,6 +144,25 @@ pub async fn finish_provisioning<T>(
             "waiting for the Workflows of {name} was interrupted, and {left} and finishes the job"
         ))),
     }
+}
+
+/// The Workflows' phases as progress shows them:
+/// `mysql-provision-demo succeeded, storage-provision-demo pending`.
+pub fn summarise(phases: &[(String, Phase)]) -> String {
+    phases
+        .iter()
+        .map(|(workflow, phase)| {
+            let state = match phase {
+                Phase::Pending => "pending",
+                Phase::Running => "running",
+                Phase::Succeeded => "succeeded",
+                Phase::Failed(_) => "failed",
+                Phase::Gone => "deleted",
+            };
+            format!("{workflow} {state}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The three things provisioned for an instance.
