@@ -50,10 +50,7 @@ pub async fn database_user_password(
         url: api_url.to_owned(),
         source,
     };
-    let client = reqwest::Client::builder()
-        .timeout(API_TIMEOUT)
-        .connect_timeout(Duration::from_secs(10))
-        .user_agent(concat!("kubectl-phd/", env!("CARGO_PKG_VERSION")))
+    let client = crate::http::client_builder(API_TIMEOUT)
         .build()
         .map_err(unreachable)?;
     let response = client

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod cluster;
 pub mod config;
 pub mod digitalocean;
+pub mod http;
 pub mod manifest;
 pub mod manifests;
 pub mod naming;

@@ -101,11 +101,7 @@ impl fmt::Display for ManifestSource {
 }
 
 async fn download(url: &str) -> Result<String, reqwest::Error> {
-    let client = reqwest::Client::builder()
-        .timeout(DOWNLOAD_TIMEOUT)
-        .connect_timeout(Duration::from_secs(10))
-        .user_agent(concat!("kubectl-phd/", env!("CARGO_PKG_VERSION")))
-        .build()?;
+    let client = crate::http::client_builder(DOWNLOAD_TIMEOUT).build()?;
     client
         .get(url)
         .send()

@@ -871,3 +871,64 @@ async fn doctor_follows_the_path_to_a_site_and_repository_access_is_granted() {
         assert_eq!(after[check], "ok", "{check}: {after:?}");
     }
 }
+
+/// Issue 14.10: the proxy variables behave as for kubectl: the API server
+/// and manifest downloads go through `HTTPS_PROXY`/`HTTP_PROXY`, unless
+/// `NO_PROXY` covers the host.
+#[tokio::test]
+async fn proxy_variables_are_honoured_and_no_proxy_bypasses_them() {
+    let plane = ControlPlane::shared().await;
+    let home = tempfile::tempdir().expect("home");
+    let manifest =
+        serve(std::fs::read(fixture("argocd-install.yaml")).expect("fixture")).expect("serve");
+    let unreachable = phd_testkit::unreachable_kubeconfig(home.path()).expect("kubeconfig");
+    for no_proxy in [None, Some("127.0.0.1"), Some("*")] {
+        let proxy = phd_testkit::proxy::Proxy::start().expect("proxy");
+        let with_proxy = |kubeconfig: &Path| {
+            let mut command = phd(kubeconfig, home.path());
+            command
+                .env("HTTPS_PROXY", &proxy.url)
+                .env("HTTP_PROXY", &proxy.url)
+                .env_remove("https_proxy")
+                .env_remove("http_proxy")
+                .env_remove("no_proxy");
+            match no_proxy {
+                Some(list) => command.env("NO_PROXY", list),
+                None => command.env_remove("NO_PROXY"),
+            };
+            command
+        };
+        let output = with_proxy(&plane.admin_kubeconfig)
+            .arg("doctor")
+            .output()
+            .expect("doctor");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains("answers, Kubernetes"),
+            "{no_proxy:?}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // The manifest is read before the (unreachable) cluster is touched.
+        let output = with_proxy(&unreachable)
+            .args([
+                "argo",
+                "install",
+                "--argocd-only",
+                "--argocd-manifest",
+                &manifest,
+            ])
+            .output()
+            .expect("argo install");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("cannot reach"), "{no_proxy:?}: {stderr}");
+        let seen = proxy.seen();
+        let server = plane.server.trim_start_matches("https://");
+        let tunnelled = seen.iter().any(|s| s == &format!("CONNECT {server}"));
+        let downloaded = seen.iter().any(|s| s == &format!("GET {manifest}"));
+        if no_proxy.is_some() {
+            assert!(seen.is_empty(), "{no_proxy:?}: {seen:?}");
+        } else {
+            assert!(tunnelled && downloaded, "{seen:?}");
+        }
+    }
+}

@@ -30,6 +30,7 @@ use tokio::sync::OnceCell;
 pub mod argo;
 pub mod http;
 pub mod mariadb;
+pub mod proxy;
 pub mod s3;
 pub mod scripts;
 
