@@ -18,12 +18,48 @@ struct Dropped {
     reason: &'static str,
 }
 
+/// What the original did with its Nth positional argument.
+#[derive(Clone, Copy)]
+enum Positional {
+    /// Passed on as a positional (the user, instance or cluster name).
+    Keep,
+    /// Passed on as the value of a flag (`phd_update_argo_user_permissions
+    /// alice admin` → `--role admin`).
+    Flag(&'static str),
+    /// No longer needed; ignored with a note.
+    Drop(&'static str),
+}
+
 struct Legacy {
     program: &'static str,
     command: &'static [&'static str],
     renames: &'static [Rename],
     dropped: &'static [Dropped],
+    /// The original's positional arguments in order; more are passed on.
+    positionals: &'static [Positional],
 }
+
+/// Flags of the new commands (and the original's) that take no value; every
+/// other `--flag` without `=` takes the next argument as its value.
+const SWITCHES: &[&str] = &[
+    "--yes",
+    "--force",
+    "-f",
+    "--argocd-only",
+    "--workflows-only",
+    "--no-wait",
+    "--dry-run",
+    "--show-token",
+    "--password-stdin",
+    "--admin-password-stdin",
+    "--no-git",
+    "--files-only",
+    "--verbose",
+    "-v",
+    "--no-color",
+    "--help",
+    "-h",
+];
 
 const YES: &[Rename] = &[
     Rename {
@@ -52,6 +88,7 @@ const COMMANDS: &[Legacy] = &[
     Legacy {
         program: "phd_create_cluster",
         command: &["cluster", "create"],
+        positionals: &[Positional::Keep, Positional::Keep],
         renames: &[
             Rename {
                 old: "--cloud-provider",
@@ -111,37 +148,56 @@ const COMMANDS: &[Legacy] = &[
     Legacy {
         program: "phd_install_argo",
         command: &["argo", "install"],
+        positionals: &[Positional::Keep],
         renames: &[],
         dropped: &[],
     },
     Legacy {
         program: "phd_create_argo_user",
         command: &["user", "create"],
+        positionals: &[Positional::Keep],
         renames: &[],
         dropped: &[],
     },
     Legacy {
         program: "phd_update_argo_user",
         command: &["user", "update"],
+        positionals: &[Positional::Keep],
         renames: &[],
         dropped: &[],
     },
     Legacy {
         program: "phd_delete_argo_user",
         command: &["user", "delete"],
+        positionals: &[Positional::Keep],
         renames: YES,
         dropped: &[],
     },
     Legacy {
         program: "phd_create_instance",
         command: &["instance", "create"],
+        // `phd_create_instance NAME TEMPLATE_REPOSITORY PLATFORM_NAME`
+        positionals: &[
+            Positional::Keep,
+            Positional::Drop("the templates are built into kubectl-phd"),
+            Positional::Flag("--platform-name"),
+        ],
         renames: &[],
         dropped: TEMPLATE_FLAGS,
     },
     Legacy {
         program: "phd_delete_instance",
         command: &["instance", "delete"],
+        positionals: &[Positional::Keep],
         renames: YES,
+        dropped: &[],
+    },
+    // Documented by the original README ("Updating User Permissions").
+    Legacy {
+        program: "phd_update_argo_user_permissions",
+        command: &["user", "update"],
+        positionals: &[Positional::Keep, Positional::Flag("--role")],
+        renames: &[],
         dropped: &[],
     },
 ];
@@ -171,8 +227,28 @@ pub fn translate(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
         .iter()
         .all(|flag| rest.iter().any(|a| a == *flag));
     let mut iter = rest.into_iter();
+    let mut position = 0;
     while let Some(arg) = iter.next() {
         let text = arg.to_string_lossy().into_owned();
+        if !text.starts_with('-') || text == "-" {
+            let kind = legacy
+                .positionals
+                .get(position)
+                .copied()
+                .unwrap_or(Positional::Keep);
+            position += 1;
+            match kind {
+                Positional::Keep => translated.push(arg),
+                Positional::Flag(flag) => {
+                    translated.push(flag.into());
+                    translated.push(arg);
+                }
+                Positional::Drop(reason) => {
+                    eprintln!("{program}: ignoring {text:?}: {reason}");
+                }
+            }
+            continue;
+        }
         let (flag, inline_value) = match text.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => {
                 (flag.to_owned(), Some(value.to_owned()))
@@ -195,12 +271,20 @@ pub fn translate(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
             }
             continue;
         }
+        let has_inline_value = inline_value.is_some();
         match legacy.renames.iter().find(|r| r.old == flag) {
             Some(rename) => translated.push(match inline_value {
                 Some(value) => format!("{}={value}", rename.new).into(),
                 None => rename.new.into(),
             }),
             None => translated.push(arg),
+        }
+        // A flag's value is not a positional.
+        if !has_inline_value
+            && !SWITCHES.contains(&flag.as_str())
+            && let Some(value) = iter.next()
+        {
+            translated.push(value);
         }
     }
     Ok(translated)
@@ -282,6 +366,84 @@ mod tests {
                 "demo",
                 "--platform-name",
                 "Demo"
+            ]
+        );
+    }
+
+    /// Issue 14.11: every command form the original README documents
+    /// (its "PHD Commands", "Instance Management" and "Updating User
+    /// Permissions" sections; `--password` is refused on purpose, tested
+    /// below) translates into a command line this plugin's CLI accepts.
+    #[test]
+    fn every_documented_original_form_parses() {
+        use clap::Parser as _;
+        let documented: &[&[&str]] = &[
+            &[
+                "phd_create_cluster",
+                "PHD Production Cluster",
+                "prod.example.com",
+            ],
+            &["phd_install_argo"],
+            &["phd_install_argo", "--argocd-only"],
+            &["phd_install_argo", "--workflows-only"],
+            &["phd_create_argo_user", "alice"],
+            &["phd_create_argo_user", "alice", "--role", "admin"],
+            &["phd_update_argo_user", "alice", "--role", "readonly"],
+            &["phd_delete_argo_user", "alice"],
+            &["phd_update_argo_user_permissions", "username", "admin"],
+            &["phd_update_argo_user_permissions", "username", "developer"],
+            &["phd_update_argo_user_permissions", "username", "readonly"],
+            &[
+                "phd_create_instance",
+                "my-instance",
+                "https://github.com/your-org/your-cluster.git",
+                "My Open edX Platform",
+            ],
+            &[
+                "phd_create_instance",
+                "my-instance",
+                "https://github.com/your-org/your-cluster.git",
+                "My Open edX Platform",
+                "--edx-platform-repository",
+                "https://github.com/openedx/edx-platform.git",
+                "--edx-platform-version",
+                "release/teak",
+                "--tutor-version",
+                "v20.0.1",
+            ],
+            &["phd_delete_instance", "my-instance"],
+        ];
+        let names: Vec<&str> = COMMANDS.iter().map(|legacy| legacy.program).collect();
+        for form in documented {
+            assert!(names.contains(&form[0]), "{} is not recognised", form[0]);
+            let translated = run(form).expect("translated");
+            if let Err(error) = crate::cli::Cli::try_parse_from(&translated) {
+                panic!("{form:?} → {translated:?}: {error}");
+            }
+        }
+        assert_eq!(
+            run(&["phd_update_argo_user_permissions", "bob", "admin"]).expect("translated"),
+            ["kubectl-phd", "user", "update", "bob", "--role", "admin"]
+        );
+        assert_eq!(
+            run(&[
+                "phd_create_instance",
+                "demo",
+                "https://github.com/o/c.git",
+                "Demo U",
+                "--tutor-version",
+                "22"
+            ])
+            .expect("translated"),
+            [
+                "kubectl-phd",
+                "instance",
+                "create",
+                "demo",
+                "--platform-name",
+                "Demo U",
+                "--tutor-version",
+                "22"
             ]
         );
     }
