@@ -150,6 +150,21 @@ pub fn reason(error: &anyhow::Error) -> Option<String> {
 /// server's message with its code and reason (kube's own text of it is a
 /// debug dump), anything else as its `Display`.
 pub fn describe(cause: &(dyn std::error::Error + 'static)) -> String {
+    // kube prints a failed credential plugin's output as a byte-array dump.
+    let exec = cause.downcast_ref::<kube::client::AuthError>().or_else(|| {
+        match cause.downcast_ref::<kube::Error>() {
+            Some(kube::Error::Auth(auth)) => Some(auth),
+            _ => None,
+        }
+    });
+    if let Some(kube::client::AuthError::AuthExecRun { cmd, out, .. }) = exec {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return format!(
+            "the credential plugin `{cmd}` failed ({}): {}",
+            out.status,
+            stderr.trim()
+        );
+    }
     match cause.downcast_ref::<kube::Error>() {
         Some(kube::Error::Api(status)) => {
             let reason = if status.reason.is_empty() {

@@ -932,3 +932,78 @@ async fn proxy_variables_are_honoured_and_no_proxy_bypasses_them() {
         }
     }
 }
+
+/// Issue 14.8: the first line of an error names what failed and the
+/// underlying reason, without -v: the object and the API server's message
+/// for a refused object, the plugin's own words for a failing credential
+/// plugin (not a byte dump).
+#[tokio::test]
+async fn errors_name_their_cause_in_the_first_line() {
+    let plane = ControlPlane::shared().await;
+    let home = tempfile::tempdir().expect("home");
+    let mut manifest = std::fs::read_to_string(fixture("argocd-install.yaml")).expect("fixture");
+    manifest.push_str(
+        "\n---\n{\"apiVersion\": \"v1\", \"kind\": \"Service\", \"metadata\": {\"name\": \"phd-bad-port\"}, \"spec\": {\"ports\": [{\"port\": 99999}]}}\n",
+    );
+    let path = home.path().join("bad-install.yaml");
+    std::fs::write(&path, manifest).expect("manifest");
+    let output = phd(&plane.admin_kubeconfig, home.path())
+        .args(["argo", "install", "--argocd-only", "--argocd-manifest"])
+        .arg(&path)
+        .write_stdin("")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let first = stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(
+        first.contains("Service argocd/phd-bad-port") || first.contains("phd-bad-port"),
+        "{stderr}"
+    );
+    assert!(first.contains("99999"), "{stderr}");
+    assert!(first.contains("422"), "{stderr}");
+    assert!(!stderr.contains("ErrorResponse"), "no debug dump: {stderr}");
+
+    // A credential plugin that fails says why, in its own words.
+    let script = home.path().join("failing-plugin");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho 'your session expired: run acme-login' >&2\nexit 3\n",
+    )
+    .expect("script");
+    let executable = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+    std::fs::set_permissions(&script, executable).expect("chmod");
+    let mut config: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(&plane.admin_kubeconfig).expect("kubeconfig"),
+    )
+    .expect("kubeconfig");
+    config["users"][0]["user"] = serde_json::json!({"exec": {
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "command": script.display().to_string(),
+        "interactiveMode": "Never",
+    }});
+    let kubeconfig = home.path().join("exec.kubeconfig");
+    std::fs::write(&kubeconfig, config.to_string()).expect("write");
+    for verbose in [false, true] {
+        let mut command = phd(&kubeconfig, home.path());
+        command.args(["user", "list"]);
+        if verbose {
+            command.arg("-v");
+        }
+        let output = command.output().expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        let first = stderr
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_default();
+        assert!(
+            first.contains("your session expired: run acme-login"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("Output {"), "no debug dump: {stderr}");
+    }
+}
