@@ -346,3 +346,60 @@ async fn argo_install_takes_over_a_client_side_install() {
         .collect();
     assert!(changed.is_empty(), "{changed:?}");
 }
+
+/// Issue 15.4: when the Argo Workflows part of `argo install` fails after
+/// Argo CD's admin password was generated and stored, the password is shown
+/// anyway (and works); the re-run keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generated_admin_password_survives_a_failed_workflows_install() {
+    let plane = ControlPlane::start().await.expect("control plane");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut broken = std::fs::read_to_string(phd_testkit::fixture("argo-workflows-install.yaml"))
+        .expect("fixture");
+    broken.push_str(
+        "\n---\n{\"apiVersion\": \"v1\", \"kind\": \"Service\", \"metadata\": {\"name\": \"phd-bad-port\"}, \"spec\": {\"ports\": [{\"port\": 99999}]}}\n",
+    );
+    let broken_path = dir.path().join("workflows.yaml");
+    std::fs::write(&broken_path, broken).expect("write");
+    let install = |workflows: &std::path::Path| {
+        assert_cmd::Command::cargo_bin("kubectl-phd")
+            .expect("binary")
+            .current_dir(dir.path())
+            .env_remove("KUBECONFIG_CONTENT")
+            .env_remove("PHD_ARGO_ADMIN_PASSWORD")
+            .env("PHD_CLUSTER_DOMAIN", "lms.example.org")
+            .env(
+                "PHD_CLUSTER_REPOSITORY",
+                "https://github.com/example/phd-demo-cluster.git",
+            )
+            .arg("--kubeconfig")
+            .arg(&plane.admin_kubeconfig)
+            .args(["argo", "install", "--argocd-manifest"])
+            .arg(phd_testkit::fixture("argocd-install.yaml"))
+            .arg("--workflows-manifest")
+            .arg(workflows)
+            .write_stdin("")
+            .output()
+            .expect("run")
+    };
+    let output = install(&broken_path);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let shown = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(!shown.is_empty(), "no password shown: {}", stderr(&output));
+    let client = plane.client().await.expect("client");
+    let stored = || async {
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), "argocd");
+        let data = secrets
+            .get("argocd-secret")
+            .await
+            .expect("argocd-secret")
+            .data
+            .unwrap_or_default();
+        String::from_utf8(data["admin.password"].0.clone()).expect("utf-8")
+    };
+    assert!(bcrypt::verify(&shown, &stored().await).expect("bcrypt"));
+    let output = install(&phd_testkit::fixture("argo-workflows-install.yaml"));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.stdout.is_empty(), "a re-run shows no new password");
+    assert!(bcrypt::verify(&shown, &stored().await).expect("bcrypt"));
+}
