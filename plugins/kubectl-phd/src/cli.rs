@@ -222,7 +222,7 @@ pub enum UserCommand {
 pub enum Role {
     /// Everything in Argo CD and Argo Workflows
     Admin,
-    /// Submit and manage workflows and templates, read logs, sync instance applications
+    /// Run workflows in instance namespaces, read logs, sync instance applications
     Developer,
     /// See applications, workflows and logs; change nothing
     Readonly,
@@ -233,9 +233,10 @@ pub struct UserCreateArgs {
     /// User name: lower-case letters, digits and '-', at most 32 characters
     #[arg(value_name = "USER")]
     pub name: String,
-    /// The user's role
-    #[arg(long, value_enum, default_value = "developer")]
-    pub role: Role,
+    /// The new user's role [default: developer]; an existing user keeps
+    /// its role (change it with `user update`)
+    #[arg(long, value_enum)]
+    pub role: Option<Role>,
     /// Read the Argo CD password from standard input (otherwise asked on a
     /// terminal, or generated and shown once)
     #[arg(long)]
@@ -263,6 +264,9 @@ pub struct UserDeleteArgs {
     /// Delete without asking
     #[arg(short = 'y', long)]
     pub yes: bool,
+    /// Succeed when the user does not exist
+    #[arg(long)]
+    pub ignore_not_found: bool,
 }
 
 #[derive(Debug, Args)]
@@ -403,6 +407,9 @@ pub struct InstanceDeleteArgs {
     /// Print what would be deleted; change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Succeed when the instance does not exist
+    #[arg(long)]
+    pub ignore_not_found: bool,
 }
 
 #[derive(Debug, Args)]

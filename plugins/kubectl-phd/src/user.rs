@@ -92,6 +92,13 @@ impl UserObjects {
 }
 
 impl Role {
+    /// The role named `name` (`admin`, `developer`, `readonly`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Admin, Self::Developer, Self::Readonly]
+            .into_iter()
+            .find(|role| role.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Admin => "admin",
@@ -203,7 +210,6 @@ async fn require_workflows(client: &kube::Client) -> anyhow::Result<()> {
 pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<()> {
     check_username(&args.name)?;
     let user = UserObjects::new(&args.name);
-    let role = args.role;
     let given_password = if args.password_stdin {
         Some(prompt::password_from_stdin("--password-stdin")?)
     } else {
@@ -213,6 +219,35 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
     let client = cluster.client;
     let argocd = read_argocd(&client).await?;
     require_workflows(&client).await?;
+    // An existing user keeps its role unless the same one is asked for:
+    // changing it is `user update`'s job, never a side effect.
+    let current_role = read_states(&client)
+        .await?
+        .remove(&user.name)
+        .and_then(|state| state.role);
+    let role = match (args.role, current_role.as_deref()) {
+        (None, None) => Role::Developer,
+        (Some(role), None) => role,
+        (asked, Some(current)) => {
+            let kept = Role::from_name(current)
+                .with_context(|| format!("user {} has the unknown role {current:?}", user.name))?;
+            if let Some(asked) = asked
+                && asked != kept
+            {
+                bail!(
+                    "user {} exists with role {current}; `user create` changes nothing it was not asked to create: change the role with `kubectl phd user update {} --role {}`",
+                    user.name,
+                    user.name,
+                    asked.name()
+                );
+            }
+            output::info(format!(
+                "user {} exists: kept its role {current}",
+                user.name
+            ));
+            kept
+        }
+    };
 
     // A re-run without a new password keeps the current one; a new user gets
     // one from the terminal, or a generated one shown once.
@@ -224,6 +259,9 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
         (None, None) if prompt::can_prompt() => (Some(prompt::new_password(&user.name)?), false),
         (None, None) => (Some(password::generate(GENERATED_PASSWORD_LENGTH)), true),
     };
+    if new_password.is_none() && stored.hash.is_some() {
+        output::info(format!("user {}: kept its Argo CD password", user.name));
+    }
     if argocd.config.contains_key(&user.account_key) {
         output::debug(format!("user {} exists; making it match", user.name));
     }
@@ -358,11 +396,17 @@ pub async fn delete(session: &Session, args: &UserDeleteArgs) -> anyhow::Result<
     let client = cluster.client;
     let states = read_states(&client).await?;
     if !states.contains_key(&user.name) {
-        output::info(format!(
-            "user {} does not exist; nothing to delete",
+        if args.ignore_not_found {
+            output::info(format!(
+                "user {} does not exist; nothing to delete",
+                user.name
+            ));
+            return Ok(());
+        }
+        bail!(
+            "user {} does not exist (`kubectl phd user list` shows who does); pass --ignore-not-found to succeed anyway",
             user.name
-        ));
-        return Ok(());
+        );
     }
     if !args.yes
         && !prompt::confirm(

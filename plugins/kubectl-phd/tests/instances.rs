@@ -2030,3 +2030,79 @@ async fn delete_waits_for_a_terminating_namespace_and_names_what_holds_it() {
     );
     assert!(!repo.instances().join(&name).exists());
 }
+
+/// Issue 19.2: deleting an instance that does not exist (a typo) is an
+/// error unless --ignore-not-found; `instance create` of an existing
+/// instance with other values refuses and points at `instance update`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_and_delete_change_only_what_was_asked() {
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let repo = Repo::new();
+    let missing = unique_name("typo");
+    let output = repo
+        .phd(&plane.admin_kubeconfig)
+        .args(["instance", "delete", &missing, "--yes"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(!stderr.contains("deleted"), "{stderr}");
+    repo.phd(&plane.admin_kubeconfig)
+        .args([
+            "instance",
+            "delete",
+            &missing,
+            "--yes",
+            "--ignore-not-found",
+        ])
+        .assert()
+        .success();
+
+    let name = unique_name("named");
+    let _controller = WorkflowController::start(client.clone(), &name);
+    repo.phd(&plane.admin_kubeconfig)
+        .args([
+            "instance",
+            "create",
+            &name,
+            "--platform-name",
+            "A",
+            "--no-wait",
+        ])
+        .assert()
+        .success();
+    let config = repo.instances().join(&name).join("config.yml");
+    let before = std::fs::read_to_string(&config).expect("config");
+    let output = repo
+        .phd(&plane.admin_kubeconfig)
+        .args([
+            "instance",
+            "create",
+            &name,
+            "--platform-name",
+            "B",
+            "--no-wait",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("instance update"), "{stderr}");
+    assert!(stderr.contains("PLATFORM_NAME"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&config).expect("config"), before);
+    // The same values, or none: the re-run finishes the job.
+    repo.phd(&plane.admin_kubeconfig)
+        .args([
+            "instance",
+            "create",
+            &name,
+            "--platform-name",
+            "A",
+            "--timeout",
+            "60s",
+        ])
+        .assert()
+        .success();
+}

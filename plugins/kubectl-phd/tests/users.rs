@@ -873,3 +873,48 @@ async fn delete_removes_keys_other_managers_wrote() {
         assert!(left.is_empty(), "{object}: {left:?}");
     }
 }
+
+/// Issue 19.2: `user create` of an existing user keeps its role (and says
+/// so) and refuses to change it; deleting a user that does not exist is an
+/// error unless --ignore-not-found.
+#[tokio::test]
+async fn create_changes_nothing_it_was_not_asked_to_and_delete_of_nothing_fails() {
+    let plane = cluster().await;
+    let name = unique_name("kept");
+    phd(&plane.admin_kubeconfig)
+        .args(["user", "create", &name, "--role", "admin"])
+        .write_stdin("")
+        .assert()
+        .success();
+    let output = phd(&plane.admin_kubeconfig)
+        .args(["user", "create", &name])
+        .write_stdin("")
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("kept its role admin"), "{stderr}");
+    assert!(stderr.contains("kept its Argo CD password"), "{stderr}");
+    assert_eq!(list(&plane.admin_kubeconfig)[&name]["role"], "admin");
+    let output = phd(&plane.admin_kubeconfig)
+        .args(["user", "create", &name, "--role", "readonly"])
+        .write_stdin("")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("user update"), "{stderr}");
+    assert_eq!(list(&plane.admin_kubeconfig)[&name]["role"], "admin");
+
+    let missing = unique_name("nobody");
+    let output = phd(&plane.admin_kubeconfig)
+        .args(["user", "delete", &missing, "--yes"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("does not exist"));
+    phd(&plane.admin_kubeconfig)
+        .args(["user", "delete", &missing, "--yes", "--ignore-not-found"])
+        .assert()
+        .success();
+}

@@ -312,8 +312,10 @@ fn instance_files(
         let read = |path: &Path| {
             std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
         };
+        let config = read(&config_path)?;
+        refuse_changes(args, &config, &config_path)?;
         return Ok(InstanceFiles {
-            config: read(&config_path)?,
+            config,
             application: read(&application_path)?,
             dir,
             new_files: Vec::new(),
@@ -423,6 +425,55 @@ fn instance_files(
         dir,
         new_files,
     })
+}
+
+/// `instance create` of an existing instance finishes what a run left and
+/// changes nothing else: a flag that asks for a value other than the one in
+/// config.yml is refused, pointing at `instance update`.
+fn refuse_changes(args: &InstanceCreateArgs, config: &str, path: &Path) -> anyhow::Result<()> {
+    let current: Value = serde_saphyr::from_str(config)
+        .with_context(|| format!("{} is not valid YAML", path.display()))?;
+    let tutor = args
+        .tutor_version
+        .as_deref()
+        .map(phd_common::tutor::release)
+        .transpose()?
+        .map(|release| release.tutor.to_owned());
+    let asked = [
+        (
+            "PLATFORM_NAME",
+            "--platform-name",
+            args.platform_name.clone(),
+        ),
+        (
+            "EDX_PLATFORM_REPOSITORY",
+            "--edx-platform-repository",
+            args.edx_platform_repository.clone(),
+        ),
+        (
+            "EDX_PLATFORM_VERSION",
+            "--edx-platform-version",
+            args.edx_platform_version.clone(),
+        ),
+        ("PHD_TUTOR_VERSION", "--tutor-version", tutor),
+    ];
+    let mut different = Vec::new();
+    for (key, flag, value) in asked {
+        let Some(value) = value else { continue };
+        let now = current[key].as_str().unwrap_or_default();
+        if now != value {
+            different.push(format!("{flag} {value:?} (config.yml has {key}: {now:?})"));
+        }
+    }
+    if different.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "instance {} exists and `instance create` changes nothing it was not asked to create: {}; change settings with `kubectl phd instance update {} --set KEY=VALUE` (or --tutor-version, --edx-platform-version)",
+        args.name,
+        different.join(", "),
+        args.name
+    )
 }
 
 fn labels(name: &str, environment: &str) -> BTreeMap<String, String> {

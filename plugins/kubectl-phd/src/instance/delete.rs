@@ -53,20 +53,6 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
     super::check_name(session, name, None)?;
     let provisioning = Provisioning::from_environment(session)?;
     let dir = instances_dir(session)?.join(name);
-    if !args.yes
-        && !args.dry_run
-        && !prompt::confirm_typed(
-            &format!(
-                "This deletes instance {name}: its Argo CD Application, its databases and bucket with all their data, its namespace, and {}.",
-                dir.display()
-            ),
-            name,
-            "--yes",
-        )?
-    {
-        bail!("not confirmed; instance {name} was left as it is");
-    }
-
     let cluster = session.connect().await?;
     let client = cluster.client;
     let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -119,6 +105,30 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
             dir.display(),
             dir = dir.display()
         );
+    }
+
+    if namespace.is_none() && found.is_empty() && !dir.exists() {
+        if args.ignore_not_found {
+            output::info(format!("instance {name} does not exist; nothing to delete"));
+            return Ok(());
+        }
+        bail!(
+            "instance {name} does not exist: no namespace {name}, no Argo CD Application, no {} (`kubectl phd instance list` shows what does); pass --ignore-not-found to succeed anyway",
+            dir.display()
+        );
+    }
+    if !args.yes
+        && !args.dry_run
+        && !prompt::confirm_typed(
+            &format!(
+                "This deletes instance {name}: its Argo CD Application, its databases and bucket with all their data, its namespace, and {}.",
+                dir.display()
+            ),
+            name,
+            "--yes",
+        )?
+    {
+        bail!("not confirmed; instance {name} was left as it is");
     }
 
     if args.dry_run {
