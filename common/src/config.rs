@@ -302,19 +302,48 @@ impl Setting {
         })
     }
 
-    fn in_context(self, context: &ClusterContext) -> Option<&str> {
-        let value = match self {
-            Self::ClusterDomain => &context.cluster_domain,
-            Self::Environment => &context.environment,
-            Self::Provider => &context.provider,
-            Self::Region => &context.region,
-            Self::Repository => &context.repository,
-            Self::IngressClass => &context.ingress_class,
-            Self::ClusterIssuer => &context.cluster_issuer,
-            Self::IngressNamespace => &context.ingress_namespace,
-            _ => return None,
-        };
-        value.as_deref().filter(|value| !value.is_empty())
+    /// The value `context.json` gives, directly or derived from the
+    /// provider and region (a DigitalOcean cluster stores media in Spaces of
+    /// its region; an AWS one in S3 of its region).
+    fn in_context(self, context: &ClusterContext) -> Option<String> {
+        let given = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+        let provider = given(&context.provider);
+        let region = given(&context.region);
+        match self {
+            Self::ClusterDomain => given(&context.cluster_domain),
+            Self::Environment => given(&context.environment),
+            Self::Provider => provider,
+            Self::Region | Self::StorageRegion => region,
+            Self::Repository => given(&context.repository),
+            Self::IngressClass => given(&context.ingress_class),
+            Self::ClusterIssuer => given(&context.cluster_issuer),
+            Self::IngressNamespace => given(&context.ingress_namespace),
+            Self::StorageType => match provider.as_deref()? {
+                "digitalocean" => Some("spaces".to_owned()),
+                "aws" => Some("s3".to_owned()),
+                _ => None,
+            },
+            Self::StorageEndpointUrl => match (provider.as_deref()?, region) {
+                ("digitalocean", Some(region)) => {
+                    Some(format!("https://{region}.digitaloceanspaces.com"))
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The infrastructure output that gives this setting, if one does (the
+    /// generated root module's outputs.tf).
+    pub fn output_name(self) -> Option<&'static str> {
+        match self {
+            Self::MysqlHost => Some("mysql_host"),
+            Self::MysqlPort => Some("mysql_port"),
+            Self::MysqlRootUser => Some("mysql_root_user"),
+            Self::MongodbHost => Some("mongodb_host"),
+            Self::MongodbPort => Some("mongodb_port"),
+            _ => None,
+        }
     }
 
     fn default_value(self) -> Option<&'static str> {
@@ -431,6 +460,8 @@ impl Kind {
 pub enum Origin {
     Flag,
     Environment(&'static str),
+    /// An output of the cluster repository's infrastructure (`tofu output`).
+    Infrastructure(&'static str),
     ContextFile(PathBuf),
     Default,
 }
@@ -440,6 +471,7 @@ impl fmt::Display for Origin {
         match self {
             Self::Flag => f.write_str("command-line flag"),
             Self::Environment(name) => write!(f, "environment variable {name}"),
+            Self::Infrastructure(name) => write!(f, "infrastructure output {name}"),
             Self::ContextFile(path) => write!(f, "{}", path.display()),
             Self::Default => f.write_str("default"),
         }
@@ -456,11 +488,23 @@ pub struct Resolved {
 pub struct Settings<'a> {
     env: &'a dyn Environment,
     repository: Option<&'a ClusterRepository>,
+    outputs: Option<&'a std::collections::BTreeMap<String, String>>,
 }
 
 impl<'a> Settings<'a> {
     pub fn new(env: &'a dyn Environment, repository: Option<&'a ClusterRepository>) -> Self {
-        Self { env, repository }
+        Self {
+            env,
+            repository,
+            outputs: None,
+        }
+    }
+
+    /// Also reads the infrastructure's outputs (`Tool::outputs`), between
+    /// the environment and `context.json`.
+    pub fn with_outputs(mut self, outputs: &'a std::collections::BTreeMap<String, String>) -> Self {
+        self.outputs = Some(outputs);
+        self
     }
 
     /// The environment these settings read.
@@ -504,18 +548,32 @@ impl<'a> Settings<'a> {
                 origin: Origin::Environment(setting.env_name()),
             });
         }
-        if let Some(repository) = self.repository
-            && let Some(value) = setting.in_context(&repository.context)
+        self.from_repository(setting).or_else(|| {
+            setting.default_value().map(|value| Resolved {
+                value: value.to_owned(),
+                origin: Origin::Default,
+            })
+        })
+    }
+
+    /// What the cluster repository says (its infrastructure's outputs, then
+    /// `context.json`), whatever flags and variables say.
+    pub fn from_repository(&self, setting: Setting) -> Option<Resolved> {
+        if let (Some(outputs), Some(name)) = (self.outputs, setting.output_name())
+            && let Some(value) = outputs.get(name).filter(|v| !v.is_empty())
         {
             return Some(Resolved {
-                value: value.to_owned(),
-                origin: Origin::ContextFile(repository.root.join(CONTEXT_FILE)),
+                value: value.clone(),
+                origin: Origin::Infrastructure(name),
             });
         }
-        setting.default_value().map(|value| Resolved {
-            value: value.to_owned(),
-            origin: Origin::Default,
-        })
+        let repository = self.repository?;
+        setting
+            .in_context(&repository.context)
+            .map(|value| Resolved {
+                value,
+                origin: Origin::ContextFile(repository.root.join(CONTEXT_FILE)),
+            })
     }
 
     /// Like [`Settings::get`], but a missing value is an error naming the flag

@@ -74,4 +74,52 @@ impl Tool {
         }
         Ok(String::from_utf8(output.stdout).ok())
     }
+
+    /// Every output of the state in `dir` that is not sensitive, as text
+    /// (strings as they are, numbers and booleans printed), from one
+    /// `output -json`; empty when there is no state.
+    pub async fn outputs(
+        &self,
+        dir: &Path,
+        timeout: Duration,
+    ) -> Result<std::collections::BTreeMap<String, String>, TofuError> {
+        let mut command = Command::new(&self.path);
+        command
+            .args(["output", "-no-color", "-json"])
+            .current_dir(dir)
+            .env("TF_IN_AUTOMATION", "1")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(timeout, command.output())
+            .await
+            .map_err(|_| TofuError::Timeout {
+                tool: self.clone(),
+                timeout,
+            })?
+            .map_err(|source| TofuError::Spawn {
+                tool: self.clone(),
+                source,
+            })?;
+        let parsed: serde_json::Value = if output.status.success() {
+            serde_json::from_slice(&output.stdout).unwrap_or_default()
+        } else {
+            serde_json::Value::Null
+        };
+        let mut values = std::collections::BTreeMap::new();
+        for (name, output) in parsed.as_object().into_iter().flatten() {
+            if output["sensitive"] == true {
+                continue;
+            }
+            let text = match &output["value"] {
+                serde_json::Value::String(text) => text.clone(),
+                serde_json::Value::Number(number) => number.to_string(),
+                serde_json::Value::Bool(flag) => flag.to_string(),
+                _ => continue,
+            };
+            if !text.is_empty() {
+                values.insert(name.clone(), text);
+            }
+        }
+        Ok(values)
+    }
 }

@@ -14,6 +14,8 @@ pub struct Session {
     pub global: GlobalArgs,
     pub env: ProcessEnvironment,
     pub repository: Option<ClusterRepository>,
+    /// The infrastructure's outputs, once [`Session::load_outputs`] ran.
+    outputs: std::sync::OnceLock<std::collections::BTreeMap<String, String>>,
 }
 
 impl Session {
@@ -27,6 +29,7 @@ impl Session {
             global,
             env: ProcessEnvironment,
             repository,
+            outputs: std::sync::OnceLock::new(),
         })
     }
 
@@ -53,7 +56,43 @@ impl Session {
     }
 
     pub fn settings(&self) -> Settings<'_> {
-        Settings::new(&self.env, self.repository.as_ref())
+        let settings = Settings::new(&self.env, self.repository.as_ref());
+        match self.outputs.get() {
+            Some(outputs) => settings.with_outputs(outputs),
+            None => settings,
+        }
+    }
+
+    /// Reads the cluster repository's infrastructure outputs (one `tofu
+    /// output -json`), so [`Session::settings`] takes database hosts and
+    /// ports from them. Nothing outside a repository, or without tofu or
+    /// state; what was passed over is logged under `-v`.
+    pub async fn load_outputs(&self) {
+        let Some(repository) = &self.repository else {
+            return;
+        };
+        let dir = repository.infrastructure_dir();
+        let outputs = match phd_common::tofu::Tool::find() {
+            Ok(tool) if dir.is_dir() => {
+                match tool.outputs(&dir, std::time::Duration::from_secs(60)).await {
+                    Ok(outputs) => outputs,
+                    Err(error) => {
+                        output::debug(format!("infrastructure outputs: {error}"));
+                        Default::default()
+                    }
+                }
+            }
+            Ok(_) => Default::default(),
+            Err(error) => {
+                output::debug(format!("infrastructure outputs: {error}"));
+                Default::default()
+            }
+        };
+        output::debug(format!(
+            "infrastructure outputs: {}",
+            outputs.keys().cloned().collect::<Vec<_>>().join(", ")
+        ));
+        let _ = self.outputs.set(outputs);
     }
 
     /// The environment an instance or install belongs to: `--environment`,

@@ -2106,3 +2106,85 @@ async fn create_and_delete_change_only_what_was_asked() {
         .assert()
         .success();
 }
+
+/// Issue 19.4: inside a DigitalOcean cluster repository in nyc3, an
+/// instance's media go to Spaces in nyc3 and its databases are the
+/// infrastructure's, by default; a variable that overrides one is named.
+#[test]
+fn defaults_come_from_the_cluster_repository() {
+    let repo = tempfile::tempdir().expect("repository");
+    std::fs::write(
+        repo.path().join("context.json"),
+        r#"{"cluster_name": "Ocean", "cluster_domain": "ocean.example", "provider": "digitalocean", "region": "nyc3", "repository": "https://github.com/example/phd-ocean-cluster.git"}"#,
+    )
+    .expect("context");
+    let infrastructure = repo.path().join("infrastructure");
+    std::fs::create_dir_all(&infrastructure).expect("infrastructure");
+    std::fs::write(
+        infrastructure.join("main.tf"),
+        "output \"mysql_host\" { value = \"private-db.nyc3.example\" }\noutput \"mysql_port\" { value = 25060 }\noutput \"mongodb_host\" { value = \"mongo.nyc3.example\" }\noutput \"mysql_root_password\" {\n  value     = \"not-for-settings\"\n  sensitive = true\n}\n",
+    )
+    .expect("main.tf");
+    for args in [
+        &["init", "-input=false"][..],
+        &["apply", "-input=false", "-auto-approve"],
+    ] {
+        let status = std::process::Command::new("tofu")
+            .args(args)
+            .current_dir(&infrastructure)
+            .env("TF_IN_AUTOMATION", "1")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("tofu");
+        assert!(status.success(), "tofu {args:?}");
+    }
+    let home = tempfile::tempdir().expect("home");
+    let kubeconfig = unreachable_kubeconfig(home.path()).expect("kubeconfig");
+    let run = |mysql_host: Option<&str>| {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("kubectl-phd"));
+        command
+            .current_dir(repo.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("PHD_CACHE_DIR", phd_testkit::cache_dir())
+            .env("PHD_MYSQL_ROOT_PASSWORD", ROOT_PASSWORD)
+            .env("PHD_STORAGE_ACCESS_KEY_ID", STORAGE_KEY)
+            .env("PHD_STORAGE_SECRET_ACCESS_KEY", STORAGE_SECRET)
+            .env("PHD_MONGODB_PROVIDER", "disabled")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["instance", "create", "demo", "--dry-run"]);
+        if let Some(host) = mysql_host {
+            command.env("PHD_MYSQL_HOST", host);
+        }
+        let output = command.output().expect("run");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (stdout, _) = run(None);
+    for expected in [
+        "value: spaces",
+        "value: nyc3",
+        "value: https://nyc3.digitaloceanspaces.com",
+        "value: private-db.nyc3.example",
+        "value: \"25060\"",
+    ] {
+        assert!(stdout.contains(expected), "{expected} missing:\n{stdout}");
+    }
+    assert!(!stdout.contains("us-east-1"), "{stdout}");
+    assert!(!stdout.contains("not-for-settings"));
+    let (stdout, stderr) = run(Some("elsewhere.example"));
+    assert!(stdout.contains("value: elsewhere.example"));
+    assert!(
+        stderr.contains("PHD_MYSQL_HOST") && stderr.contains("infrastructure output mysql_host"),
+        "{stderr}"
+    );
+}

@@ -58,6 +58,8 @@ struct InstanceFiles {
 
 pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Result<()> {
     naming::check_instance_name(&args.name)?;
+    // Database hosts and ports default to the infrastructure's outputs.
+    session.load_outputs().await;
     let name = args.name.as_str();
     let environment = session.environment(args.environment.as_deref())?;
     let timeout = args.timeout;
@@ -322,6 +324,31 @@ fn instance_files(
         });
     }
     let settings = session.settings();
+    // A variable that overrides what the cluster repository says is named.
+    for setting in [
+        Setting::MysqlHost,
+        Setting::MysqlPort,
+        Setting::MongodbHost,
+        Setting::MongodbPort,
+        Setting::StorageType,
+        Setting::StorageRegion,
+        Setting::StorageEndpointUrl,
+    ] {
+        if let (Some(used), Some(repository)) = (
+            settings.get(setting, None)?,
+            settings.from_repository(setting),
+        ) && used.value != repository.value
+        {
+            output::info(format!(
+                "{} is {:?} from {}, not {:?} from {}",
+                setting.description(),
+                used.value,
+                used.origin,
+                repository.value,
+                repository.origin
+            ));
+        }
+    }
     let domain = settings.require(Setting::ClusterDomain, None, None)?.value;
     naming::check_domain(&domain)?;
     let repository = settings.require(Setting::Repository, None, None)?.value;
