@@ -32,6 +32,9 @@ const FALLBACK_GIT_EMAIL: &str = "kubectl-phd@localhost";
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
     /// Create a cluster repository: infrastructure code, instances directory, CI workflows (needs no cluster)
+    #[command(
+        after_help = "Examples:\n  kubectl phd cluster create \"Acme Learning\" lms.acme.org\n  kubectl phd cluster create \"Acme Learning\" lms.acme.org --provider aws --region eu-west-1 --github-org acme"
+    )]
     Create(ClusterCreateArgs),
 }
 

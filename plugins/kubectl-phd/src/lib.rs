@@ -46,6 +46,12 @@ pub fn run() -> ExitCode {
         }
     };
     output::init(&cli.global);
+    if let Some(namespace) = &cli.global.namespace {
+        output::print_error(&anyhow::anyhow!(
+            "-n/--namespace {namespace}: no kubectl phd command works in a namespace you choose; an instance is its own namespace, so name the instance (`kubectl phd instance status NAME`)"
+        ));
+        return ExitCode::from(2);
+    }
     match execute(cli) {
         Ok(code) => code,
         Err(error) => {

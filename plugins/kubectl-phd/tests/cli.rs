@@ -92,9 +92,15 @@ fn version_in_text_and_json() {
 fn global_flags_are_accepted_after_the_subcommand() {
     let home = tempfile::tempdir().expect("home");
     phd(home.path())
-        .args(["version", "-v", "--no-color", "--context", "x", "-n", "y"])
+        .args(["version", "-v", "--no-color", "--context", "x"])
         .assert()
         .success();
+    // kubectl's -n has no meaning here: refused, not silently ignored.
+    phd(home.path())
+        .args(["instance", "list", "-n", "demo"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("an instance is its own namespace"));
 }
 
 #[test]
@@ -388,4 +394,64 @@ fn doctor_reports_tutor_missing_installable_and_installed() {
     std::fs::create_dir_all(&venv).expect("dir");
     std::fs::write(venv.join(".phd-installed"), release.requirements.join(" ")).expect("marker");
     assert_eq!(status(&|_| {}), "ok");
+}
+
+/// Issue 19.1: the README's first command installs a `kubectl-phd` that
+/// kubectl finds, so the next step it prints (`kubectl phd doctor`) works.
+/// Run as the README says, into a temporary root (in debug mode and with the
+/// workspace's target directory, so the test reuses what the suite built).
+#[test]
+fn the_quick_start_installs_a_plugin_kubectl_finds() {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(workspace.join("README.md")).expect("README");
+    let install = "cargo install --locked --path plugins/kubectl-phd";
+    assert!(readme.contains(install), "the README's quick start changed");
+    let root = tempfile::tempdir().expect("root");
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(install.split_whitespace().skip(1))
+        .arg("--root")
+        .arg(root.path())
+        .args(["--debug", "--quiet"])
+        .env("CARGO_TARGET_DIR", workspace.join("target"))
+        .current_dir(&workspace)
+        .status()
+        .expect("cargo install");
+    assert!(status.success());
+    let path = std::env::join_paths(std::iter::once(root.path().join("bin")).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .expect("PATH");
+    let kubectl = |args: &[&str]| {
+        std::process::Command::new("kubectl")
+            .args(args)
+            .env("PATH", &path)
+            .env("HOME", root.path())
+            .output()
+            .expect("kubectl")
+    };
+    let plugins = kubectl(&["plugin", "list"]);
+    assert!(
+        String::from_utf8_lossy(&plugins.stdout).contains("kubectl-phd"),
+        "{}",
+        String::from_utf8_lossy(&plugins.stderr)
+    );
+    let out = root.path().join("out");
+    let output = kubectl(&[
+        "phd",
+        "cluster",
+        "create",
+        "Demo",
+        "demo.example.com",
+        "--no-git",
+        "--output-dir",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(out.join("phd-demo-cluster/context.json").is_file());
+    let doctor = kubectl(&["phd", "doctor", "--help"]);
+    assert!(doctor.status.success());
 }
