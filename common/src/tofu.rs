@@ -52,23 +52,9 @@ impl Tool {
         name: &str,
         timeout: Duration,
     ) -> Result<Option<String>, TofuError> {
-        let mut command = Command::new(&self.path);
-        command
-            .args(["output", "-no-color", "-raw", name])
-            .current_dir(dir)
-            .env("TF_IN_AUTOMATION", "1")
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        let output = tokio::time::timeout(timeout, command.output())
-            .await
-            .map_err(|_| TofuError::Timeout {
-                tool: self.clone(),
-                timeout,
-            })?
-            .map_err(|source| TofuError::Spawn {
-                tool: self.clone(),
-                source,
-            })?;
+        let output = self
+            .run(dir, &["output", "-no-color", "-raw", name], timeout)
+            .await?;
         if !output.status.success() {
             return Ok(None);
         }
@@ -83,23 +69,9 @@ impl Tool {
         dir: &Path,
         timeout: Duration,
     ) -> Result<std::collections::BTreeMap<String, String>, TofuError> {
-        let mut command = Command::new(&self.path);
-        command
-            .args(["output", "-no-color", "-json"])
-            .current_dir(dir)
-            .env("TF_IN_AUTOMATION", "1")
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        let output = tokio::time::timeout(timeout, command.output())
-            .await
-            .map_err(|_| TofuError::Timeout {
-                tool: self.clone(),
-                timeout,
-            })?
-            .map_err(|source| TofuError::Spawn {
-                tool: self.clone(),
-                source,
-            })?;
+        let output = self
+            .run(dir, &["output", "-no-color", "-json"], timeout)
+            .await?;
         let parsed: serde_json::Value = if output.status.success() {
             serde_json::from_slice(&output.stdout).unwrap_or_default()
         } else {
@@ -121,5 +93,31 @@ impl Tool {
             }
         }
         Ok(values)
+    }
+
+    /// Runs the tool with `args` in `dir`, without input, within `timeout`.
+    async fn run(
+        &self,
+        dir: &Path,
+        args: &[&str],
+        timeout: Duration,
+    ) -> Result<std::process::Output, TofuError> {
+        let mut command = Command::new(&self.path);
+        command
+            .args(args)
+            .current_dir(dir)
+            .env("TF_IN_AUTOMATION", "1")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        tokio::time::timeout(timeout, command.output())
+            .await
+            .map_err(|_| TofuError::Timeout {
+                tool: self.clone(),
+                timeout,
+            })?
+            .map_err(|source| TofuError::Spawn {
+                tool: self.clone(),
+                source,
+            })
     }
 }

@@ -30,19 +30,45 @@ pub struct Cli {
 #[derive(Debug, Clone, Default, Args)]
 pub struct GlobalArgs {
     /// Path to the kubeconfig file to use
-    #[arg(long, global = true, help_heading = "Global options", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use
-    #[arg(long, global = true, help_heading = "Global options", value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "NAME"
+    )]
     pub context: Option<String>,
     /// The kubeconfig cluster to use
-    #[arg(long, global = true, help_heading = "Global options", value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "NAME"
+    )]
     pub cluster: Option<String>,
     /// The kubeconfig user to use
-    #[arg(long, global = true, help_heading = "Global options", value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "NAME"
+    )]
     pub user: Option<String>,
     /// Refused with a clear message: no command works in a namespace you choose (an instance is its own namespace)
-    #[arg(short = 'n', long, global = true, help_heading = "Global options", value_name = "NAMESPACE")]
+    #[arg(
+        short = 'n',
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "NAMESPACE"
+    )]
     pub namespace: Option<String>,
     /// More detail: each object and request, and the cause chain of errors (repeat for more)
     #[arg(short = 'v', long, global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
@@ -72,22 +98,30 @@ pub enum Command {
     #[command(subcommand)]
     User(UserCommand),
     /// Run tofu (or terraform) in the cluster repository's infrastructure/
-    #[command(after_help = "Examples:\n  kubectl phd infra init\n  kubectl phd infra plan\n  kubectl phd infra apply")]
+    #[command(
+        after_help = "Examples:\n  kubectl phd infra init\n  kubectl phd infra plan\n  kubectl phd infra apply"
+    )]
     Infra(InfraArgs),
     /// Print the cluster's kubeconfig from the infrastructure, or save it as a context
-    #[command(after_help = "Examples:\n  kubectl phd kubeconfig > cluster.kubeconfig\n  kubectl phd kubeconfig --save               # context phd-<cluster> in ~/.kube/config")]
+    #[command(
+        after_help = "Examples:\n  kubectl phd kubeconfig > cluster.kubeconfig\n  kubectl phd kubeconfig --save               # context phd-<cluster> in ~/.kube/config"
+    )]
     Kubeconfig(KubeconfigArgs),
     /// Check that everything phd needs is in place
     #[command(after_help = "Examples:\n  kubectl phd doctor\n  kubectl phd doctor -o json")]
     Doctor(DoctorArgs),
     /// Make the least-privilege account the generated CI workflows use, and print its kubeconfig
-    #[command(after_help = "Examples:\n  kubectl phd ci-credentials --base64 | gh secret set KUBECONFIG_CONTENT\n  kubectl phd ci-credentials --rotate --base64")]
+    #[command(
+        after_help = "Examples:\n  kubectl phd ci-credentials --base64 | gh secret set KUBECONFIG_CONTENT\n  kubectl phd ci-credentials --rotate --base64"
+    )]
     CiCredentials(CiCredentialsArgs),
     /// Print the version of this plugin and the Argo releases it installs
     #[command(after_help = "Examples:\n  kubectl phd version\n  kubectl phd version -o json")]
     Version(VersionArgs),
     /// Print a shell completion script
-    #[command(after_help = "Examples:\n  source <(kubectl-phd completion bash)\n  kubectl-phd completion zsh > \"${fpath[1]}/_kubectl-phd\"")]
+    #[command(
+        after_help = "Examples:\n  source <(kubectl-phd completion bash)\n  kubectl-phd completion zsh > \"${fpath[1]}/_kubectl-phd\""
+    )]
     Completion(CompletionArgs),
 }
 
@@ -124,10 +158,14 @@ pub struct CompletionArgs {
 #[derive(Debug, Subcommand)]
 pub enum ArgoCommand {
     /// Install Argo CD and Argo Workflows at pinned versions, configured for phd (idempotent)
-    #[command(after_help = "Examples:\n  kubectl phd argo install                      # both, at the tested releases\n  kubectl phd argo install --argocd-only --domain lms.example.com\n  kubectl phd argo install -o json             # a report for scripts")]
+    #[command(
+        after_help = "Examples:\n  kubectl phd argo install                      # both, at the tested releases\n  kubectl phd argo install --argocd-only --domain lms.example.com\n  kubectl phd argo install -o json             # a report for scripts"
+    )]
     Install(ArgoInstallArgs),
     /// Give Argo CD read access to the cluster repository (deploy key, GitHub App or token; idempotent)
-    #[command(after_help = "Examples:\n  kubectl phd argo repository --ssh-key-file ~/.ssh/phd-deploy-key\n  printf %s \"$TOKEN\" | kubectl phd argo repository --token-stdin")]
+    #[command(
+        after_help = "Examples:\n  kubectl phd argo repository --ssh-key-file ~/.ssh/phd-deploy-key\n  printf %s \"$TOKEN\" | kubectl phd argo repository --token-stdin"
+    )]
     Repository(ArgoRepositoryArgs),
 }
 
@@ -216,13 +254,17 @@ pub struct ArgoInstallArgs {
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a user: an Argo CD account and an Argo Workflows identity with a role
-    #[command(after_help = "Examples:\n  kubectl phd user create alice                 # developer; password asked, or generated and shown once\n  kubectl phd user create bob --role admin\n  printf %s \"$PASSWORD\" | kubectl phd user create carol --password-stdin")]
+    #[command(
+        after_help = "Examples:\n  kubectl phd user create alice                 # developer; password asked, or generated and shown once\n  kubectl phd user create bob --role admin\n  printf %s \"$PASSWORD\" | kubectl phd user create carol --password-stdin"
+    )]
     Create(UserCreateArgs),
     /// Change a user's role
     #[command(after_help = "Examples:\n  kubectl phd user update alice --role readonly")]
     Update(UserUpdateArgs),
     /// Delete a user from Argo CD and Argo Workflows
-    #[command(after_help = "Examples:\n  kubectl phd user delete alice --yes\n  kubectl phd user delete alice --yes --ignore-not-found")]
+    #[command(
+        after_help = "Examples:\n  kubectl phd user delete alice --yes\n  kubectl phd user delete alice --yes --ignore-not-found"
+    )]
     Delete(UserDeleteArgs),
     /// List users, their roles, and what does not match between Argo CD and Argo Workflows
     #[command(after_help = "Examples:\n  kubectl phd user list\n  kubectl phd user list -o json")]
@@ -291,19 +333,29 @@ pub struct UserListArgs {
 #[derive(Debug, Subcommand)]
 pub enum InstanceCommand {
     /// Create an instance: files, namespace, databases, bucket, Argo CD Application (idempotent)
-    #[command(after_help = "Examples:\n  kubectl phd instance create demo --platform-name \"Demo University\"\n  kubectl phd instance create demo --dry-run   # what would be written and applied\n  kubectl phd instance create demo --no-wait\n\nNeeds: PHD_MYSQL_ROOT_PASSWORD, PHD_STORAGE_ACCESS_KEY_ID, PHD_STORAGE_SECRET_ACCESS_KEY, a MongoDB provider (PHD_ATLAS_* or PHD_MONGODB_CLUSTER_ID + PHD_DIGITALOCEAN_TOKEN, or PHD_MONGODB_PROVIDER=disabled), and outside a cluster repository PHD_CLUSTER_DOMAIN and PHD_CLUSTER_REPOSITORY. Inside one, hosts and storage come from the repository (docs/instances.md).")]
+    #[command(
+        after_help = "Examples:\n  kubectl phd instance create demo --platform-name \"Demo University\"\n  kubectl phd instance create demo --dry-run   # what would be written and applied\n  kubectl phd instance create demo --no-wait\n\nNeeds: PHD_MYSQL_ROOT_PASSWORD, PHD_STORAGE_ACCESS_KEY_ID, PHD_STORAGE_SECRET_ACCESS_KEY, a MongoDB provider (PHD_ATLAS_* or PHD_MONGODB_CLUSTER_ID + PHD_DIGITALOCEAN_TOKEN, or PHD_MONGODB_PROVIDER=disabled), and outside a cluster repository PHD_CLUSTER_DOMAIN and PHD_CLUSTER_REPOSITORY. Inside one, hosts and storage come from the repository (docs/instances.md)."
+    )]
     Create(InstanceCreateArgs),
     /// Change an instance's config.yml, re-render its env/ with Tutor and re-apply its cluster objects
-    #[command(after_help = "Examples:\n  kubectl phd instance update demo --set PLATFORM_NAME=\"Demo U\"\n  kubectl phd instance update demo --tutor-version 22 --dry-run")]
+    #[command(
+        after_help = "Examples:\n  kubectl phd instance update demo --set PLATFORM_NAME=\"Demo U\"\n  kubectl phd instance update demo --tutor-version 22 --dry-run"
+    )]
     Update(InstanceUpdateArgs),
     /// Delete an instance with its data (asks first)
-    #[command(after_help = "Examples:\n  kubectl phd instance delete demo             # asks first: type the name\n  kubectl phd instance delete demo --yes --timeout 20m\n  kubectl phd instance delete demo --dry-run")]
+    #[command(
+        after_help = "Examples:\n  kubectl phd instance delete demo             # asks first: type the name\n  kubectl phd instance delete demo --yes --timeout 20m\n  kubectl phd instance delete demo --dry-run"
+    )]
     Delete(InstanceDeleteArgs),
     /// List instances found in the cluster and in the repository
-    #[command(after_help = "Examples:\n  kubectl phd instance list\n  kubectl phd instance list -o json")]
+    #[command(
+        after_help = "Examples:\n  kubectl phd instance list\n  kubectl phd instance list -o json"
+    )]
     List(InstanceListArgs),
     /// Show one instance: namespace, Application, provisioning
-    #[command(after_help = "Examples:\n  kubectl phd instance status demo\n  kubectl phd instance status demo -o yaml")]
+    #[command(
+        after_help = "Examples:\n  kubectl phd instance status demo\n  kubectl phd instance status demo -o yaml"
+    )]
     Status(InstanceStatusArgs),
 }
 

@@ -171,6 +171,45 @@ const ARGO_PARTS: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// The namespace each Argo part runs in, whose Deployments must be ready.
+fn part_namespace(part: &str) -> &'static str {
+    if part == "Argo CD" {
+        crate::argo::ARGOCD_NAMESPACE
+    } else {
+        crate::argo::WORKFLOWS_NAMESPACE
+    }
+}
+
+/// Deployments of `namespace` whose pods are not all ready, by name.
+async fn unready_deployments(
+    client: &kube::Client,
+    namespace: &str,
+) -> Result<(usize, Vec<String>), kube::Error> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let list = deployments.list(&Default::default()).await?;
+    let total = list.items.len();
+    let unready = list
+        .items
+        .into_iter()
+        .filter(|deployment| {
+            let wanted = deployment
+                .spec
+                .as_ref()
+                .and_then(|spec| spec.replicas)
+                .unwrap_or(1);
+            let ready = deployment
+                .status
+                .as_ref()
+                .and_then(|status| status.ready_replicas)
+                .unwrap_or(0);
+            ready < wanted
+        })
+        .filter_map(|deployment| deployment.metadata.name)
+        .collect();
+    Ok((total, unready))
+}
+
 pub async fn run(session: &Session, args: &DoctorArgs) -> anyhow::Result<ExitCode> {
     let mut checks = Vec::new();
     let cluster = match session.access().await {
@@ -649,7 +688,30 @@ async fn check_argo(cluster: &Cluster) -> Vec<Check> {
             (Some(error), _) => {
                 Check::new(*part, Status::Warning, format!("cannot check: {error}"))
             }
-            (None, true) => Check::new(*part, Status::Ok, "installed"),
+            (None, true) => {
+                let namespace = part_namespace(part);
+                match unready_deployments(&cluster.client, namespace).await {
+                    Ok((total, unready)) if unready.is_empty() => Check::new(
+                        *part,
+                        Status::Ok,
+                        format!("installed, {total} Deployments ready"),
+                    ),
+                    Ok((total, unready)) => Check::new(
+                        *part,
+                        Status::Warning,
+                        format!(
+                            "installed, but {} of {total} Deployments not ready ({}): `kubectl -n {namespace} get pods` shows why",
+                            unready.len(),
+                            unready.join(", ")
+                        ),
+                    ),
+                    Err(error) => Check::new(
+                        *part,
+                        Status::Warning,
+                        format!("installed; cannot check its pods: {error}"),
+                    ),
+                }
+            }
             (None, false) => Check::new(
                 *part,
                 Status::Warning,

@@ -1007,3 +1007,66 @@ async fn errors_name_their_cause_in_the_first_line() {
         assert!(!stderr.contains("Output {"), "no debug dump: {stderr}");
     }
 }
+
+/// Issue 19.5: doctor calls Argo "installed" only with its Deployments
+/// ready; with none of their pods running it says which are not.
+#[tokio::test]
+async fn doctor_reports_argo_ready_only_when_its_deployments_are() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::api::{Patch, PatchParams};
+    let plane = ControlPlane::shared().await;
+    let client = plane.client().await.expect("client");
+    let home = tempfile::tempdir().expect("home");
+    install(&plane.admin_kubeconfig, home.path(), &[])
+        .write_stdin("")
+        .assert()
+        .success();
+    let detail = |report: &Value, name: &str| -> (String, String) {
+        let check = report["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_default();
+        (
+            check["status"].as_str().unwrap_or_default().to_owned(),
+            check["detail"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    let doctor = || {
+        let output = phd(&plane.admin_kubeconfig, home.path())
+            .args(["doctor", "-o", "json"])
+            .output()
+            .expect("doctor");
+        serde_json::from_slice::<Value>(&output.stdout).expect("doctor JSON")
+    };
+    // No kubelet here: no pod ever runs.
+    let (status, text) = detail(&doctor(), "Argo Workflows");
+    assert_eq!(status, "warning", "{text}");
+    assert!(
+        text.contains("not ready") && text.contains("workflow-controller"),
+        "{text}"
+    );
+    // Mark the Deployments ready, as a kubelet and the controller would.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "argo");
+    for deployment in deployments
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+    {
+        let name = deployment.metadata.name.clone().unwrap_or_default();
+        let replicas = deployment.spec.and_then(|s| s.replicas).unwrap_or(1);
+        deployments
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"status": {"replicas": replicas, "readyReplicas": replicas}})),
+            )
+            .await
+            .expect("status");
+    }
+    let (status, text) = detail(&doctor(), "Argo Workflows");
+    assert_eq!(status, "ok", "{text}");
+    assert!(text.contains("Deployments ready"), "{text}");
+}

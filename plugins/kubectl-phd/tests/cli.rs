@@ -100,7 +100,9 @@ fn global_flags_are_accepted_after_the_subcommand() {
         .args(["instance", "list", "-n", "demo"])
         .assert()
         .code(2)
-        .stderr(predicates::str::contains("an instance is its own namespace"));
+        .stderr(predicates::str::contains(
+            "an instance is its own namespace",
+        ));
 }
 
 #[test]

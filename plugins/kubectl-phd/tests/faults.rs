@@ -303,25 +303,11 @@ async fn argo_install_takes_over_a_client_side_install() {
     kubectl(&["apply", "-f", "-"], Some(&server.to_string()));
 
     let install = || {
-        let output = assert_cmd::Command::cargo_bin("kubectl-phd")
-            .expect("binary")
-            .current_dir(std::env::temp_dir())
-            .env_remove("KUBECONFIG_CONTENT")
-            .env("PHD_CLUSTER_DOMAIN", "lms.example.org")
-            .env(
-                "PHD_CLUSTER_REPOSITORY",
-                "https://github.com/example/phd-demo-cluster.git",
-            )
-            .arg("--kubeconfig")
-            .arg(&plane.admin_kubeconfig)
-            .args(["argo", "install", "--argocd-manifest"])
-            .arg(phd_testkit::fixture("argocd-install.yaml"))
-            .arg("--workflows-manifest")
-            .arg(phd_testkit::fixture("argo-workflows-install.yaml"))
-            .args(["-o", "json"])
-            .write_stdin("")
-            .output()
-            .expect("run");
+        let output = common::argo_install(
+            &plane,
+            &phd_testkit::fixture("argo-workflows-install.yaml"),
+            &["-o", "json"],
+        );
         assert!(output.status.success(), "{}", stderr(&output));
         serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("json")
     };
@@ -361,27 +347,7 @@ async fn the_generated_admin_password_survives_a_failed_workflows_install() {
     );
     let broken_path = dir.path().join("workflows.yaml");
     std::fs::write(&broken_path, broken).expect("write");
-    let install = |workflows: &std::path::Path| {
-        assert_cmd::Command::cargo_bin("kubectl-phd")
-            .expect("binary")
-            .current_dir(dir.path())
-            .env_remove("KUBECONFIG_CONTENT")
-            .env_remove("PHD_ARGO_ADMIN_PASSWORD")
-            .env("PHD_CLUSTER_DOMAIN", "lms.example.org")
-            .env(
-                "PHD_CLUSTER_REPOSITORY",
-                "https://github.com/example/phd-demo-cluster.git",
-            )
-            .arg("--kubeconfig")
-            .arg(&plane.admin_kubeconfig)
-            .args(["argo", "install", "--argocd-manifest"])
-            .arg(phd_testkit::fixture("argocd-install.yaml"))
-            .arg("--workflows-manifest")
-            .arg(workflows)
-            .write_stdin("")
-            .output()
-            .expect("run")
-    };
+    let install = |workflows: &std::path::Path| common::argo_install(&plane, workflows, &[]);
     let output = install(&broken_path);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let shown = String::from_utf8_lossy(&output.stdout).trim().to_owned();

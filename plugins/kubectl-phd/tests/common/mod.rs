@@ -21,10 +21,23 @@ pub async fn control_plane_with_argo() -> &'static ControlPlane {
 /// Runs `kubectl phd argo install` on `plane` from the local install manifests.
 #[allow(dead_code)] // not every test binary that includes this module calls it
 pub fn install_argo(plane: &ControlPlane) {
+    let output = argo_install(plane, &fixture("argo-workflows-install.yaml"), &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `kubectl phd argo install ARGS` on `plane` with the local Argo CD
+/// manifest and `workflows` as the Argo Workflows one, without a terminal.
+#[allow(dead_code)]
+pub fn argo_install(plane: &ControlPlane, workflows: &Path, args: &[&str]) -> std::process::Output {
     Command::cargo_bin("kubectl-phd")
         .expect("binary")
         .current_dir(std::env::temp_dir())
         .env_remove("KUBECONFIG_CONTENT")
+        .env_remove("PHD_ARGO_ADMIN_PASSWORD")
         .env("PHD_CLUSTER_DOMAIN", "lms.example.org")
         .env(
             "PHD_CLUSTER_REPOSITORY",
@@ -35,9 +48,11 @@ pub fn install_argo(plane: &ControlPlane) {
         .args(["argo", "install", "--argocd-manifest"])
         .arg(fixture("argocd-install.yaml"))
         .arg("--workflows-manifest")
-        .arg(fixture("argo-workflows-install.yaml"))
-        .assert()
-        .success();
+        .arg(workflows)
+        .args(args)
+        .write_stdin("")
+        .output()
+        .expect("run kubectl-phd argo install")
 }
 
 #[allow(dead_code)]
