@@ -56,6 +56,8 @@ pub fn candidates(words: &[String]) -> Vec<String> {
     let root = Cli::command();
     let mut command = &root;
     let mut skip_value = false;
+    let mut path: Vec<&str> = Vec::new();
+    let mut positionals = 0;
     for word in before {
         if skip_value {
             skip_value = false;
@@ -73,9 +75,38 @@ pub fn candidates(words: &[String]) -> Vec<String> {
         if word.starts_with('-') {
             continue;
         }
-        if let Some(sub) = command.find_subcommand(word) {
-            command = sub;
+        match command.find_subcommand(word) {
+            Some(sub) => {
+                command = sub;
+                path.push(sub.get_name());
+            }
+            None => positionals += 1,
         }
+    }
+    // The value of a flag: its possible values (roles, providers, shells, formats).
+    if skip_value
+        && let Some(flag) = before.last().and_then(|w| w.strip_prefix("--"))
+        && let Some(arg) = command
+            .get_arguments()
+            .chain(root.get_arguments())
+            .find(|arg| arg.get_long() == Some(flag))
+    {
+        return arg
+            .get_possible_values()
+            .iter()
+            .map(|value| value.get_name().to_owned())
+            .filter(|name| name.starts_with(current))
+            .collect();
+    }
+    // The first positional of the verbs that name an existing instance.
+    if positionals == 0
+        && !current.starts_with('-')
+        && matches!(
+            path.as_slice(),
+            ["instance", "status" | "update" | "delete"]
+        )
+    {
+        return instance_names(current);
     }
     if current.starts_with('-') {
         let mut flags: Vec<String> = command
@@ -97,6 +128,28 @@ pub fn candidates(words: &[String]) -> Vec<String> {
             None => sub.get_name().to_owned(),
         })
         .collect()
+}
+
+/// Instances of the cluster repository around the working directory (the
+/// folders of its instances directory that hold a config.yml).
+fn instance_names(prefix: &str) -> Vec<String> {
+    let Ok(cwd) = std::env::current_dir() else {
+        return Vec::new();
+    };
+    let Ok(Some(repository)) = phd_common::ClusterRepository::discover(&cwd) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(repository.root.join("instances")) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|entry| entry.path().join("config.yml").is_file())
+        .filter_map(|entry| entry.file_name().to_str().map(str::to_owned))
+        .filter(|name| name.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
 }
 
 #[cfg(test)]
@@ -130,5 +183,23 @@ mod tests {
         assert_eq!(names(&["--context", "prod", "instance", "cr"]), ["create"]);
         let flags = names(&["instance", "create", "demo", "--no"]);
         assert_eq!(flags, ["--no-color", "--no-wait"]);
+    }
+
+    /// Issue 19.6: values are completed too: roles, providers, formats.
+    #[test]
+    fn flag_values() {
+        assert_eq!(
+            names(&["user", "create", "alice", "--role", ""]),
+            ["admin", "developer", "readonly"]
+        );
+        assert_eq!(
+            names(&["user", "update", "alice", "--role", "re"]),
+            ["readonly"]
+        );
+        assert_eq!(
+            names(&["cluster", "create", "--provider", ""]),
+            ["digitalocean", "aws"]
+        );
+        assert!(names(&["instance", "list", "--output", ""]).contains(&"json".to_owned()));
     }
 }

@@ -327,6 +327,47 @@ fn kubectl_plugin_completion_protocol() {
         .expect("run");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.starts_with("delete\t"), "{stdout}");
+
+    // Issue 19.6: through kubectl itself, values too: roles, and the
+    // instances of the cluster repository around the working directory.
+    let repo = tempfile::tempdir().expect("repository");
+    std::fs::write(repo.path().join("context.json"), "{}").expect("context");
+    for name in ["demo", "dev-site"] {
+        let dir = repo.path().join("instances").join(name);
+        std::fs::create_dir_all(&dir).expect("instance dir");
+        std::fs::write(dir.join("config.yml"), "ID: x\n").expect("config");
+    }
+    let bin = completer.parent().expect("dir").to_path_buf();
+    std::os::unix::fs::symlink(
+        assert_cmd::cargo::cargo_bin("kubectl-phd"),
+        bin.join("kubectl-phd"),
+    )
+    .expect("link the plugin");
+    let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .expect("PATH");
+    let kubectl = |words: &[&str]| {
+        let output = std::process::Command::new("kubectl")
+            .arg("__complete")
+            .arg("phd")
+            .args(words)
+            .current_dir(repo.path())
+            .env("PATH", &path)
+            .output()
+            .expect("kubectl");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| !l.starts_with(':'))
+            .map(|l| l.split('\t').next().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        kubectl(&["user", "create", "alice", "--role", ""]),
+        ["admin", "developer", "readonly"]
+    );
+    assert_eq!(kubectl(&["instance", "status", ""]), ["demo", "dev-site"]);
+    assert_eq!(kubectl(&["instance", "delete", "dev"]), ["dev-site"]);
 }
 
 #[test]
