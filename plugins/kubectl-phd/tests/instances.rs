@@ -445,9 +445,14 @@ async fn delete_asks_deprovisions_and_finishes_after_a_failure() {
             "{resource} deprovisioned: {seen:?}"
         );
     }
-    // And again: everything is already gone.
+    // And again: everything is already gone, which is an error unless
+    // --ignore-not-found (as with kubectl).
     repo.phd(&plane.admin_kubeconfig)
         .args(["instance", "delete", &name, "--yes"])
+        .assert()
+        .code(1);
+    repo.phd(&plane.admin_kubeconfig)
+        .args(["instance", "delete", &name, "--yes", "--ignore-not-found"])
         .assert()
         .success();
 }

@@ -239,9 +239,15 @@ async fn create_update_delete_and_list() {
     );
     assert!(!list(&plane.admin_kubeconfig).contains_key(&name));
 
-    // A re-run of delete finds nothing to do and succeeds.
+    // A re-run of delete finds nothing to do: an error, unless
+    // --ignore-not-found (as with kubectl).
     phd(&plane.admin_kubeconfig)
         .args(["user", "delete", &name, "--yes"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("does not exist"));
+    phd(&plane.admin_kubeconfig)
+        .args(["user", "delete", &name, "--yes", "--ignore-not-found"])
         .assert()
         .success()
         .stderr(predicates::str::contains("does not exist"));
