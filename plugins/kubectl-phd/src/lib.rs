@@ -84,49 +84,73 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let mutating = matches!(
+        &cli.command,
+        Command::CiCredentials(_)
+            | Command::Argo(_)
+            | Command::Instance(
+                InstanceCommand::Create(_)
+                    | InstanceCommand::Update(_)
+                    | InstanceCommand::Delete(_)
+            )
+            | Command::User(
+                UserCommand::Create(_) | UserCommand::Update(_) | UserCommand::Delete(_)
+            )
+    );
     let outcome = runtime.block_on(async {
         let session = Session::new(cli.global)?;
-        match &cli.command {
-            Command::Doctor(args) => doctor::run(&session, args).await,
-            Command::CiCredentials(args) => ci::credentials(&session, args)
-                .await
-                .map(|()| ExitCode::SUCCESS),
-            Command::Kubeconfig(args) => infra::kubeconfig(&session, args)
-                .await
-                .map(|()| ExitCode::SUCCESS),
-            Command::Argo(ArgoCommand::Repository(args)) => argo::repository(&session, args)
-                .await
-                .map(|()| ExitCode::SUCCESS),
-            Command::Argo(ArgoCommand::Install(args)) => argo::install(&session, args)
-                .await
-                .map(|()| ExitCode::SUCCESS),
-            Command::Instance(command) => {
-                let done = match command {
-                    InstanceCommand::Create(args) => instance::create(&session, args).await,
-                    InstanceCommand::Update(args) => instance::update(&session, args).await,
-                    InstanceCommand::Delete(args) => instance::delete(&session, args).await,
-                    InstanceCommand::List(args) => instance::list(&session, args).await,
-                    InstanceCommand::Status(args) => instance::status(&session, args).await,
-                };
-                done.map(|()| ExitCode::SUCCESS)
-            }
-            Command::User(command) => {
-                let done = match command {
-                    UserCommand::Create(args) => user::create(&session, args).await,
-                    UserCommand::Update(args) => user::update(&session, args).await,
-                    UserCommand::Delete(args) => user::delete(&session, args).await,
-                    UserCommand::List(args) => user::list(&session, args).await,
-                };
-                done.map(|()| ExitCode::SUCCESS)
-            }
-            Command::Version(_)
-            | Command::Completion(_)
-            | Command::Cluster(_)
-            | Command::Infra(_) => Ok(ExitCode::SUCCESS),
+        let done = run_command(&session, &cli.command).await;
+        // Every mutating command says which cluster it acted on, last.
+        if mutating
+            && done.is_ok()
+            && let Some(cluster) = session.connected()
+        {
+            output::info(format!("cluster: {cluster}"));
         }
+        done
     });
     // A thread blocked in a request (an exec credential plugin that never
     // ends) must not keep the process alive after the command has failed.
     runtime.shutdown_background();
     outcome
+}
+
+async fn run_command(session: &Session, command: &Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Doctor(args) => doctor::run(session, args).await,
+        Command::CiCredentials(args) => ci::credentials(session, args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Kubeconfig(args) => infra::kubeconfig(session, args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Argo(ArgoCommand::Repository(args)) => argo::repository(session, args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Argo(ArgoCommand::Install(args)) => argo::install(session, args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Instance(command) => {
+            let done = match command {
+                InstanceCommand::Create(args) => instance::create(session, args).await,
+                InstanceCommand::Update(args) => instance::update(session, args).await,
+                InstanceCommand::Delete(args) => instance::delete(session, args).await,
+                InstanceCommand::List(args) => instance::list(session, args).await,
+                InstanceCommand::Status(args) => instance::status(session, args).await,
+            };
+            done.map(|()| ExitCode::SUCCESS)
+        }
+        Command::User(command) => {
+            let done = match command {
+                UserCommand::Create(args) => user::create(session, args).await,
+                UserCommand::Update(args) => user::update(session, args).await,
+                UserCommand::Delete(args) => user::delete(session, args).await,
+                UserCommand::List(args) => user::list(session, args).await,
+            };
+            done.map(|()| ExitCode::SUCCESS)
+        }
+        Command::Version(_) | Command::Completion(_) | Command::Cluster(_) | Command::Infra(_) => {
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

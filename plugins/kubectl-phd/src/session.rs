@@ -16,6 +16,8 @@ pub struct Session {
     pub repository: Option<ClusterRepository>,
     /// The infrastructure's outputs, once [`Session::load_outputs`] ran.
     outputs: std::sync::OnceLock<std::collections::BTreeMap<String, String>>,
+    /// `context at server` of the cluster this run connected to.
+    connected: std::sync::OnceLock<String>,
 }
 
 impl Session {
@@ -30,6 +32,7 @@ impl Session {
             env: ProcessEnvironment,
             repository,
             outputs: std::sync::OnceLock::new(),
+            connected: std::sync::OnceLock::new(),
         })
     }
 
@@ -119,6 +122,17 @@ impl Session {
             "connected to {} (Kubernetes {})",
             cluster.server, cluster.version.git_version
         ));
+        let _ = self.connected.set(format!(
+            "context {} at {}",
+            cluster.context.as_deref().unwrap_or("(none)"),
+            cluster.server
+        ));
         Ok(cluster)
+    }
+
+    /// The cluster this run acted on (`context NAME at https://…`), if it
+    /// connected to one: the last line of every mutating command's summary.
+    pub fn connected(&self) -> Option<&str> {
+        self.connected.get().map(String::as_str)
     }
 }

@@ -900,6 +900,12 @@ async fn create_changes_nothing_it_was_not_asked_to_and_delete_of_nothing_fails(
     assert!(output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("kept its role admin"), "{stderr}");
+    // Issue 19.3: a mutating command names the cluster it acted on, last.
+    assert_eq!(
+        stderr.lines().last(),
+        Some(format!("cluster: context phd-test at {}/", plane.server).as_str()),
+        "{stderr}"
+    );
     assert!(stderr.contains("kept its Argo CD password"), "{stderr}");
     assert_eq!(list(&plane.admin_kubeconfig)[&name]["role"], "admin");
     let output = phd(&plane.admin_kubeconfig)
