@@ -146,12 +146,10 @@ fn is_not_found(error: &kube::Error) -> bool {
 #[serde(rename_all = "camelCase")]
 struct UserState {
     name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<String>,
     argocd_login: bool,
     argocd_password: bool,
     workflows_identity: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     workflows_role: Option<String>,
     problems: Vec<String>,
 }

@@ -290,6 +290,35 @@ async fn failed_provisioning_is_reported_kept_and_fixed_by_a_re_run() {
         "the failed Workflow is kept"
     );
     let first_uid = kept[&mysql].metadata.uid.clone();
+    // Issue 19.3: status says failed, in the table and in JSON, with phase
+    // and message apart and every key present.
+    let status = repo
+        .phd(&plane.admin_kubeconfig)
+        .args(["instance", "status", &name, "-o", "json"])
+        .output()
+        .expect("status");
+    let json: Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(json["workflows"][&mysql]["phase"], "Failed", "{json}");
+    assert!(
+        json["workflows"][&mysql]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Access denied")),
+        "{json}"
+    );
+    for key in ["environment", "application", "sync", "health", "host"] {
+        assert!(json.get(key).is_some(), "{key} missing: {json}");
+    }
+    let table = repo
+        .phd(&plane.admin_kubeconfig)
+        .args(["instance", "status", &name])
+        .output()
+        .expect("status");
+    let table = String::from_utf8_lossy(&table.stdout);
+    let row = table.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.contains("failed") && !row.contains("succeeded"),
+        "{table}"
+    );
     assert!(
         application(&client, &format!("{name}-production"))
             .await

@@ -20,19 +20,14 @@ use crate::session::Session;
 #[serde(rename_all = "camelCase")]
 struct InstanceState {
     name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     environment: Option<String>,
     namespace: bool,
     in_repository: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     application: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     sync: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     health: Option<String>,
-    /// Each provisioning Workflow and its phase.
-    workflows: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Each provisioning Workflow: its phase and, when it failed, why.
+    workflows: BTreeMap<String, WorkflowState>,
     host: Option<String>,
     /// The site's addresses (LMS, Studio, MFEs, preview), from config.yml.
     urls: Vec<String>,
@@ -46,12 +41,43 @@ struct InstanceState {
     problems: Vec<String>,
 }
 
+/// A provisioning Workflow as `list` and `status` show it (JSON keys
+/// `phase`, one of Pending, Running, Succeeded, Failed, Deleted, and
+/// `message`, null unless it failed).
+#[derive(Debug, Clone, Serialize)]
+struct WorkflowState {
+    phase: &'static str,
+    message: Option<String>,
+}
+
+impl WorkflowState {
+    fn of(phase: Phase) -> Self {
+        let (phase, message) = match phase {
+            Phase::Pending => ("Pending", None),
+            Phase::Running => ("Running", None),
+            Phase::Succeeded => ("Succeeded", None),
+            Phase::Failed(message) => ("Failed", Some(message)),
+            Phase::Gone => ("Deleted", None),
+        };
+        Self { phase, message }
+    }
+}
+
+impl std::fmt::Display for WorkflowState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.message {
+            Some(message) => write!(f, "{}: {message}", self.phase),
+            None => f.write_str(self.phase),
+        }
+    }
+}
+
 impl InstanceState {
     fn provisioning(&self) -> String {
         if self.workflows.is_empty() {
             return "-".to_owned();
         }
-        let phases: Vec<&str> = self.workflows.values().map(String::as_str).collect();
+        let phases: Vec<&str> = self.workflows.values().map(|w| w.phase).collect();
         for state in ["Failed", "Running", "Pending"] {
             if phases.contains(&state) {
                 return state.to_lowercase();
@@ -243,10 +269,9 @@ async fn gather(
     }
     for workflow in workflows {
         if let Some(name) = label(&workflow.metadata.labels) {
-            let phase = match Phase::of(&serde_json::to_value(&workflow).unwrap_or_default()) {
-                Phase::Failed(message) => format!("Failed: {message}"),
-                other => format!("{other:?}"),
-            };
+            let phase = WorkflowState::of(Phase::of(
+                &serde_json::to_value(&workflow).unwrap_or_default(),
+            ));
             let entry = state(&mut states, &name);
             entry
                 .workflows
@@ -310,7 +335,7 @@ async fn gather(
                 "no Argo CD Application".into()
             });
         }
-        if instance.workflows.values().any(|p| p.starts_with("Failed")) {
+        if instance.workflows.values().any(|w| w.phase == "Failed") {
             instance
                 .problems
                 .push("a provisioning Workflow failed".into());
