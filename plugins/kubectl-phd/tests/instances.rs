@@ -709,6 +709,14 @@ fn system_namespace_names_are_refused_by_every_verb() {
             assert!(!stderr.contains("cannot reach"), "{verb:?}: {stderr}");
         }
     }
+    // Before any other input: without the admin credentials too.
+    let output = repo
+        .phd(&kubeconfig)
+        .env_remove("PHD_MYSQL_ROOT_PASSWORD")
+        .args(["instance", "create", "argocd", "--no-wait"])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is reserved"));
     // The cluster's own ingress namespace, whatever it is called.
     let output = repo
         .phd(&kubeconfig)

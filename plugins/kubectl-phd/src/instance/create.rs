@@ -59,8 +59,11 @@ struct InstanceFiles {
 pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Result<()> {
     naming::check_instance_name(&args.name)?;
     // Database hosts and ports default to the infrastructure's outputs.
-    session.load_outputs().await;
     let name = args.name.as_str();
+    // The name first: a reserved one is refused before any other input is read.
+    let ingress = args.ingress.resolve(&session.settings())?;
+    super::check_name(session, name, Some(&ingress.namespace))?;
+    session.load_outputs().await;
     let environment = session.environment(args.environment.as_deref())?;
     let timeout = args.timeout;
     let provisioning = Provisioning::from_environment(session)?;
@@ -75,8 +78,6 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     let resources = Resources::from_config(&files.config)
         .with_context(|| format!("cannot use {}", files.dir.join("config.yml").display()))?;
     let application = manifest::parse("application.yml", &files.application)?;
-    let ingress = args.ingress.resolve(&session.settings())?;
-    super::check_name(session, name, Some(&ingress.namespace))?;
     // Tutor renders before anything changes: a missing Python, an unknown
     // release or a failing render stops here.
     let config = render::parse_config(&files.config)?;
