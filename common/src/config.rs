@@ -403,18 +403,7 @@ impl Kind {
         match self {
             Self::Domain => crate::naming::check_domain(value).is_ok(),
             Self::Label => crate::naming::check_label("value", value).is_ok(),
-            Self::Subdomain => {
-                value.len() <= 253
-                    && value.split('.').all(|label| {
-                        !label.is_empty()
-                            && label.len() <= 63
-                            && label
-                                .bytes()
-                                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                            && !label.starts_with('-')
-                            && !label.ends_with('-')
-                    })
-            }
+            Self::Subdomain => crate::naming::is_dns_subdomain(value),
             Self::Version => crate::naming::check_version("value", value).is_ok(),
             Self::Port => {
                 value.parse::<u16>().is_ok_and(|port| port > 0) && !value.starts_with('+')

@@ -148,19 +148,7 @@ pub fn check_domain(value: &str) -> Result<(), NameError> {
             what: what.to_owned(),
         });
     }
-    let labels: Vec<&str> = value.split('.').collect();
-    let valid = value.len() <= 253
-        && labels.len() >= 2
-        && labels.iter().all(|label| {
-            let bytes = label.as_bytes();
-            !bytes.is_empty()
-                && bytes.len() <= MAX_LABEL_LENGTH
-                && bytes
-                    .iter()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-                && bytes[0] != b'-'
-                && bytes[bytes.len() - 1] != b'-'
-        });
+    let valid = is_dns_subdomain(value) && value.contains('.');
     if valid {
         Ok(())
     } else {
@@ -169,6 +157,24 @@ pub fn check_domain(value: &str) -> Result<(), NameError> {
             value: value.to_owned(),
         })
     }
+}
+
+/// A DNS-1123 subdomain: at most 253 characters of dot-separated labels of
+/// lower-case letters, digits and '-' (digits may lead), each 1–63 long and
+/// not starting or ending with '-'. The rule of Kubernetes object names and
+/// of DNS host names.
+pub fn is_dns_subdomain(value: &str) -> bool {
+    value.len() <= 253
+        && value.split('.').all(|label| {
+            let bytes = label.as_bytes();
+            !bytes.is_empty()
+                && bytes.len() <= MAX_LABEL_LENGTH
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+                && bytes[0] != b'-'
+                && bytes[bytes.len() - 1] != b'-'
+        })
 }
 
 /// A git repository URL Argo CD and git accept (https, http, ssh or
