@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 /// The file that marks the root of a cluster repository.
 pub const CONTEXT_FILE: &str = "context.json";
 
-/// Argo CD release installed unless overridden; tested with this plugin.
-pub const DEFAULT_ARGOCD_VERSION: &str = "v3.2.3";
+/// Argo CD release installed unless overridden: the newest release, and
+/// the one every test installs (its real `install.yaml`, see
+/// `tests/support/src/upstream.rs`).
+pub const DEFAULT_ARGOCD_VERSION: &str = "v3.6.1";
 /// The cluster's ingress setting by default: what the openedx-k8s-harmony
 /// chart that `cluster create` writes into `cluster/apps/harmony.yml`
 /// installs (ingress-nginx's IngressClass, its Let's Encrypt ClusterIssuer,
@@ -19,8 +21,13 @@ pub const DEFAULT_ARGOCD_VERSION: &str = "v3.2.3";
 pub const DEFAULT_INGRESS_CLASS: &str = "nginx";
 pub const DEFAULT_CLUSTER_ISSUER: &str = "harmony-letsencrypt-global";
 pub const DEFAULT_INGRESS_NAMESPACE: &str = "harmony";
-/// Argo Workflows release installed unless overridden; tested with this plugin.
-pub const DEFAULT_WORKFLOWS_VERSION: &str = "v3.7.4";
+/// Argo Workflows release installed unless overridden, and the one every
+/// test installs. The newest 3.7 release: it has the fixes of the
+/// `templateReferencing: Strict` bypasses phd relies on being closed
+/// (CVE-2026-31892, fixed in 3.7.11; CVE-2026-54526, fixed in 3.7.15). The
+/// 4.0 releases with those fixes (4.0.6 and later) cannot be fetched where
+/// the tests run; 4.0.5 and older have the flaws.
+pub const DEFAULT_WORKFLOWS_VERSION: &str = "v3.7.18";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

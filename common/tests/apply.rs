@@ -415,3 +415,52 @@ async fn fields_of_a_client_side_apply_are_taken_over() {
         .expect("re-run");
     assert_eq!(again.count(Outcome::Unchanged), 2, "{again:?}");
 }
+
+/// A custom resource that uses a field its definition gains in the same
+/// manifest keeps that field: it is applied only after the changed definition
+/// (applied next to it, the old schema could prune the field). Upgrades of
+/// Argo and cert-manager are exactly this. Several rounds, so a race shows.
+#[tokio::test]
+async fn resources_wait_for_their_changed_definition() {
+    let plane = ControlPlane::shared().await;
+    let client = plane.client().await.expect("client");
+    let ns = unique_name("upgrade");
+    namespace(&client, &ns).await;
+    let group = format!("{}.example.com", unique_name("crd"));
+    let applier = Applier::new(client.clone());
+    let definition = |fields: usize| {
+        let mut definition = widget_definition(&group, 200);
+        let properties = &mut definition["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+            ["spec"]["properties"];
+        for round in 0..fields {
+            properties[format!("added{round}")] = json!({"type": "string"});
+        }
+        definition
+    };
+    let first = manifest::parse("v0.yaml", &yaml_stream(&[definition(0)])).expect("parse");
+    applier.apply(&first, Some(&ns), &ignore).await.expect("v0");
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(&group, "v1", "Widget"),
+        "widgets",
+    );
+    let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &resource);
+    for round in 0..4 {
+        let field = format!("added{round}");
+        let text = yaml_stream(&[
+            json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
+                   "metadata": {"name": "w", "namespace": ns}, "spec": {"size": 1, field.clone(): "kept"}}),
+            definition(round + 1),
+        ]);
+        let documents = manifest::parse("upgrade.yaml", &text).expect("parse");
+        applier
+            .apply(&documents, Some(&ns), &ignore)
+            .await
+            .expect("upgrade");
+        let widget = widgets.get("w").await.expect("widget");
+        assert_eq!(
+            widget.data["spec"][&field], "kept",
+            "round {round}: {:?}",
+            widget.data
+        );
+    }
+}

@@ -74,11 +74,11 @@ pub enum ApplyError {
     },
     #[error("CustomResourceDefinition {name} was not Established within {timeout:?}")]
     NotEstablished { name: String, timeout: Duration },
-    #[error("cannot read CustomResourceDefinition {name}")]
+    #[error("cannot watch CustomResourceDefinition {name} until it is Established")]
     ReadDefinition {
         name: String,
         #[source]
-        source: kube::Error,
+        source: kube::runtime::wait::Error,
     },
 }
 
@@ -212,7 +212,11 @@ impl Applier {
         let defined = defined_by_definitions(documents);
 
         // Resolve everything first: an unknown kind stops the stream before any change.
-        let mut first: Vec<(&Document, Target)> = Vec::new();
+        // Objects of a kind the manifest's own definitions define wait for those
+        // definitions even when the cluster serves the kind already: applied
+        // next to a changed definition, their new fields could be pruned by
+        // the old schema.
+        let mut now: Vec<(&Document, Target)> = Vec::new();
         let mut later: Vec<&Document> = Vec::new();
         for document in documents {
             let key = (
@@ -220,9 +224,10 @@ impl Applier {
                 document.kind().to_owned(),
             );
             match known.get(&key) {
+                Some(_) if defined.contains(&key) => later.push(document),
                 Some((resource, scope)) => {
                     let target = target(document, resource, scope, default_namespace);
-                    first.push((document, target));
+                    now.push((document, target));
                 }
                 None if defined.contains(&key) => later.push(document),
                 None => {
@@ -236,19 +241,28 @@ impl Applier {
             }
         }
 
-        // Namespaces and definitions go first; everything else may depend on them.
-        let (foundations, rest): (Vec<_>, Vec<_>) = first
+        // 1. Namespaces: everything namespaced may live in one of them.
+        let (namespaces, mut now): (Vec<_>, Vec<_>) = now
             .into_iter()
-            .partition(|(document, _)| is_definition(document) || is_namespace(document));
-        let mut report = self.apply_all(foundations, on_applied).await?;
+            .partition(|(document, _)| is_namespace(document));
+        let mut report = self.apply_all(namespaces, on_applied).await?;
+
+        // 2. Definitions and every object of a kind already served, at once,
+        //    definitions first in the stream (the largest requests); each
+        //    definition is awaited Established as soon as it is applied.
+        now.sort_by_key(|(document, _)| !is_definition(document));
         let definitions: Vec<String> = documents
             .iter()
             .filter(|d| is_definition(d))
             .filter_map(|d| d.name().map(str::to_owned))
             .collect();
-        self.wait_established(&definitions).await?;
+        let (applied, ()) = tokio::try_join!(
+            self.apply_all(now, on_applied),
+            self.wait_established(&definitions)
+        )?;
 
-        let mut remaining = rest;
+        // 3. Objects of the kinds the manifest defines, once they are served.
+        let mut remaining = Vec::new();
         if !later.is_empty() {
             let known = self
                 .discover_until_served(later.iter().map(|d| (d.api_version(), d.kind())))
@@ -266,7 +280,10 @@ impl Applier {
                 }
             }
         }
-        report.extend(self.apply_all(remaining, on_applied).await?);
+        let defined_objects = self.apply_all(remaining, on_applied).await?;
+
+        report.extend(applied);
+        report.extend(defined_objects);
         Ok(report)
     }
 
@@ -331,38 +348,32 @@ impl Applier {
         }
     }
 
+    /// Waits until every named definition exists and is Established, all at
+    /// once (a watch each, kube's `await_condition`), within `crd_timeout`.
     async fn wait_established(&self, names: &[String]) -> Result<(), ApplyError> {
         let definitions: Api<CustomResourceDefinition> = Api::all(self.client.clone());
-        let start = Instant::now();
-        for name in names {
-            loop {
-                let definition =
-                    definitions
-                        .get(name)
-                        .await
-                        .map_err(|source| ApplyError::ReadDefinition {
-                            name: name.clone(),
-                            source,
-                        })?;
-                let established = definition
-                    .status
-                    .and_then(|status| status.conditions)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True");
-                if established {
-                    break;
-                }
-                if start.elapsed() > self.crd_timeout {
-                    return Err(ApplyError::NotEstablished {
+        let waits = names.iter().map(|name| {
+            let definitions = definitions.clone();
+            async move {
+                let established = kube::runtime::wait::await_condition(
+                    definitions,
+                    name,
+                    kube::runtime::wait::conditions::is_crd_established(),
+                );
+                match tokio::time::timeout(self.crd_timeout, established).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(source)) => Err(ApplyError::ReadDefinition {
+                        name: name.clone(),
+                        source,
+                    }),
+                    Err(_) => Err(ApplyError::NotEstablished {
                         name: name.clone(),
                         timeout: self.crd_timeout,
-                    });
+                    }),
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-        }
-        Ok(())
+        });
+        futures::future::try_join_all(waits).await.map(|_| ())
     }
 
     async fn apply_all(

@@ -1,5 +1,7 @@
 //! `kubectl phd argo install` against the real control plane, with the
-//! stand-in install manifests of tests/fixtures served from a path and over HTTP.
+//! real upstream install manifests of the pinned releases (fetched through
+//! the Go module proxy, see tests/support/src/upstream.rs), from a path and
+//! over HTTP.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,7 +12,9 @@ use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use phd_testkit::{ControlPlane, fixture, serve};
+use phd_testkit::{ControlPlane, serve};
+
+mod common;
 use serde_json::Value;
 
 fn phd(kubeconfig: &Path, home: &Path) -> Command {
@@ -35,9 +39,9 @@ fn install(kubeconfig: &Path, home: &Path, extra: &[&str]) -> Command {
     let mut command = phd(kubeconfig, home);
     command
         .args(["argo", "install", "--argocd-manifest"])
-        .arg(fixture("argocd-install.yaml"))
+        .arg(common::argocd_manifest())
         .arg("--workflows-manifest")
-        .arg(fixture("argo-workflows-install.yaml"))
+        .arg(common::workflows_manifest())
         .args(extra);
     command
 }
@@ -71,8 +75,7 @@ async fn install_configures_everything_and_is_idempotent() {
     let client = plane.client().await.expect("client");
     let home = tempfile::tempdir().expect("home");
     let workflows_url =
-        serve(std::fs::read(fixture("argo-workflows-install.yaml")).expect("fixture"))
-            .expect("serve");
+        serve(std::fs::read(common::workflows_manifest()).expect("manifest")).expect("serve");
 
     // First run: everything created, a password generated and shown once.
     let output = phd(&plane.admin_kubeconfig, home.path())
@@ -84,7 +87,7 @@ async fn install_configures_everything_and_is_idempotent() {
             "--workflows-ingress",
             "--argocd-manifest",
         ])
-        .arg(fixture("argocd-install.yaml"))
+        .arg(common::argocd_manifest())
         .args(["--workflows-manifest", &workflows_url])
         .output()
         .expect("run");
@@ -110,6 +113,51 @@ async fn install_configures_everything_and_is_idempotent() {
     assert!(
         mtime.ends_with('Z') && mtime.len() == 20,
         "RFC 3339 mtime: {mtime}"
+    );
+
+    // Every object of the upstream manifests is in the cluster: kubectl reads
+    // each manifest on its own and finds each object, as many as upstream
+    // ships (top-level `kind:` lines), and the report lists them all.
+    for (part, manifest, namespace) in [
+        ("argocd", common::argocd_manifest(), "argocd"),
+        ("workflows", common::workflows_manifest(), "argo"),
+    ] {
+        let text = std::fs::read_to_string(&manifest).expect("manifest");
+        let shipped = text.lines().filter(|l| l.starts_with("kind: ")).count();
+        let shipped_definitions = text
+            .lines()
+            .filter(|l| *l == "kind: CustomResourceDefinition")
+            .count();
+        let found = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&plane.admin_kubeconfig)
+            .args(["get", "-n", namespace, "-o", "name", "-f"])
+            .arg(&manifest)
+            .output()
+            .expect("kubectl get");
+        assert!(
+            found.status.success(),
+            "{part}: {}",
+            String::from_utf8_lossy(&found.stderr)
+        );
+        let found = String::from_utf8_lossy(&found.stdout);
+        assert_eq!(found.lines().count(), shipped, "{part}: {found}");
+        let reported = first[part]["objects"].as_array().expect("objects");
+        let reported_definitions = reported
+            .iter()
+            .filter(|o| o["kind"] == "CustomResourceDefinition")
+            .count();
+        assert_eq!(reported_definitions, shipped_definitions, "{part}");
+        assert!(reported.len() > shipped, "{part}: upstream's and phd's own");
+    }
+    // Argo CD ships its three definitions (Application, ApplicationSet, AppProject).
+    assert_eq!(
+        std::fs::read_to_string(common::argocd_manifest())
+            .expect("manifest")
+            .lines()
+            .filter(|l| *l == "kind: CustomResourceDefinition")
+            .count(),
+        3
     );
 
     // Argo CD settings.
@@ -313,7 +361,7 @@ async fn argocd_only_installs_only_argocd_after_refusing_bad_input() {
     // A manifest that binds cluster-admin is refused whole.
     let dir = tempfile::tempdir().expect("dir");
     let greedy = dir.path().join("greedy.yaml");
-    let mut text = std::fs::read_to_string(fixture("argocd-install.yaml")).expect("fixture");
+    let mut text = std::fs::read_to_string(common::argocd_manifest()).expect("manifest");
     text.push_str("---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: greedy\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: cluster-admin\nsubjects:\n- kind: ServiceAccount\n  name: argocd-server\n  namespace: argocd\n");
     std::fs::write(&greedy, text).expect("write");
     phd(&plane.admin_kubeconfig, home.path())
@@ -399,7 +447,7 @@ async fn argo_install_applies_the_cluster_repository_services_and_instances() {
         .assert()
         .success();
     let repo = home.path().join("phd-gitops-cluster");
-    let manifest = phd_testkit::argocd_install_manifest(phd_common::config::DEFAULT_ARGOCD_VERSION);
+    let manifest = common::argocd_manifest();
     let run = || {
         phd(&plane.admin_kubeconfig, home.path())
             .current_dir(&repo)
@@ -561,7 +609,7 @@ fn a_cluster_repository_without_its_url_is_refused_before_any_change() {
     let output = phd(&kubeconfig, home.path())
         .current_dir(home.path().join("phd-nourl-cluster"))
         .args(["argo", "install", "--argocd-only", "--argocd-manifest"])
-        .arg(fixture("argocd-install.yaml"))
+        .arg(common::argocd_manifest())
         .output()
         .expect("run");
     assert_eq!(output.status.code(), Some(1));
@@ -621,7 +669,7 @@ async fn doctor_follows_the_path_to_a_site_and_repository_access_is_granted() {
     }
 
     // Argo CD (real manifest), then repository access by deploy key.
-    let manifest = phd_testkit::argocd_install_manifest(phd_common::config::DEFAULT_ARGOCD_VERSION);
+    let manifest = common::argocd_manifest();
     phd(kubeconfig, home.path())
         .env("PHD_CLUSTER_REPOSITORY", url)
         .args(["argo", "install", "--argocd-only", "--argocd-manifest"])
@@ -880,7 +928,7 @@ async fn proxy_variables_are_honoured_and_no_proxy_bypasses_them() {
     let plane = ControlPlane::shared().await;
     let home = tempfile::tempdir().expect("home");
     let manifest =
-        serve(std::fs::read(fixture("argocd-install.yaml")).expect("fixture")).expect("serve");
+        serve(std::fs::read(common::argocd_manifest()).expect("manifest")).expect("serve");
     let unreachable = phd_testkit::unreachable_kubeconfig(home.path()).expect("kubeconfig");
     for no_proxy in [None, Some("127.0.0.1"), Some("*")] {
         let proxy = phd_testkit::proxy::Proxy::start().expect("proxy");
@@ -941,7 +989,7 @@ async fn proxy_variables_are_honoured_and_no_proxy_bypasses_them() {
 async fn errors_name_their_cause_in_the_first_line() {
     let plane = ControlPlane::shared().await;
     let home = tempfile::tempdir().expect("home");
-    let mut manifest = std::fs::read_to_string(fixture("argocd-install.yaml")).expect("fixture");
+    let mut manifest = std::fs::read_to_string(common::argocd_manifest()).expect("manifest");
     manifest.push_str(
         "\n---\n{\"apiVersion\": \"v1\", \"kind\": \"Service\", \"metadata\": {\"name\": \"phd-bad-port\"}, \"spec\": {\"ports\": [{\"port\": 99999}]}}\n",
     );

@@ -267,12 +267,11 @@ async fn a_stalled_or_killed_api_server_ends_commands_clearly_and_re_runs_finish
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn argo_install_takes_over_a_client_side_install() {
     let plane = ControlPlane::start().await.expect("control plane");
-    let fixture =
-        std::fs::read_to_string(phd_testkit::fixture("argocd-install.yaml")).expect("fixture");
-    let mut server: serde_json::Value = fixture
-        .lines()
-        .filter(|line| line.starts_with('{'))
-        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("json"))
+    let upstream = std::fs::read_to_string(common::argocd_manifest()).expect("manifest");
+    let mut server: serde_json::Value = phd_common::manifest::parse("install.yaml", &upstream)
+        .expect("parse")
+        .into_iter()
+        .map(|document| document.object)
         .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "argocd-server")
         .expect("argocd-server Deployment");
     server["metadata"]["namespace"] = "argocd".into();
@@ -303,11 +302,7 @@ async fn argo_install_takes_over_a_client_side_install() {
     kubectl(&["apply", "-f", "-"], Some(&server.to_string()));
 
     let install = || {
-        let output = common::argo_install(
-            &plane,
-            &phd_testkit::fixture("argo-workflows-install.yaml"),
-            &["-o", "json"],
-        );
+        let output = common::argo_install(&plane, &common::workflows_manifest(), &["-o", "json"]);
         assert!(output.status.success(), "{}", stderr(&output));
         serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("json")
     };
@@ -340,8 +335,7 @@ async fn argo_install_takes_over_a_client_side_install() {
 async fn the_generated_admin_password_survives_a_failed_workflows_install() {
     let plane = ControlPlane::start().await.expect("control plane");
     let dir = tempfile::tempdir().expect("dir");
-    let mut broken = std::fs::read_to_string(phd_testkit::fixture("argo-workflows-install.yaml"))
-        .expect("fixture");
+    let mut broken = std::fs::read_to_string(common::workflows_manifest()).expect("manifest");
     broken.push_str(
         "\n---\n{\"apiVersion\": \"v1\", \"kind\": \"Service\", \"metadata\": {\"name\": \"phd-bad-port\"}, \"spec\": {\"ports\": [{\"port\": 99999}]}}\n",
     );
@@ -364,7 +358,7 @@ async fn the_generated_admin_password_survives_a_failed_workflows_install() {
         String::from_utf8(data["admin.password"].0.clone()).expect("utf-8")
     };
     assert!(bcrypt::verify(&shown, &stored().await).expect("bcrypt"));
-    let output = install(&phd_testkit::fixture("argo-workflows-install.yaml"));
+    let output = install(&common::workflows_manifest());
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(output.stdout.is_empty(), "a re-run shows no new password");
     assert!(bcrypt::verify(&shown, &stored().await).expect("bcrypt"));

@@ -1,5 +1,5 @@
 //! `kubectl phd user ...` against the real control plane, after `argo install`
-//! with the stand-in manifests of tests/fixtures.
+//! with the real upstream install manifests of the pinned releases.
 
 mod common;
 

@@ -33,6 +33,7 @@ pub mod mariadb;
 pub mod proxy;
 pub mod s3;
 pub mod scripts;
+pub mod upstream;
 
 /// The Kubernetes release the control plane is built from (`tests/controlplane/go.mod`).
 pub const KUBERNETES_VERSION: &str = "v1.34.4";
@@ -471,37 +472,7 @@ pub fn kubectl_apply(kubeconfig: &Path, stream: &str, field_manager: &str, dry_r
     );
 }
 
-/// The source directory of Go module `path` at `version`, fetched through
-/// the Go module proxy (`go mod download`, cached in the module cache): where
-/// the tests find upstream manifests (Argo CD's install.yaml, cert-manager's
-/// CRDs). Panics naming what failed.
-pub fn go_module_dir(path: &str, version: &str) -> PathBuf {
-    let output = std::process::Command::new("go")
-        .args(["mod", "download", "-json"])
-        .arg(format!("{path}@{version}"))
-        .current_dir(std::env::temp_dir())
-        .env("GOFLAGS", "-mod=mod")
-        .output()
-        .expect("go mod download (Go is needed for the tests)");
-    assert!(
-        output.status.success(),
-        "go mod download {path}@{version}: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    let module: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("go mod download prints JSON");
-    PathBuf::from(module["Dir"].as_str().expect("module directory"))
-}
-
-/// The real install manifest of Argo CD `version` (such as `v3.2.3`):
-/// `manifests/install.yaml` of the `github.com/argoproj/argo-cd/v3` module.
-pub fn argocd_install_manifest(version: &str) -> PathBuf {
-    let path = go_module_dir("github.com/argoproj/argo-cd/v3", version)
-        .join("manifests")
-        .join("install.yaml");
-    assert!(path.is_file(), "{} is missing", path.display());
-    path
-}
+pub use upstream::{argocd_install_manifest, go_module_dir, workflows_install_manifest};
 
 /// The cache directory for built tools: `$PHD_CACHE_DIR`, else `$XDG_CACHE_HOME/phd`,
 /// else `~/.cache/phd`.
@@ -706,13 +677,6 @@ fn log_tail(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-/// A file of `tests/fixtures/`.
-pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures")
-        .join(name)
 }
 
 /// Writes, in `dir`, a kubeconfig for a server that does not exist (a free

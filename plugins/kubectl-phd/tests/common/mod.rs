@@ -1,13 +1,13 @@
 //! Helpers shared by the integration tests that need Argo installed.
 
 use assert_cmd::Command;
-use phd_testkit::{ControlPlane, fixture};
+use phd_testkit::ControlPlane;
 use std::path::{Path, PathBuf};
 
 use tokio::sync::OnceCell;
 
 /// The shared control plane, with `kubectl phd argo install` run on it once
-/// per test binary from the local install manifests.
+/// per test binary from the upstream install manifests.
 #[allow(dead_code)] // not every test binary that includes this module calls it
 pub async fn control_plane_with_argo() -> &'static ControlPlane {
     static INSTALLED: OnceCell<()> = OnceCell::const_new();
@@ -18,10 +18,23 @@ pub async fn control_plane_with_argo() -> &'static ControlPlane {
     plane
 }
 
-/// Runs `kubectl phd argo install` on `plane` from the local install manifests.
+/// The real install manifest of the Argo CD release phd installs by default.
+#[allow(dead_code)]
+pub fn argocd_manifest() -> PathBuf {
+    phd_testkit::argocd_install_manifest(phd_common::config::DEFAULT_ARGOCD_VERSION)
+}
+
+/// The real cluster install manifest of the Argo Workflows release phd
+/// installs by default.
+#[allow(dead_code)]
+pub fn workflows_manifest() -> PathBuf {
+    phd_testkit::workflows_install_manifest(phd_common::config::DEFAULT_WORKFLOWS_VERSION)
+}
+
+/// Runs `kubectl phd argo install` on `plane` from the upstream install manifests.
 #[allow(dead_code)] // not every test binary that includes this module calls it
 pub fn install_argo(plane: &ControlPlane) {
-    let output = argo_install(plane, &fixture("argo-workflows-install.yaml"), &[]);
+    let output = argo_install(plane, &workflows_manifest(), &[]);
     assert!(
         output.status.success(),
         "{}",
@@ -29,7 +42,7 @@ pub fn install_argo(plane: &ControlPlane) {
     );
 }
 
-/// `kubectl phd argo install ARGS` on `plane` with the local Argo CD
+/// `kubectl phd argo install ARGS` on `plane` with the upstream Argo CD
 /// manifest and `workflows` as the Argo Workflows one, without a terminal.
 #[allow(dead_code)]
 pub fn argo_install(plane: &ControlPlane, workflows: &Path, args: &[&str]) -> std::process::Output {
@@ -46,7 +59,7 @@ pub fn argo_install(plane: &ControlPlane, workflows: &Path, args: &[&str]) -> st
         .arg("--kubeconfig")
         .arg(&plane.admin_kubeconfig)
         .args(["argo", "install", "--argocd-manifest"])
-        .arg(fixture("argocd-install.yaml"))
+        .arg(argocd_manifest())
         .arg("--workflows-manifest")
         .arg(workflows)
         .args(args)
