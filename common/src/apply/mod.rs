@@ -523,7 +523,7 @@ impl Applier {
         let failed = |source| ApplyError::Apply {
             source_name: document.source_name.clone(),
             index: document.index,
-            object: document.describe(),
+            object: described(document, target),
             source,
         };
         let (name, outcome) = match document.name() {
@@ -541,7 +541,7 @@ impl Applier {
                         .map_err(|source| ApplyError::Upgrade {
                             source_name: document.source_name.clone(),
                             index: document.index,
-                            object: document.describe(),
+                            object: described(document, target),
                             source,
                         })?;
                 }
@@ -566,7 +566,7 @@ impl Applier {
                     serde_json::from_value(object).map_err(|source| ApplyError::Malformed {
                         source_name: document.source_name.clone(),
                         index: document.index,
-                        object: document.describe(),
+                        object: described(document, target),
                         source,
                     })?;
                 let params = PostParams {
@@ -642,6 +642,19 @@ fn target(
     Target {
         resource: resource.clone(),
         namespace,
+    }
+}
+
+/// `Kind namespace/name` (or `Kind name` when cluster-scoped): the object as
+/// it is sent, with the namespace it was given.
+fn described(document: &Document, target: &Target) -> String {
+    let described = document.describe();
+    match &target.namespace {
+        Some(namespace) => match described.split_once(' ') {
+            Some((kind, name)) => format!("{kind} {namespace}/{name}"),
+            None => described,
+        },
+        None => described,
     }
 }
 

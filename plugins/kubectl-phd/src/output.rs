@@ -80,23 +80,46 @@ pub fn print_structured<T: Serialize>(value: &T, format: OutputFormat) -> anyhow
     Ok(())
 }
 
-/// Prints an error once. The first line names what failed and, after a
-/// colon, the underlying reason ([`reason`]): the API server's own message,
-/// a lost connection, a credential plugin's output. `-v` adds every cause
-/// in between.
+/// Prints an error once. The first line names what failed, the step that
+/// failed inside it (the innermost of phd's own causes, such as
+/// "install.yaml, document 7: cannot apply Service argocd/x") and, after a colon, the
+/// underlying reason ([`reason_at`]): the API server's own message, a lost
+/// connection, a credential plugin's output. `-v` adds every cause.
 pub fn print_error(error: &anyhow::Error) {
     let label = paint_stderr("error:", Tone::Bad);
     let top = error.to_string();
     let causes: Vec<&(dyn std::error::Error + 'static)> = error.chain().skip(1).collect();
-    match reason(error) {
-        Some(reason) if !top.contains(&reason) => eprintln!("{label} {top}: {reason}"),
-        _ => eprintln!("{label} {top}"),
+    let mut shown = 0;
+    match reason_at(error) {
+        Some((_, reason)) if top.contains(&reason) => eprintln!("{label} {top}"),
+        Some((index, reason)) => {
+            shown += 1;
+            // The step is phd's own: above the first error of the client
+            // (kube's, and the HTTP and I/O errors it wraps).
+            let first_client = causes
+                .iter()
+                .position(|cause| cause.downcast_ref::<kube::Error>().is_some())
+                .filter(|first| *first <= index);
+            let step = first_client
+                .unwrap_or(index)
+                .checked_sub(1)
+                .map(|above| causes[above].to_string())
+                .filter(|step| !top.contains(step.as_str()) && !reason.contains(step.as_str()));
+            match step {
+                Some(step) => {
+                    shown += 1;
+                    eprintln!("{label} {top}: {step}: {reason}");
+                }
+                None => eprintln!("{label} {top}: {reason}"),
+            }
+        }
+        None => eprintln!("{label} {top}"),
     }
     if verbosity() > 0 {
         for cause in causes {
             eprintln!("  caused by: {}", describe(cause));
         }
-    } else if causes.len() > 1 {
+    } else if causes.len() > shown {
         eprintln!(
             "{}",
             paint_stderr("  (run with -v to see every cause)", Tone::Dim)
@@ -107,27 +130,37 @@ pub fn print_error(error: &anyhow::Error) {
 /// The most telling cause of `error`, if it has causes: the API server's
 /// message for a refused request, "lost the connection to the API server"
 /// when the connection broke, "the API server did not answer within …"
-/// for a timeout, else the innermost cause.
-pub fn reason(error: &anyhow::Error) -> Option<String> {
+/// for a timeout, else the innermost cause; and the index, among the causes
+/// (the chain without `error` itself), of the cause it comes from.
+fn reason_at(error: &anyhow::Error) -> Option<(usize, String)> {
     let causes: Vec<&(dyn std::error::Error + 'static)> = error.chain().skip(1).collect();
     let innermost = causes.last()?;
+    let innermost_index = causes.len() - 1;
     let through_client = causes.iter().any(|cause| {
         matches!(
             cause.downcast_ref::<kube::Error>(),
             Some(kube::Error::HyperError(_) | kube::Error::Service(_))
         )
     });
-    for cause in &causes {
+    for (index, cause) in causes.iter().enumerate() {
         if let Some(kube::Error::Api(_)) = cause.downcast_ref::<kube::Error>() {
-            return Some(describe(*cause));
+            return Some((index, describe(*cause)));
         }
         if through_client && let Some(io) = cause.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind::*;
             match io.kind() {
-                TimedOut => return Some(format!("the API server did not answer in time ({io})")),
+                TimedOut => {
+                    return Some((
+                        index,
+                        format!("the API server did not answer in time ({io})"),
+                    ));
+                }
                 ConnectionRefused | ConnectionReset | ConnectionAborted | BrokenPipe
                 | UnexpectedEof | NotConnected => {
-                    return Some(format!("lost the connection to the API server ({io})"));
+                    return Some((
+                        index,
+                        format!("lost the connection to the API server ({io})"),
+                    ));
                 }
                 _ => {}
             }
@@ -137,13 +170,19 @@ pub fn reason(error: &anyhow::Error) -> Option<String> {
     if through_client {
         let lower = text.to_ascii_lowercase();
         if lower.contains("elapsed") || lower.contains("timed out") || lower.contains("timeout") {
-            return Some(format!("the API server did not answer in time ({text})"));
+            return Some((
+                innermost_index,
+                format!("the API server did not answer in time ({text})"),
+            ));
         }
         if lower.contains("connection") || lower.contains("closed") || lower.contains("refused") {
-            return Some(format!("lost the connection to the API server ({text})"));
+            return Some((
+                innermost_index,
+                format!("lost the connection to the API server ({text})"),
+            ));
         }
     }
-    Some(text)
+    Some((innermost_index, text))
 }
 
 /// One cause as a person reads it: a refused API request as the API

@@ -1007,8 +1007,12 @@ async fn errors_name_their_cause_in_the_first_line() {
         .lines()
         .find(|l| l.starts_with("error:"))
         .unwrap_or_default();
+    // What failed, the object (with the document it came from), and the API
+    // server's message, on one line.
+    assert!(first.contains("cannot install Argo CD"), "{stderr}");
     assert!(
-        first.contains("Service argocd/phd-bad-port") || first.contains("phd-bad-port"),
+        first.contains("bad-install.yaml, document ")
+            && first.contains("cannot apply Service argocd/phd-bad-port"),
         "{stderr}"
     );
     assert!(first.contains("99999"), "{stderr}");
