@@ -28,6 +28,7 @@ use rcgen::{
 use tokio::sync::OnceCell;
 
 pub mod argo;
+pub mod argocd;
 pub mod http;
 pub mod mariadb;
 pub mod proxy;
@@ -87,6 +88,22 @@ impl ControlPlane {
 
     /// Starts a new control plane in a fresh temporary directory.
     pub async fn start() -> Result<Self> {
+        Self::start_with_controllers(&[]).await
+    }
+
+    /// Starts a new control plane whose controller manager also runs
+    /// `controllers` (kube-controller-manager's names, such as
+    /// `job-controller`, `deployment-controller`, `replicaset-controller`):
+    /// for tests in which workloads come to life (with kwok as their nodes).
+    pub async fn start_with_controllers(controllers: &[&str]) -> Result<Self> {
+        let mut enabled = vec![
+            "namespace-controller",
+            "garbage-collector-controller",
+            "serviceaccount-controller",
+            "serviceaccount-token-controller",
+            "persistentvolumeclaim-protection-controller",
+        ];
+        enabled.extend_from_slice(controllers);
         let binary = binary()?;
         let dir = fresh_directory()?;
         let started = Instant::now();
@@ -157,7 +174,7 @@ impl ControlPlane {
             "kube-controller-manager",
             &[
                 format!("--kubeconfig={}", plane.admin_kubeconfig.display()),
-                "--controllers=namespace-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,persistentvolumeclaim-protection-controller".into(),
+                format!("--controllers={}", enabled.join(",")),
                 format!("--service-account-private-key-file={}", path("sa.key")),
                 format!("--root-ca-file={}", path("ca.crt")),
                 "--use-service-account-credentials=false".into(),

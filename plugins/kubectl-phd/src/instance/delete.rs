@@ -166,7 +166,11 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
         wait_until(
             &format!("Argo CD to remove Application {application_name}"),
             args.timeout,
-            || async { Ok(applications.get_opt(&application_name).await?.is_none()) },
+            || async {
+                // A sync that starts or resumes meanwhile is stopped too.
+                terminate_operation(&applications, &application_name).await?;
+                Ok(applications.get_opt(&application_name).await?.is_none())
+            },
         )
         .await?;
         output::info(format!("Application {application_name} deleted"));
@@ -209,6 +213,55 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
         ));
     }
     output::info(format!("instance {name} deleted"));
+    Ok(())
+}
+
+/// Argo CD finalizes a deleted Application (prunes what it deployed) only
+/// once no sync operation is in progress, and a sync waiting for resources
+/// that never become healthy (a Pending volume, a crash-looping pod) runs
+/// forever. So a running operation is stopped as `argocd app terminate-op`
+/// does: phase `Terminating` in `status.operationState` (Argo CD's
+/// `TerminateOperation`). Deleted first, the Application starts no new
+/// automated sync. Nothing to do when no operation runs or it is gone.
+async fn terminate_operation(
+    applications: &Api<DynamicObject>,
+    name: &str,
+) -> Result<(), kube::Error> {
+    // The controller writes the status every few seconds: retried on conflict.
+    for _ in 0..10 {
+        let Some(application) = applications.get_opt(name).await? else {
+            return Ok(());
+        };
+        let running = application
+            .data
+            .get("operation")
+            .is_some_and(|o| !o.is_null())
+            && application.data["status"]["operationState"]["phase"] == "Running";
+        if !running {
+            return Ok(());
+        }
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": application.metadata.resource_version},
+            "status": {"operationState": {"phase": "Terminating"}},
+        });
+        match applications
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {
+                output::info(format!(
+                    "Application {name}: stopped the sync in progress ({}) so Argo CD can remove it",
+                    application.data["status"]["operationState"]["message"]
+                        .as_str()
+                        .unwrap_or("running")
+                ));
+                return Ok(());
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 => continue,
+            Err(error) => return Err(error),
+        }
+    }
     Ok(())
 }
 

@@ -1,0 +1,265 @@
+//! GitOps end to end with the real Argo CD (issue 16): `argo install` from
+//! the upstream manifests, Argo CD's application controller and repo server
+//! running against the test control plane, the cluster repository served by
+//! a git server on loopback. `instance create`, commit and push: Argo CD
+//! renders the instance with kustomize and syncs it into its namespace.
+//! `instance delete`: Argo CD prunes what it deployed and lets the
+//! Application go (its resources finalizer), then phd deprovisions and the
+//! namespace goes.
+//!
+//! The Workflows of provisioning still complete through the stand-in
+//! (`phd_testkit::argo::WorkflowController`): their pods would need a kubelet.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command as Process;
+use std::time::{Duration, Instant};
+
+use common::Repo;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::api::{Api, DynamicObject};
+use kube::core::{ApiResource, GroupVersionKind};
+use phd_common::config::DEFAULT_ARGOCD_VERSION;
+use phd_testkit::ControlPlane;
+use phd_testkit::argo::WorkflowController;
+use phd_testkit::argocd::{ArgoCd, GitServer};
+use serde_json::Value;
+
+fn git(dir: &Path, args: &[&str]) {
+    let output = Process::new("git")
+        .current_dir(dir)
+        .args([
+            "-c",
+            "user.name=phd test",
+            "-c",
+            "user.email=phd@example.org",
+        ])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn applications(client: &kube::Client) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
+        "applications",
+    );
+    Api::namespaced_with(client.clone(), "argocd", &resource)
+}
+
+/// Waits up to `timeout` for `check` on the Application (None when it does
+/// not exist) to hold; panics with its status and Argo CD's logs otherwise.
+async fn wait_for(
+    client: &kube::Client,
+    argocd: &ArgoCd,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(Option<&Value>) -> bool,
+) {
+    let api = applications(client);
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < timeout {
+        let application = api.get_opt(name).await.expect("get Application");
+        let status = application.as_ref().map(|a| a.data["status"].clone());
+        if check(status.as_ref()) {
+            return;
+        }
+        last = status;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!(
+        "Application {name}: not {what} within {timeout:?}; status: {}\n{}",
+        serde_json::to_string_pretty(&last).unwrap_or_default(),
+        argocd.logs(15)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
+    let plane = ControlPlane::start().await.expect("control plane");
+    let client = plane.client().await.expect("client");
+    let kubeconfig = &plane.admin_kubeconfig;
+
+    // The cluster repository, pushed to a git server as an operator would.
+    let repo = Repo::new();
+    let served = tempfile::tempdir().expect("git server root");
+    git(repo.dir.path(), &["init", "-q", "-b", "main"]);
+    git(
+        repo.dir.path(),
+        &["commit", "-q", "--allow-empty", "-m", "Cluster repository"],
+    );
+    git(
+        served.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &repo.dir.path().display().to_string(),
+            "cluster.git",
+        ],
+    );
+    let server = GitServer::start(served.path()).expect("git server");
+    let url = server.url("cluster.git");
+    git(repo.dir.path(), &["remote", "add", "origin", &url]);
+
+    let output = repo
+        .phd(kubeconfig)
+        .env("PHD_CLUSTER_REPOSITORY", &url)
+        .args(["argo", "install", "--argocd-manifest"])
+        .arg(common::argocd_manifest())
+        .arg("--workflows-manifest")
+        .arg(common::workflows_manifest())
+        .write_stdin("")
+        .output()
+        .expect("argo install");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let argocd = ArgoCd::start(kubeconfig, DEFAULT_ARGOCD_VERSION, 5).expect("start Argo CD");
+
+    let name = "sync1";
+    let application = format!("{name}-production");
+    let workflows = WorkflowController::start(client.clone(), name);
+    let output = repo
+        .phd(kubeconfig)
+        .env("PHD_CLUSTER_REPOSITORY", &url)
+        .args(["instance", "create", name, "--timeout", "120s"])
+        .output()
+        .expect("instance create");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    git(repo.dir.path(), &["add", "-A"]);
+    git(
+        repo.dir.path(),
+        &["commit", "-q", "-m", "Add instance sync1"],
+    );
+    git(repo.dir.path(), &["push", "-q", "origin", "main"]);
+
+    // Argo CD renders instances/sync1/env with kustomize and syncs it in
+    // Drydock's waves: wave 0 (settings, Services, Ingresses, volumes, the
+    // backing Deployments) is applied, and the operation then waits for that
+    // wave to be healthy, which takes a kubelet, storage and an ingress
+    // controller this control plane does not have.
+    wait_for(
+        &client,
+        &argocd,
+        &application,
+        "waiting on wave 0's health",
+        Duration::from_secs(180),
+        |status| {
+            status.is_some_and(|s| {
+                s["operationState"]["phase"] == "Running"
+                    && s["operationState"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("waiting for healthy state"))
+            })
+        },
+    )
+    .await;
+    let status = applications(&client)
+        .get(&application)
+        .await
+        .expect("get")
+        .data["status"]
+        .clone();
+    assert_eq!(status["sourceType"], "Kustomize");
+    let commit = String::from_utf8(
+        Process::new("git")
+            .current_dir(repo.dir.path())
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .expect("git")
+            .stdout,
+    )
+    .expect("utf-8");
+    assert_eq!(
+        status["sync"]["revision"],
+        commit.trim(),
+        "the pushed commit"
+    );
+    let urls = status["summary"]["externalURLs"].to_string();
+    assert!(urls.contains("https://sync1.lms.example.org/"), "{urls}");
+    // Each resource as Argo CD sees it: wave 0 applied, the Open edX
+    // Deployments of wave 100 not yet (their init Jobs come first).
+    let resources = status["resources"].as_array().expect("resources").clone();
+    let state = |kind: &str, name: &str| {
+        resources
+            .iter()
+            .find(|r| r["kind"] == kind && r["name"] == name)
+            .map(|r| r["status"].as_str().unwrap_or_default().to_owned())
+    };
+    for (kind, name) in [
+        ("Service", "lms"),
+        ("Ingress", "lms"),
+        ("Deployment", "redis"),
+        ("Deployment", "meilisearch"),
+        ("PersistentVolumeClaim", "meilisearch"),
+    ] {
+        assert_eq!(
+            state(kind, name).as_deref(),
+            Some("Synced"),
+            "{kind} {name}: {resources:?}"
+        );
+    }
+    assert_eq!(state("Deployment", "lms").as_deref(), Some("OutOfSync"));
+    // In the cluster, with Argo CD's tracking of this Application.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), name);
+    let redis = deployments.get("redis").await.expect("redis Deployment");
+    let tracking = redis
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .get("argocd.argoproj.io/tracking-id")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        tracking.starts_with(&format!("{application}:")),
+        "{tracking}"
+    );
+    let services: Api<Service> = Api::namespaced(client.clone(), name);
+    assert!(services.get_opt("lms").await.expect("get").is_some());
+    assert!(deployments.get_opt("lms").await.expect("get").is_none());
+
+    // Delete: Argo CD prunes, the Application goes, phd deprovisions, the namespace goes.
+    let output = repo
+        .phd(kubeconfig)
+        .env("PHD_CLUSTER_REPOSITORY", &url)
+        .args(["instance", "delete", name, "--yes", "--timeout", "180s"])
+        .output()
+        .expect("instance delete");
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        argocd.logs(40)
+    );
+    // Argo CD finalizes an Application only when no sync runs: phd stopped
+    // the one waiting on wave 0, as `argocd app terminate-op` does.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("stopped the sync in progress"), "{stderr}");
+    assert!(
+        applications(&client)
+            .get_opt(&application)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(namespaces.get_opt(name).await.expect("get").is_none());
+    let seen = workflows.seen();
+    assert!(seen.iter().any(|w| w.contains("deprovision")), "{seen:?}");
+}

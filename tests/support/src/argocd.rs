@@ -1,0 +1,265 @@
+//! The real Argo CD, run next to a test control plane: its application
+//! controller and repo server (the binary `scripts/install-test-tools` builds
+//! from the Go module proxy), Redis as its cache, and a git server on
+//! loopback for the cluster repository. Out of the cluster, as Argo CD's own
+//! `make start-local` runs them: the controller deploys to
+//! `https://kubernetes.default.svc` through the kubeconfig it is given.
+//!
+//! Nothing is stood in for: Argo CD reads the repository over git's smart
+//! HTTP protocol (`git http-backend`), renders it with the kustomize release
+//! it pins, and applies, prunes and finalizes as it does in a cluster.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::http::{HttpStub, Request, Response};
+use crate::{cache_dir, die_with_parent, free_port};
+
+/// A git server on a free loopback port serving every repository under a
+/// folder over smart HTTP (`git http-backend` behind [`HttpStub`]). Stops
+/// when dropped.
+pub struct GitServer {
+    stub: HttpStub,
+}
+
+impl GitServer {
+    /// Serves the repositories under `root`: `<url>/<folder name>`.
+    pub fn start(root: &Path) -> Result<Self> {
+        let root = root.to_path_buf();
+        let stub = HttpStub::start(move |request| http_backend(&root, request))?;
+        Ok(Self { stub })
+    }
+
+    /// The URL of repository `name` (a folder under the root).
+    pub fn url(&self, name: &str) -> String {
+        format!("{}/{name}", self.stub.url())
+    }
+}
+
+/// One request through `git http-backend` as a CGI program.
+fn http_backend(root: &Path, request: &Request) -> Response {
+    let (path, query) = request
+        .target
+        .split_once('?')
+        .unwrap_or((request.target.as_str(), ""));
+    let mut command = Command::new("git");
+    command
+        .arg("http-backend")
+        .env("GIT_PROJECT_ROOT", root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REQUEST_METHOD", &request.method)
+        .env(
+            "PATH_INFO",
+            crate::http::percent_decode(path).unwrap_or_default(),
+        )
+        .env("QUERY_STRING", query)
+        .env("CONTENT_LENGTH", request.body.len().to_string())
+        .env("REMOTE_ADDR", "127.0.0.1")
+        // An authenticated user: git http-backend then accepts pushes.
+        .env("REMOTE_USER", "phd-test")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (header, variable) in [
+        ("Content-Type", "CONTENT_TYPE"),
+        ("Content-Encoding", "HTTP_CONTENT_ENCODING"),
+        ("Git-Protocol", "GIT_PROTOCOL"),
+    ] {
+        if let Some(value) = request.header(header) {
+            command.env(variable, value);
+        }
+    }
+    let mut run = || -> Result<Vec<u8>> {
+        let mut child = command.spawn().context("run git http-backend")?;
+        let mut stdin = child.stdin.take().context("stdin")?;
+        let body = request.body.clone();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write as _;
+            let _ = stdin.write_all(&body);
+        });
+        let output = child
+            .wait_with_output()
+            .context("wait for git http-backend")?;
+        let _ = writer.join();
+        Ok(output.stdout)
+    };
+    let output = match run() {
+        Ok(output) => output,
+        Err(error) => return Response::empty(500).body(format!("{error:#}").into_bytes()),
+    };
+    // CGI: headers, a blank line, the body; `Status:` sets the status.
+    let split = output
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| (at, 4))
+        .or_else(|| {
+            output
+                .windows(2)
+                .position(|w| w == b"\n\n")
+                .map(|at| (at, 2))
+        });
+    let Some((at, separator)) = split else {
+        return Response::empty(500).body(output);
+    };
+    let head = String::from_utf8_lossy(&output[..at]).into_owned();
+    let mut response = Response::empty(200).body(output[at + separator..].to_vec());
+    for line in head.lines() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("Status") {
+            response.status = value
+                .split_whitespace()
+                .next()
+                .and_then(|code| code.parse().ok())
+                .unwrap_or(500);
+        } else {
+            response = response.header(name.trim(), value);
+        }
+    }
+    response
+}
+
+/// Where `scripts/install-test-tools` puts Argo CD `version`'s binaries (under
+/// the names it answers to) and the kustomize its repo server runs.
+pub fn argocd_bin_dir(version: &str) -> PathBuf {
+    cache_dir().join(format!("argocd-{version}")).join("bin")
+}
+
+/// Argo CD's application controller, repo server and Redis, for one control
+/// plane. Stops (and its logs are kept in [`ArgoCd::logs`]) when dropped.
+pub struct ArgoCd {
+    children: Vec<(String, Child)>,
+    dir: tempfile::TempDir,
+}
+
+impl ArgoCd {
+    /// Starts Argo CD `version` against the cluster of `kubeconfig`, whose
+    /// `argocd` namespace holds its install (`kubectl phd argo install`).
+    /// The controller re-reads every Application each `resync` seconds.
+    pub fn start(kubeconfig: &Path, version: &str, resync: u32) -> Result<Self> {
+        let bin = argocd_bin_dir(version);
+        if !bin.join("argocd-application-controller").exists() {
+            bail!(
+                "Argo CD {version} is not built: run scripts/install-test-tools ({} is missing)",
+                bin.display()
+            );
+        }
+        let dir = tempfile::tempdir().context("Argo CD's directory")?;
+        let mut argocd = Self {
+            children: Vec::new(),
+            dir,
+        };
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+
+        let redis_port = free_port()?;
+        argocd.spawn(
+            "redis",
+            Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--port", &redis_port.to_string()])
+                .current_dir(argocd.dir.path()),
+        )?;
+        wait_for_port(redis_port, "Redis")?;
+        let redis = format!("127.0.0.1:{redis_port}");
+
+        let repo_port = free_port()?;
+        let repo_metrics = free_port()?;
+        let tmp = argocd.dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp)?;
+        argocd.spawn(
+            "repo-server",
+            Command::new(bin.join("argocd-repo-server"))
+                .args([
+                    "--disable-tls",
+                    "--client-ca-path=",
+                    "--address",
+                    "127.0.0.1",
+                ])
+                .args(["--metrics-address", "127.0.0.1", "--redis", &redis])
+                .args(["--port", &repo_port.to_string()])
+                .args(["--metrics-port", &repo_metrics.to_string()])
+                .env("PATH", &path)
+                .env("TMPDIR", &tmp)
+                .env("HOME", argocd.dir.path())
+                .env("ARGOCD_GPG_ENABLED", "false"),
+        )?;
+        wait_for_port(repo_port, "argocd-repo-server")?;
+
+        let controller_metrics = free_port()?;
+        argocd.spawn(
+            "application-controller",
+            Command::new(bin.join("argocd-application-controller"))
+                .arg("--kubeconfig")
+                .arg(kubeconfig)
+                .args(["--namespace", "argocd", "--redis", &redis])
+                .args(["--repo-server", &format!("127.0.0.1:{repo_port}")])
+                .arg("--repo-server-plaintext")
+                .args(["--metrics-port", &controller_metrics.to_string()])
+                .args(["--app-resync", &resync.to_string()])
+                // The in-cluster destination (https://kubernetes.default.svc)
+                // through the kubeconfig, as Argo CD's local runs do.
+                .env("ARGOCD_FAKE_IN_CLUSTER", "true")
+                .env("KUBECONFIG", kubeconfig)
+                .env("PATH", &path)
+                .env("HOME", argocd.dir.path()),
+        )?;
+        Ok(argocd)
+    }
+
+    fn spawn(&mut self, name: &str, command: &mut Command) -> Result<()> {
+        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log")))?;
+        command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        die_with_parent(command);
+        let child = command.spawn().with_context(|| format!("start {name}"))?;
+        self.children.push((name.to_owned(), child));
+        Ok(())
+    }
+
+    /// The last `lines` lines of each component's log, for a failing test's message.
+    pub fn logs(&self, lines: usize) -> String {
+        let mut text = String::new();
+        for (name, _) in &self.children {
+            let log = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+            text.push_str(&format!("--- {name} ({})\n", self.dir.path().display()));
+            for line in tail.into_iter().rev() {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text
+    }
+}
+
+impl Drop for ArgoCd {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn wait_for_port(port: u16, what: &str) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("{what} did not listen on port {port} within 30 s")
+}
