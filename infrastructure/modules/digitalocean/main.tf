@@ -57,6 +57,14 @@ resource "digitalocean_database_cluster" "mysql" {
   }
 }
 
+# Open edX's migrations create tables without a primary key, which
+# DigitalOcean's managed MySQL refuses while sql_require_primary_key is on
+# (its default); openedx-k8s-harmony's DigitalOcean module turns it off too.
+resource "digitalocean_database_mysql_config" "openedx" {
+  cluster_id              = digitalocean_database_cluster.mysql.id
+  sql_require_primary_key = false
+}
+
 resource "digitalocean_database_cluster" "mongodb" {
   name                 = "${local.prefix}-mongodb"
   engine               = "mongodb"

@@ -6,9 +6,12 @@
 //! `kubectl phd cluster create` writes passes only inputs the module
 //! declares, all of its required ones, and reads only outputs it has.
 //!
-//! `tofu validate` needs the providers' schemas; the DigitalOcean and AWS
-//! providers are not served by the Go module proxy reachable here, so it is
-//! not run (see docs/infrastructure.md).
+//! `tofu validate` needs the provider plugins, which are not served here. The
+//! DigitalOcean module is checked against the provider's real schema instead
+//! (`tofu providers schema -json` of 2.99.1, kept outside the repository in
+//! `../shared/provider-schemas/` or `$PHD_PROVIDER_SCHEMAS`; skipped with a
+//! message when absent): argument and block names, required and
+//! computed-only arguments. See docs/infrastructure.md.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -466,4 +469,213 @@ fn checkov_finds_nothing_beyond_the_accepted_findings() {
         "checkov passed only {passed} checks: did it scan?"
     );
     assert!(output.status.success(), "checkov exit {:?}", output.status);
+}
+
+/// The real schema of a provider, as `tofu providers schema -json` prints it,
+/// from `$PHD_PROVIDER_SCHEMAS` or `../shared/provider-schemas/` next to the
+/// workspace (data kept outside the repository). `None` with a message when
+/// it is not there: the caller skips, loudly.
+fn provider_schema(file: &str, provider: &str) -> Option<serde_json::Value> {
+    let dir = std::env::var_os("PHD_PROVIDER_SCHEMAS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(WORKSPACE).join("../shared/provider-schemas"));
+    let path = dir.join(file);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        eprintln!(
+            "SKIPPED: {} is not there (set PHD_PROVIDER_SCHEMAS to the folder of `tofu providers schema -json` files); the {provider} module was NOT checked against its provider's schema",
+            path.display()
+        );
+        return None;
+    };
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("schema JSON");
+    let providers = schema["provider_schemas"]
+        .as_object()
+        .expect("provider_schemas");
+    let (_, found) = providers
+        .iter()
+        .find(|(name, _)| name.ends_with(&format!("/{provider}")))
+        .expect("the provider in its schema file");
+    Some(found.clone())
+}
+
+/// What `tofu validate` checks of one block against its schema: every
+/// argument exists and is not computed-only, every nested block type
+/// exists, every required argument and block is there.
+fn check_against_schema(
+    body: &Body,
+    schema: &serde_json::Value,
+    path: &str,
+    errors: &mut Vec<String>,
+) {
+    const META: [&str; 5] = ["count", "for_each", "depends_on", "provider", "lifecycle"];
+    let attributes = schema["attributes"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let block_types = schema["block_types"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for attribute in body.attributes() {
+        let name = attribute.key.as_str();
+        if META.contains(&name) {
+            continue;
+        }
+        match attributes.get(name) {
+            None => errors.push(format!("{path}: unsupported argument {name:?}")),
+            Some(a) if a["computed"] == true && a["optional"] != true && a["required"] != true => {
+                errors.push(format!(
+                    "{path}: {name:?} is computed by the provider and cannot be set"
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    for block in body.blocks() {
+        let name = block.ident.as_str();
+        if META.contains(&name) || name == "dynamic" {
+            continue;
+        }
+        match block_types.get(name) {
+            None => errors.push(format!("{path}: unsupported block type {name:?}")),
+            Some(nested) => check_against_schema(
+                &block.body,
+                &nested["block"],
+                &format!("{path}.{name}"),
+                errors,
+            ),
+        }
+    }
+    for (name, a) in &attributes {
+        if a["required"] == true && !body.has_attribute(name) {
+            errors.push(format!("{path}: the argument {name:?} is required"));
+        }
+    }
+    for (name, nested) in &block_types {
+        let present = body.blocks().any(|b| b.ident.as_str() == name);
+        if nested["min_items"].as_u64().unwrap_or(0) > 0 && !present {
+            errors.push(format!("{path}: at least one {name:?} block is required"));
+        }
+    }
+}
+
+/// Every resource and data block of `dir` whose type starts with `prefix`, checked.
+fn schema_errors(dir: &Path, provider: &serde_json::Value, prefix: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("module dir")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "tf"))
+        .collect();
+    files.sort();
+    for file in files {
+        let body: Body = std::fs::read_to_string(&file)
+            .expect("read")
+            .parse()
+            .expect("HCL");
+        for block in body.blocks() {
+            let kind = match block.ident.as_str() {
+                "resource" => "resource_schemas",
+                "data" => "data_source_schemas",
+                _ => continue,
+            };
+            let type_name = label(block, 0);
+            if !type_name.starts_with(prefix) {
+                continue;
+            }
+            let path = format!(
+                "{}: {} {type_name}.{}",
+                file.file_name().unwrap_or_default().to_string_lossy(),
+                block.ident.as_str(),
+                label(block, 1)
+            );
+            match provider[kind].get(&type_name) {
+                None => errors.push(format!("{path}: the provider has no such type")),
+                Some(schema) => {
+                    check_against_schema(&block.body, &schema["block"], &path, &mut errors)
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// Issue 17 (part): the DigitalOcean module against the real schema of the
+/// provider release `~> 2.0` resolves to (2.99.1): the checks of `tofu
+/// validate` that need only the schema. A broken copy shows each kind of
+/// mistake is caught.
+#[test]
+fn digitalocean_module_matches_the_provider_schema() {
+    let Some(provider) = provider_schema("digitalocean-2.99.1.json", "digitalocean") else {
+        return;
+    };
+    let module = infrastructure().join("modules/digitalocean");
+    let errors = schema_errors(&module, &provider, "digitalocean_");
+    assert!(errors.is_empty(), "{errors:#?}");
+
+    let broken = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        broken.path().join("main.tf"),
+        r#"resource "digitalocean_database_mysql_config" "a" {
+  cluster_id      = "x"
+  require_primary = false
+}
+resource "digitalocean_database_mysql_config" "b" {
+  sql_require_primary_key = false
+}
+resource "digitalocean_vpc" "c" {
+  name   = "x"
+  region = "nyc3"
+  urn    = "do:vpc:1"
+}
+resource "digitalocean_kubernetes_cluster" "d" {
+  name    = "x"
+  region  = "nyc3"
+  version = "1.34"
+}
+resource "digitalocean_spaces_bucket" "e" {
+  name = "x"
+  versioning_enabled = true
+}
+"#,
+    )
+    .expect("write");
+    let errors = schema_errors(broken.path(), &provider, "digitalocean_").join("\n");
+    for expected in [
+        "unsupported argument \"require_primary\"",
+        "the argument \"cluster_id\" is required",
+        "\"urn\" is computed by the provider and cannot be set",
+        "at least one \"node_pool\" block is required",
+        "unsupported argument \"versioning_enabled\"",
+    ] {
+        assert!(errors.contains(expected), "{expected} in:\n{errors}");
+    }
+}
+
+/// Open edX on DigitalOcean's managed MySQL: edx-platform's migrations create
+/// tables without a primary key, which that service refuses by default
+/// (`sql_require_primary_key`); the module turns it off for its cluster.
+#[test]
+fn digitalocean_mysql_accepts_open_edx_migrations() {
+    let text = std::fs::read_to_string(infrastructure().join("modules/digitalocean/main.tf"))
+        .expect("main.tf");
+    let body: Body = text.parse().expect("HCL");
+    let config = body
+        .blocks()
+        .find(|b| {
+            b.ident.as_str() == "resource" && label(b, 0) == "digitalocean_database_mysql_config"
+        })
+        .expect("a digitalocean_database_mysql_config resource");
+    let value = |name: &str| {
+        config
+            .body
+            .get_attribute(name)
+            .map(|a| a.value.to_string().trim().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(value("sql_require_primary_key"), "false");
+    assert_eq!(
+        value("cluster_id"),
+        "digitalocean_database_cluster.mysql.id"
+    );
 }
