@@ -142,6 +142,17 @@ impl ArgoCd {
     /// `argocd` namespace holds its install (`kubectl phd argo install`).
     /// The controller re-reads every Application each `resync` seconds.
     pub fn start(kubeconfig: &Path, version: &str, resync: u32) -> Result<Self> {
+        Self::start_with(kubeconfig, version, resync, false)
+    }
+
+    /// [`ArgoCd::start`], and with `applicationsets` the ApplicationSet
+    /// controller too.
+    pub fn start_with(
+        kubeconfig: &Path,
+        version: &str,
+        resync: u32,
+        applicationsets: bool,
+    ) -> Result<Self> {
         let bin = argocd_bin_dir(version);
         if !bin.join("argocd-application-controller").exists() {
             bail!(
@@ -212,6 +223,33 @@ impl ArgoCd {
                 .env("PATH", &path)
                 .env("HOME", argocd.dir.path()),
         )?;
+        if applicationsets {
+            let addresses =
+                [free_port()?, free_port()?, free_port()?].map(|port| format!("127.0.0.1:{port}"));
+            argocd.spawn(
+                "applicationset-controller",
+                Command::new(bin.join("argocd-applicationset-controller"))
+                    .arg("--kubeconfig")
+                    .arg(kubeconfig)
+                    .args(["--namespace", "argocd"])
+                    .args(["--argocd-repo-server", &format!("127.0.0.1:{repo_port}")])
+                    .arg("--repo-server-plaintext")
+                    .args(["--metrics-addr", &addresses[0]])
+                    .args(["--probe-addr", &addresses[1]])
+                    .args(["--webhook-addr", &addresses[2]])
+                    // Git generators poll every 3 minutes unless a webhook
+                    // says a push happened; the tests poll as fast as the
+                    // controller's resync.
+                    .env(
+                        "ARGOCD_APPLICATIONSET_CONTROLLER_REQUEUE_AFTER",
+                        format!("{resync}s"),
+                    )
+                    .env("ARGOCD_FAKE_IN_CLUSTER", "true")
+                    .env("KUBECONFIG", kubeconfig)
+                    .env("PATH", &path)
+                    .env("HOME", argocd.dir.path()),
+            )?;
+        }
         Ok(argocd)
     }
 
