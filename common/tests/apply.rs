@@ -464,3 +464,84 @@ async fn resources_wait_for_their_changed_definition() {
         );
     }
 }
+
+/// A large object that is already as the manifest says is compared, not sent
+/// again; a field removed from the manifest or changed by someone else is
+/// still put right (the comparison must not hide either).
+#[tokio::test]
+async fn large_objects_are_compared_and_still_converge() {
+    let plane = ControlPlane::shared().await;
+    let client = plane.client().await.expect("client");
+    let group = format!("{}.example.com", unique_name("big"));
+    let applier = Applier::new(client.clone());
+    let with_labels = |labels: serde_json::Value| {
+        let mut definition = widget_definition(&group, 600);
+        definition["metadata"]["labels"] = labels;
+        definition
+    };
+    let apply = |definition: serde_json::Value| {
+        let applier = &applier;
+        async move {
+            let documents =
+                manifest::parse("big.yaml", &yaml_stream(&[definition])).expect("parse");
+            assert!(documents[0].object.to_string().len() > 64 * 1024);
+            applier
+                .apply(&documents, None, &ignore)
+                .await
+                .expect("apply")
+        }
+    };
+    let definitions: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let name = format!("widgets.{group}");
+    let labels =
+        |definition: CustomResourceDefinition| definition.metadata.labels.unwrap_or_default();
+
+    let first = apply(with_labels(json!({"tier": "one", "extra": "yes"}))).await;
+    assert_eq!(first.count(Outcome::Created), 1);
+    let version = definitions
+        .get(&name)
+        .await
+        .expect("get")
+        .metadata
+        .resource_version;
+    let again = apply(with_labels(json!({"tier": "one", "extra": "yes"}))).await;
+    assert_eq!(again.count(Outcome::Unchanged), 1, "{again:?}");
+    assert_eq!(
+        definitions
+            .get(&name)
+            .await
+            .expect("get")
+            .metadata
+            .resource_version,
+        version
+    );
+
+    // A label dropped from the manifest goes from the object.
+    let dropped = apply(with_labels(json!({"tier": "one"}))).await;
+    assert_eq!(dropped.count(Outcome::Configured), 1, "{dropped:?}");
+    let live = labels(definitions.get(&name).await.expect("get"));
+    assert!(!live.contains_key("extra"), "{live:?}");
+
+    // Someone else's change to a field phd owns is taken back.
+    let mut other = with_labels(json!({"tier": "two"}));
+    other["metadata"] = json!({"name": name, "labels": {"tier": "two"}});
+    let other = json!({"apiVersion": other["apiVersion"], "kind": other["kind"], "metadata": other["metadata"]});
+    definitions
+        .patch(
+            &name,
+            &kube::api::PatchParams::apply("someone-else").force(),
+            &kube::api::Patch::Apply(&other),
+        )
+        .await
+        .expect("other manager");
+    assert_eq!(
+        labels(definitions.get(&name).await.expect("get"))["tier"],
+        "two"
+    );
+    let restored = apply(with_labels(json!({"tier": "one"}))).await;
+    assert_eq!(restored.count(Outcome::Configured), 1, "{restored:?}");
+    assert_eq!(
+        labels(definitions.get(&name).await.expect("get"))["tier"],
+        "one"
+    );
+}

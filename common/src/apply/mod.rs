@@ -503,6 +503,37 @@ impl Applier {
         }
     }
 
+    /// Whether applying `desired` to object `name` would change nothing:
+    /// every field of `desired` has that value in the live object, and every
+    /// field this field manager owns is still in `desired` (else the apply
+    /// would remove it). Without an apply of this manager on record, false.
+    async fn already_applied(
+        &self,
+        api: &Api<DynamicObject>,
+        name: &str,
+        desired: &Value,
+    ) -> Result<bool, kube::Error> {
+        let Some(live) = api.get_opt(name).await? else {
+            return Ok(false);
+        };
+        let owned = live
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .find(|entry| {
+                entry.manager.as_deref() == Some(self.field_manager.as_str())
+                    && entry.operation.as_deref() == Some("Apply")
+            })
+            .and_then(|entry| entry.fields_v1.as_ref())
+            .map(|fields| fields.0.clone());
+        let Some(owned) = owned else {
+            return Ok(false);
+        };
+        let live = serde_json::to_value(&live).map_err(kube::Error::SerdeError)?;
+        Ok(is_subset(desired, &live) && owned_within(&owned, desired))
+    }
+
     async fn apply_one(
         &self,
         document: &Document,
@@ -544,6 +575,24 @@ impl Applier {
                             object: described(document, target),
                             source,
                         })?;
+                }
+                // A large object (a CRD of a megabyte) costs the API server
+                // far more to apply than to read: when it already is as the
+                // manifest says, it is not sent again.
+                if before.is_some_and(|b| !b.client_side)
+                    && serde_json::to_vec(&object).map_or(0, |bytes| bytes.len())
+                        > LARGE_OBJECT_BYTES
+                    && self
+                        .already_applied(&api, name, &object)
+                        .await
+                        .map_err(failed)?
+                {
+                    return Ok(Applied {
+                        kind: document.kind().to_owned(),
+                        name: name.to_owned(),
+                        namespace: target.namespace.clone(),
+                        outcome: Outcome::Unchanged,
+                    });
                 }
                 let params = PatchParams::apply(&self.field_manager).force();
                 let result = api
@@ -645,6 +694,63 @@ fn target(
     }
 }
 
+/// Objects larger than this (serialized, in bytes) are compared with the
+/// live object before they are applied (see `Applier::already_applied`).
+const LARGE_OBJECT_BYTES: usize = 64 * 1024;
+
+/// Whether every field of `desired` has the same value in `live`. Lists
+/// must match item by item (a list another manager added to differs).
+fn is_subset(desired: &Value, live: &Value) -> bool {
+    match (desired, live) {
+        (Value::Object(desired), Value::Object(live)) => desired
+            .iter()
+            .all(|(key, value)| live.get(key).is_some_and(|live| is_subset(value, live))),
+        (Value::Array(desired), Value::Array(live)) => {
+            desired.len() == live.len() && desired.iter().zip(live).all(|(d, l)| is_subset(d, l))
+        }
+        _ => desired == live,
+    }
+}
+
+/// Whether every field in `owned` (a managedFields `fieldsV1` set: `f:name`
+/// for a field, `k:{...}` for a list item by its keys, `v:...` for a set
+/// member, `.` for the node itself) is present in `desired`. Anything not
+/// understood counts as absent, so the object is applied.
+fn owned_within(owned: &Value, desired: &Value) -> bool {
+    let Some(fields) = owned.as_object() else {
+        return true;
+    };
+    fields.iter().all(|(key, nested)| {
+        if key == "." {
+            true
+        } else if let Some(field) = key.strip_prefix("f:") {
+            desired
+                .as_object()
+                .and_then(|object| object.get(field))
+                .is_some_and(|child| owned_within(nested, child))
+        } else if let Some(item_key) = key.strip_prefix("k:") {
+            let Ok(Value::Object(item_key)) = serde_json::from_str::<Value>(item_key) else {
+                return false;
+            };
+            desired.as_array().is_some_and(|items| {
+                items
+                    .iter()
+                    .find(|item| item_key.iter().all(|(k, v)| item.get(k) == Some(v)))
+                    .is_some_and(|item| owned_within(nested, item))
+            })
+        } else if let Some(member) = key.strip_prefix("v:") {
+            let Ok(member) = serde_json::from_str::<Value>(member) else {
+                return false;
+            };
+            desired
+                .as_array()
+                .is_some_and(|items| items.contains(&member))
+        } else {
+            false
+        }
+    })
+}
+
 /// `Kind namespace/name` (or `Kind name` when cluster-scoped): the object as
 /// it is sent, with the namespace it was given.
 fn described(document: &Document, target: &Target) -> String {
@@ -683,4 +789,57 @@ fn defined_by_definitions(documents: &[Document]) -> HashSet<(String, String)> {
         }
     }
     defined
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{is_subset, owned_within};
+
+    #[test]
+    fn subset_of_the_live_object() {
+        let live = json!({"metadata": {"name": "a", "uid": "1", "labels": {"x": "1", "y": "2"}},
+                          "spec": {"ports": [{"port": 80, "protocol": "TCP"}]}});
+        assert!(is_subset(
+            &json!({"metadata": {"labels": {"x": "1"}}}),
+            &live
+        ));
+        assert!(is_subset(
+            &json!({"spec": {"ports": [{"port": 80}]}}),
+            &live
+        ));
+        assert!(!is_subset(
+            &json!({"metadata": {"labels": {"x": "2"}}}),
+            &live
+        ));
+        assert!(!is_subset(
+            &json!({"metadata": {"labels": {"z": "1"}}}),
+            &live
+        ));
+        assert!(!is_subset(&json!({"spec": {"ports": []}}), &live));
+    }
+
+    #[test]
+    fn owned_fields_still_in_the_manifest() {
+        let owned = json!({"f:metadata": {"f:labels": {"f:x": {}, ".": {}}},
+                           "f:spec": {"f:ports": {"k:{\"port\":80,\"protocol\":\"TCP\"}": {".": {}, "f:port": {}}},
+                                      "f:finalizers": {"v:\"a\"": {}}}});
+        let desired = json!({"metadata": {"labels": {"x": "1"}},
+                             "spec": {"ports": [{"port": 80, "protocol": "TCP"}], "finalizers": ["a"]}});
+        assert!(owned_within(&owned, &desired));
+        let without_label = json!({"metadata": {"labels": {}},
+                                   "spec": {"ports": [{"port": 80, "protocol": "TCP"}], "finalizers": ["a"]}});
+        assert!(!owned_within(&owned, &without_label));
+        let other_port = json!({"metadata": {"labels": {"x": "1"}},
+                                "spec": {"ports": [{"port": 81, "protocol": "TCP"}], "finalizers": ["a"]}});
+        assert!(!owned_within(&owned, &other_port));
+        let no_finalizer = json!({"metadata": {"labels": {"x": "1"}},
+                                  "spec": {"ports": [{"port": 80, "protocol": "TCP"}], "finalizers": []}});
+        assert!(!owned_within(&owned, &no_finalizer));
+        assert!(
+            !owned_within(&json!({"i:0": {}}), &json!([1])),
+            "unknown forms count as absent"
+        );
+    }
 }
