@@ -234,7 +234,40 @@ async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
     assert!(services.get_opt("lms").await.expect("get").is_some());
     assert!(deployments.get_opt("lms").await.expect("get").is_none());
 
-    // Delete: Argo CD prunes, the Application goes, phd deprovisions, the namespace goes.
+    // Delete: Argo CD prunes, the Application goes, phd deprovisions, the
+    // namespace goes. Watched from the side: what Argo CD deployed must be
+    // gone before the namespace starts terminating (else it was the
+    // namespace's deletion, not Argo CD, that removed it).
+    let order = {
+        let client = client.clone();
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            let deployments: Api<Deployment> = Api::namespaced(client.clone(), &name);
+            let namespaces: Api<Namespace> = Api::all(client);
+            let mut seen = Vec::new();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(240) {
+                let terminating = namespaces
+                    .get_opt(&name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_none_or(|ns| ns.metadata.deletion_timestamp.is_some());
+                if terminating && !seen.contains(&"namespace terminating") {
+                    seen.push("namespace terminating");
+                }
+                let redis_gone = deployments.get_opt("redis").await.ok().flatten().is_none();
+                if redis_gone && !seen.contains(&"redis gone") {
+                    seen.push("redis gone");
+                }
+                if seen.len() == 2 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            seen
+        })
+    };
     let output = repo
         .phd(kubeconfig)
         .env("PHD_CLUSTER_REPOSITORY", &url)
@@ -260,6 +293,12 @@ async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
     );
     let namespaces: Api<Namespace> = Api::all(client.clone());
     assert!(namespaces.get_opt(name).await.expect("get").is_none());
+    let order = order.await.expect("watcher");
+    assert_eq!(
+        order,
+        ["redis gone", "namespace terminating"],
+        "pruned by Argo CD first"
+    );
     let seen = workflows.seen();
     assert!(seen.iter().any(|w| w.contains("deprovision")), "{seen:?}");
 }

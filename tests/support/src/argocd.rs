@@ -131,7 +131,9 @@ pub fn argocd_bin_dir(version: &str) -> PathBuf {
 }
 
 /// Argo CD's application controller, repo server and Redis, for one control
-/// plane. Stops (and its logs are kept in [`ArgoCd::logs`]) when dropped.
+/// plane; their logs are in a temporary directory ([`ArgoCd::logs`] reads
+/// their ends for a failing test's message). Stops, and the logs go, when
+/// dropped.
 pub struct ArgoCd {
     children: Vec<(String, Child)>,
     dir: tempfile::TempDir,

@@ -280,6 +280,12 @@ async fn plan(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<Plan>
             )?
             .value;
         naming::check_version("Argo Workflows version", &version)?;
+        if bypasses_strict_references(&version) {
+            output::info(format!(
+                "{} Argo Workflows {version} lets whoever may submit a Workflow override the fields of the template it references despite templateReferencing: Strict (CVE-2026-31892, CVE-2026-54526): developers could run pods as they please; use 3.7.15 or later, or 4.0.6 or later",
+                output::paint_stderr("warning:", output::Tone::Warning)
+            ));
+        }
         let source = match &args.workflows_manifest {
             Some(location) => ManifestSource::from_location(location),
             None => ManifestSource::Url(format!(
@@ -309,6 +315,29 @@ async fn plan(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<Plan>
         argocd: argocd?,
         workflows: workflows?,
     })
+}
+
+/// Whether Argo Workflows release `version` (`vMAJOR.MINOR.PATCH`) has the
+/// `templateReferencing: Strict` bypasses: fixed in 3.7.15 and 4.0.6 (Go
+/// vulnerability database, GHSA-48p8-g2fx-3wwm). A version that is not a
+/// release number (a branch, a commit) is not judged.
+fn bypasses_strict_references(version: &str) -> bool {
+    let numbers: Vec<u64> = version
+        .trim_start_matches('v')
+        .split(['.', '-', '+'])
+        .take(3)
+        .map_while(|part| part.parse().ok())
+        .collect();
+    match numbers[..] {
+        [major, minor, patch] => match (major, minor) {
+            (0..=2, _) => true,
+            (3, 0..=6) => true,
+            (3, 7) => patch < 15,
+            (4, 0) => patch < 6,
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 const ARGOCD_SOURCE: &str = "Argo CD settings (kubectl-phd)";
@@ -761,6 +790,27 @@ async fn try_set_admin_password(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn workflows_releases_with_the_strict_bypasses() {
+        use super::bypasses_strict_references as bypasses;
+        for vulnerable in [
+            "v3.7.4", "v3.7.14", "v3.6.19", "v4.0.5", "v4.0.0", "v2.12.13",
+        ] {
+            assert!(bypasses(vulnerable), "{vulnerable}");
+        }
+        for fixed in [
+            "v3.7.15",
+            "v3.7.18",
+            "v4.0.6",
+            "v4.1.2",
+            "v3.8.0",
+            "main",
+            "release-3.7",
+        ] {
+            assert!(!bypasses(fixed), "{fixed}");
+        }
+    }
+
     use super::*;
 
     fn documents(text: &str) -> Vec<Document> {
