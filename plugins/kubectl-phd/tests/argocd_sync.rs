@@ -302,3 +302,157 @@ async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
     let seen = workflows.seen();
     assert!(seen.iter().any(|w| w.contains("deprovision")), "{seen:?}");
 }
+
+/// The path docs/instances.md gives an operator: a cluster repository from
+/// `cluster create`, bootstrapped by `argo install` (its root Application and
+/// the instances' ApplicationSet), the real ApplicationSet controller making
+/// each instance's Application from git. `instance create` leaves the
+/// Application to the ApplicationSet; once pushed, Argo CD makes and syncs
+/// it. `instance delete` refuses while the instance is still in the
+/// repository (the ApplicationSet would bring it back). The cluster services'
+/// Application (cluster/apps/harmony.yml) is left out: its Helm chart is on
+/// the internet, which the tests cannot reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_repository_applicationset_deploys_a_pushed_instance() {
+    let plane = ControlPlane::start().await.expect("control plane");
+    let client = plane.client().await.expect("client");
+    let kubeconfig = &plane.admin_kubeconfig;
+    let served = tempfile::tempdir().expect("git server root");
+    let server = GitServer::start(served.path()).expect("git server");
+    let url = server.url("cluster.git");
+
+    // The cluster repository, as `cluster create` writes it, pushed.
+    let home = Repo::new();
+    let output = home
+        .phd(kubeconfig)
+        .args([
+            "cluster",
+            "create",
+            "Sync Test",
+            "lms.example.org",
+            "--github-repo",
+            &url,
+        ])
+        .arg("--output-dir")
+        .arg(home.dir.path())
+        .output()
+        .expect("cluster create");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let root = home.dir.path().join("phd-sync-test-cluster");
+    std::fs::remove_file(root.join("cluster/apps/harmony.yml")).expect("harmony.yml");
+    git(&root, &["add", "-A"]);
+    git(
+        &root,
+        &["commit", "-q", "--allow-empty", "-m", "Cluster repository"],
+    );
+    git(
+        served.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &root.display().to_string(),
+            "cluster.git",
+        ],
+    );
+    git(&root, &["remote", "set-url", "origin", &url]);
+    // Commands run inside the repository: its context.json is the setting.
+    let phd = || {
+        let mut command = home.phd(kubeconfig);
+        command
+            .current_dir(&root)
+            .env_remove("PHD_INSTANCES_DIRECTORY")
+            .env_remove("PHD_CLUSTER_DOMAIN")
+            .env_remove("PHD_CLUSTER_REPOSITORY");
+        command
+    };
+
+    let output = phd()
+        .args(["argo", "install", "--argocd-manifest"])
+        .arg(common::argocd_manifest())
+        .arg("--workflows-manifest")
+        .arg(common::workflows_manifest())
+        .write_stdin("")
+        .output()
+        .expect("argo install");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let argocd =
+        ArgoCd::start_with(kubeconfig, DEFAULT_ARGOCD_VERSION, 5, true).expect("start Argo CD");
+
+    let name = "sync2";
+    let application = format!("{name}-production");
+    let workflows = WorkflowController::start(client.clone(), name);
+    let output = phd()
+        .args(["instance", "create", name, "--timeout", "120s"])
+        .output()
+        .expect("instance create");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "made by ApplicationSet phd-instances-production once instances/sync2 is pushed"
+        ),
+        "{stderr}"
+    );
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-q", "-m", "Add instance sync2"]);
+    git(&root, &["push", "-q", "origin", "main"]);
+
+    // The ApplicationSet makes the Application from git; Argo CD syncs it.
+    wait_for(
+        &client,
+        &argocd,
+        &application,
+        "made and waiting on wave 0's health",
+        Duration::from_secs(180),
+        |status| {
+            status.is_some_and(|s| {
+                s["operationState"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("waiting for healthy state"))
+            })
+        },
+    )
+    .await;
+    let made = applications(&client).get(&application).await.expect("get");
+    let owners = made.metadata.owner_references.unwrap_or_default();
+    assert!(
+        owners
+            .iter()
+            .any(|o| o.kind == "ApplicationSet" && o.name == "phd-instances-production"),
+        "{owners:?}"
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), name);
+    assert!(deployments.get_opt("redis").await.expect("get").is_some());
+
+    // Still in the repository: refused, nothing deleted.
+    let output = phd()
+        .args(["instance", "delete", name, "--yes"])
+        .output()
+        .expect("instance delete");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("remove it there first"), "{stderr}");
+    assert!(
+        applications(&client)
+            .get_opt(&application)
+            .await
+            .expect("get")
+            .is_some()
+    );
+
+    // Not yet here: removed from the repository and pushed, `instance
+    // delete` stops the sync, but Argo CD did not finalize the Application
+    // within 180 s (its source path is gone from git: "failed to get repo
+    // objects"); open in issue 16's closing note.
+    let seen = workflows.seen();
+    assert!(seen.iter().any(|w| w.contains("provision")), "{seen:?}");
+}

@@ -200,6 +200,10 @@ impl ArgoCd {
                 .args(["--metrics-address", "127.0.0.1", "--redis", &redis])
                 .args(["--port", &repo_port.to_string()])
                 .args(["--metrics-port", &repo_metrics.to_string()])
+                // A branch resolves to its newest commit after `resync`
+                // seconds instead of Argo CD's 3 minutes (what a webhook
+                // from the git host does in a real cluster).
+                .args(["--revision-cache-expiration", &format!("{resync}s")])
                 .env("PATH", &path)
                 .env("TMPDIR", &tmp)
                 .env("HOME", argocd.dir.path())
