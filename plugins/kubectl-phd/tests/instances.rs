@@ -1453,7 +1453,11 @@ async fn with_an_application_set_the_application_has_one_owner() {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "ApplicationSet",
         "metadata": {"name": "phd-instances-owned", "namespace": "argocd"},
-        "spec": {"generators": [], "template": {"metadata": {}, "spec": {}}},
+        "spec": {"generators": [], "template": {"metadata": {}, "spec": {
+            "project": "phd-owned",
+            "source": {"repoURL": "https://github.com/example/phd-demo-cluster.git", "path": "instances"},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": "owned"},
+        }}},
     }))
     .expect("object");
     let set = sets
