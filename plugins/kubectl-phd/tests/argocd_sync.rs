@@ -309,7 +309,8 @@ async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
 /// each instance's Application from git. `instance create` leaves the
 /// Application to the ApplicationSet; once pushed, Argo CD makes and syncs
 /// it. `instance delete` refuses while the instance is still in the
-/// repository (the ApplicationSet would bring it back). The cluster services'
+/// repository (the ApplicationSet would bring it back); after the removal is
+/// pushed it deletes, and the Application stays gone. The cluster services'
 /// Application (cluster/apps/harmony.yml) is left out: its Helm chart is on
 /// the internet, which the tests cannot reach.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -449,10 +450,30 @@ async fn the_cluster_repository_applicationset_deploys_a_pushed_instance() {
             .is_some()
     );
 
-    // Not yet here: removed from the repository and pushed, `instance
-    // delete` stops the sync, but Argo CD did not finalize the Application
-    // within 180 s (its source path is gone from git: "failed to get repo
-    // objects"); open in issue 16's closing note.
+    // Removed and pushed: deleted for good. The sync still waiting on wave 0
+    // cannot be terminated by Argo CD any more (its source is gone from
+    // git); phd ends it after the grace period and Argo CD prunes.
+    git(&root, &["rm", "-q", "-r", &format!("instances/{name}")]);
+    git(&root, &["commit", "-q", "-m", "Remove instance sync2"]);
+    git(&root, &["push", "-q", "origin", "main"]);
+    let output = phd()
+        .args(["instance", "delete", name, "--yes", "--timeout", "180s"])
+        .output()
+        .expect("instance delete");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}\n{}", argocd.logs(40));
+    assert!(stderr.contains("stopped the sync in progress"), "{stderr}");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(namespaces.get_opt(name).await.expect("get").is_none());
+    // The ApplicationSet reconciles after the deletion and does not bring it back.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(
+        applications(&client)
+            .get_opt(&application)
+            .await
+            .expect("get")
+            .is_none()
+    );
     let seen = workflows.seen();
-    assert!(seen.iter().any(|w| w.contains("provision")), "{seen:?}");
+    assert!(seen.iter().any(|w| w.contains("deprovision")), "{seen:?}");
 }

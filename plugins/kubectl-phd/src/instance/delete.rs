@@ -163,12 +163,13 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
                 .await,
         )
         .with_context(|| format!("cannot delete Application {application_name}"))?;
+        let terminating_since = std::cell::Cell::new(None);
         wait_until(
             &format!("Argo CD to remove Application {application_name}"),
             args.timeout,
             || async {
                 // A sync that starts or resumes meanwhile is stopped too.
-                terminate_operation(&applications, &application_name).await?;
+                stop_operation(&applications, &application_name, &terminating_since).await?;
                 Ok(applications.get_opt(&application_name).await?.is_none())
             },
         )
@@ -216,45 +217,86 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
     Ok(())
 }
 
+/// How long Argo CD gets to end a sync asked to terminate before phd ends it
+/// itself (see [`stop_operation`]).
+const TERMINATION_GRACE: Duration = Duration::from_secs(15);
+
 /// Argo CD finalizes a deleted Application (prunes what it deployed) only
 /// once no sync operation is in progress, and a sync waiting for resources
 /// that never become healthy (a Pending volume, a crash-looping pod) runs
 /// forever. So a running operation is stopped as `argocd app terminate-op`
 /// does: phase `Terminating` in `status.operationState` (Argo CD's
-/// `TerminateOperation`). Deleted first, the Application starts no new
-/// automated sync. Nothing to do when no operation runs or it is gone.
-async fn terminate_operation(
+/// `TerminateOperation`). Argo CD cannot end it when the Application's
+/// source is gone (the instance already removed from the repository): after
+/// [`TERMINATION_GRACE`] in `Terminating`, the operation is removed from the
+/// Application (phase `Failed`), which lets the deletion go on. Deleted
+/// first, the Application starts no new automated sync. Nothing to do when
+/// no operation runs or the Application is gone. `terminating_since`
+/// carries the first time this wait saw `Terminating`.
+async fn stop_operation(
     applications: &Api<DynamicObject>,
     name: &str,
+    terminating_since: &std::cell::Cell<Option<Instant>>,
 ) -> Result<(), kube::Error> {
     // The controller writes the status every few seconds: retried on conflict.
     for _ in 0..10 {
         let Some(application) = applications.get_opt(name).await? else {
             return Ok(());
         };
-        let running = application
+        if application
             .data
             .get("operation")
-            .is_some_and(|o| !o.is_null())
-            && application.data["status"]["operationState"]["phase"] == "Running";
-        if !running {
+            .is_none_or(|o| o.is_null())
+        {
             return Ok(());
         }
-        let patch = serde_json::json!({
-            "metadata": {"resourceVersion": application.metadata.resource_version},
-            "status": {"operationState": {"phase": "Terminating"}},
-        });
+        let state = &application.data["status"]["operationState"];
+        let message = state["message"].as_str().unwrap_or("running").to_owned();
+        let (patch, done) = match state["phase"].as_str() {
+            Some("Running") => (
+                serde_json::json!({
+                    "metadata": {"resourceVersion": application.metadata.resource_version},
+                    "status": {"operationState": {"phase": "Terminating"}},
+                }),
+                format!(
+                    "Application {name}: stopped the sync in progress ({message}) so Argo CD can remove it"
+                ),
+            ),
+            Some("Terminating") => {
+                let since = match terminating_since.get() {
+                    Some(since) => since,
+                    None => {
+                        let now = Instant::now();
+                        terminating_since.set(Some(now));
+                        now
+                    }
+                };
+                if since.elapsed() < TERMINATION_GRACE {
+                    return Ok(());
+                }
+                (
+                    serde_json::json!({
+                        "metadata": {"resourceVersion": application.metadata.resource_version},
+                        "operation": null,
+                        "status": {"operationState": {
+                            "phase": "Failed",
+                            "message": "ended by kubectl phd instance delete: Argo CD could not terminate it",
+                        }},
+                    }),
+                    format!(
+                        "Application {name}: Argo CD could not end its sync in {}s (is its source gone from the repository?); ended it so the deletion can go on",
+                        TERMINATION_GRACE.as_secs()
+                    ),
+                )
+            }
+            _ => return Ok(()),
+        };
         match applications
             .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
             Ok(_) => {
-                output::info(format!(
-                    "Application {name}: stopped the sync in progress ({}) so Argo CD can remove it",
-                    application.data["status"]["operationState"]["message"]
-                        .as_str()
-                        .unwrap_or("running")
-                ));
+                output::info(done);
                 return Ok(());
             }
             Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
