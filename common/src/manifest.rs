@@ -144,10 +144,20 @@ impl Document {
 
     /// `Kind name` (or `Kind name-*` for generated names), for messages.
     pub fn describe(&self) -> String {
-        match (self.name(), self.generate_name()) {
-            (Some(name), _) => format!("{} {name}", self.kind()),
-            (None, Some(prefix)) => format!("{} {prefix}*", self.kind()),
-            (None, None) => self.kind().to_owned(),
+        self.describe_in(None)
+    }
+
+    /// [`Document::describe`] with the namespace the object is sent to:
+    /// `Kind namespace/name`.
+    pub fn describe_in(&self, namespace: Option<&str>) -> String {
+        let name = match (self.name(), self.generate_name()) {
+            (Some(name), _) => name.to_owned(),
+            (None, Some(prefix)) => format!("{prefix}*"),
+            (None, None) => return self.kind().to_owned(),
+        };
+        match namespace {
+            Some(namespace) => format!("{} {namespace}/{name}", self.kind()),
+            None => format!("{} {name}", self.kind()),
         }
     }
 

@@ -554,7 +554,7 @@ impl Applier {
         let failed = |source| ApplyError::Apply {
             source_name: document.source_name.clone(),
             index: document.index,
-            object: described(document, target),
+            object: document.describe_in(target.namespace.as_deref()),
             source,
         };
         let (name, outcome) = match document.name() {
@@ -572,7 +572,7 @@ impl Applier {
                         .map_err(|source| ApplyError::Upgrade {
                             source_name: document.source_name.clone(),
                             index: document.index,
-                            object: described(document, target),
+                            object: document.describe_in(target.namespace.as_deref()),
                             source,
                         })?;
                 }
@@ -615,7 +615,7 @@ impl Applier {
                     serde_json::from_value(object).map_err(|source| ApplyError::Malformed {
                         source_name: document.source_name.clone(),
                         index: document.index,
-                        object: described(document, target),
+                        object: document.describe_in(target.namespace.as_deref()),
                         source,
                     })?;
                 let params = PostParams {
@@ -749,19 +749,6 @@ fn owned_within(owned: &Value, desired: &Value) -> bool {
             false
         }
     })
-}
-
-/// `Kind namespace/name` (or `Kind name` when cluster-scoped): the object as
-/// it is sent, with the namespace it was given.
-fn described(document: &Document, target: &Target) -> String {
-    let described = document.describe();
-    match &target.namespace {
-        Some(namespace) => match described.split_once(' ') {
-            Some((kind, name)) => format!("{kind} {namespace}/{name}"),
-            None => described,
-        },
-        None => described,
-    }
 }
 
 fn is_definition(document: &Document) -> bool {

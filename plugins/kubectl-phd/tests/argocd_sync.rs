@@ -46,12 +46,71 @@ fn git(dir: &Path, args: &[&str]) {
     );
 }
 
+/// Commits everything in `dir` and pushes it, as an operator does.
+fn push(dir: &Path, message: &str) {
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "--allow-empty", "-m", message]);
+    git(dir, &["push", "-q", "origin", "main"]);
+}
+
+/// Commits everything in repository `dir` and serves it as `cluster.git` of
+/// the git server whose root is `served`.
+fn publish(dir: &Path, served: &Path) {
+    git(dir, &["add", "-A"]);
+    git(
+        dir,
+        &["commit", "-q", "--allow-empty", "-m", "Cluster repository"],
+    );
+    let source = dir.display().to_string();
+    git(served, &["clone", "-q", "--bare", &source, "cluster.git"]);
+}
+
+/// Runs `command`, asserts it succeeded, and returns its stderr.
+fn succeeded(command: &mut assert_cmd::Command, what: &str) -> String {
+    let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{what}: {stderr}");
+    stderr
+}
+
+/// `kubectl phd argo install` with the upstream manifests of the pinned releases.
+fn argo_install(mut command: assert_cmd::Command) {
+    command
+        .args(["argo", "install", "--argocd-manifest"])
+        .arg(common::argocd_manifest())
+        .arg("--workflows-manifest")
+        .arg(common::workflows_manifest())
+        .write_stdin("");
+    succeeded(&mut command, "argo install");
+}
+
+/// Whether Argo CD's sync of an instance has applied Drydock's wave 0 and now
+/// waits for its health (which takes a kubelet, storage and an ingress
+/// controller this control plane does not have).
+fn waiting_on_wave_zero(status: Option<&Value>) -> bool {
+    status.is_some_and(|s| {
+        s["operationState"]["phase"] == "Running"
+            && s["operationState"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("waiting for healthy state"))
+    })
+}
+
 fn applications(client: &kube::Client) -> Api<DynamicObject> {
     let resource = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
         "applications",
     );
     Api::namespaced_with(client.clone(), "argocd", &resource)
+}
+
+/// Whether Application `name` exists.
+async fn exists(client: &kube::Client, name: &str) -> bool {
+    applications(client)
+        .get_opt(name)
+        .await
+        .expect("get Application")
+        .is_some()
 }
 
 /// Waits up to `timeout` for `check` on the Application (None when it does
@@ -93,81 +152,37 @@ async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
     let repo = Repo::new();
     let served = tempfile::tempdir().expect("git server root");
     git(repo.dir.path(), &["init", "-q", "-b", "main"]);
-    git(
-        repo.dir.path(),
-        &["commit", "-q", "--allow-empty", "-m", "Cluster repository"],
-    );
-    git(
-        served.path(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            &repo.dir.path().display().to_string(),
-            "cluster.git",
-        ],
-    );
+    publish(repo.dir.path(), served.path());
     let server = GitServer::start(served.path()).expect("git server");
     let url = server.url("cluster.git");
     git(repo.dir.path(), &["remote", "add", "origin", &url]);
 
-    let output = repo
-        .phd(kubeconfig)
-        .env("PHD_CLUSTER_REPOSITORY", &url)
-        .args(["argo", "install", "--argocd-manifest"])
-        .arg(common::argocd_manifest())
-        .arg("--workflows-manifest")
-        .arg(common::workflows_manifest())
-        .write_stdin("")
-        .output()
-        .expect("argo install");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let mut install = repo.phd(kubeconfig);
+    install.env("PHD_CLUSTER_REPOSITORY", &url);
+    argo_install(install);
     let argocd = ArgoCd::start(kubeconfig, DEFAULT_ARGOCD_VERSION, 5).expect("start Argo CD");
 
     let name = "sync1";
     let application = format!("{name}-production");
     let workflows = WorkflowController::start(client.clone(), name);
-    let output = repo
-        .phd(kubeconfig)
-        .env("PHD_CLUSTER_REPOSITORY", &url)
-        .args(["instance", "create", name, "--timeout", "120s"])
-        .output()
-        .expect("instance create");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    succeeded(
+        repo.phd(kubeconfig)
+            .env("PHD_CLUSTER_REPOSITORY", &url)
+            .args(["instance", "create", name, "--timeout", "120s"]),
+        "instance create",
     );
-    git(repo.dir.path(), &["add", "-A"]);
-    git(
-        repo.dir.path(),
-        &["commit", "-q", "-m", "Add instance sync1"],
-    );
-    git(repo.dir.path(), &["push", "-q", "origin", "main"]);
+    push(repo.dir.path(), "Add instance sync1");
 
     // Argo CD renders instances/sync1/env with kustomize and syncs it in
     // Drydock's waves: wave 0 (settings, Services, Ingresses, volumes, the
-    // backing Deployments) is applied, and the operation then waits for that
-    // wave to be healthy, which takes a kubelet, storage and an ingress
-    // controller this control plane does not have.
+    // backing Deployments) is applied, then the operation waits for its health.
     wait_for(
         &client,
         &argocd,
         &application,
         "waiting on wave 0's health",
         Duration::from_secs(180),
-        |status| {
-            status.is_some_and(|s| {
-                s["operationState"]["phase"] == "Running"
-                    && s["operationState"]["message"]
-                        .as_str()
-                        .is_some_and(|m| m.contains("waiting for healthy state"))
-            })
-        },
+        waiting_on_wave_zero,
     )
     .await;
     let status = applications(&client)
@@ -284,13 +299,7 @@ async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
     // the one waiting on wave 0, as `argocd app terminate-op` does.
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("stopped the sync in progress"), "{stderr}");
-    assert!(
-        applications(&client)
-            .get_opt(&application)
-            .await
-            .expect("get")
-            .is_none()
-    );
+    assert!(!exists(&client, &application).await);
     let namespaces: Api<Namespace> = Api::all(client.clone());
     assert!(namespaces.get_opt(name).await.expect("get").is_none());
     let order = order.await.expect("watcher");
@@ -345,21 +354,7 @@ async fn the_cluster_repository_applicationset_deploys_a_pushed_instance() {
     );
     let root = home.dir.path().join("phd-sync-test-cluster");
     std::fs::remove_file(root.join("cluster/apps/harmony.yml")).expect("harmony.yml");
-    git(&root, &["add", "-A"]);
-    git(
-        &root,
-        &["commit", "-q", "--allow-empty", "-m", "Cluster repository"],
-    );
-    git(
-        served.path(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            &root.display().to_string(),
-            "cluster.git",
-        ],
-    );
+    publish(&root, served.path());
     git(&root, &["remote", "set-url", "origin", &url]);
     // Commands run inside the repository: its context.json is the setting.
     let phd = || {
@@ -372,40 +367,24 @@ async fn the_cluster_repository_applicationset_deploys_a_pushed_instance() {
         command
     };
 
-    let output = phd()
-        .args(["argo", "install", "--argocd-manifest"])
-        .arg(common::argocd_manifest())
-        .arg("--workflows-manifest")
-        .arg(common::workflows_manifest())
-        .write_stdin("")
-        .output()
-        .expect("argo install");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    argo_install(phd());
     let argocd =
         ArgoCd::start_with(kubeconfig, DEFAULT_ARGOCD_VERSION, 5, true).expect("start Argo CD");
 
     let name = "sync2";
     let application = format!("{name}-production");
     let workflows = WorkflowController::start(client.clone(), name);
-    let output = phd()
-        .args(["instance", "create", name, "--timeout", "120s"])
-        .output()
-        .expect("instance create");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let stderr = succeeded(
+        phd().args(["instance", "create", name, "--timeout", "120s"]),
+        "instance create",
+    );
     assert!(
         stderr.contains(
             "made by ApplicationSet phd-instances-production once instances/sync2 is pushed"
         ),
         "{stderr}"
     );
-    git(&root, &["add", "-A"]);
-    git(&root, &["commit", "-q", "-m", "Add instance sync2"]);
-    git(&root, &["push", "-q", "origin", "main"]);
+    push(&root, "Add instance sync2");
 
     // The ApplicationSet makes the Application from git; Argo CD syncs it.
     wait_for(
@@ -414,13 +393,7 @@ async fn the_cluster_repository_applicationset_deploys_a_pushed_instance() {
         &application,
         "made and waiting on wave 0's health",
         Duration::from_secs(180),
-        |status| {
-            status.is_some_and(|s| {
-                s["operationState"]["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("waiting for healthy state"))
-            })
-        },
+        waiting_on_wave_zero,
     )
     .await;
     let made = applications(&client).get(&application).await.expect("get");
@@ -442,20 +415,13 @@ async fn the_cluster_repository_applicationset_deploys_a_pushed_instance() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("remove it there first"), "{stderr}");
-    assert!(
-        applications(&client)
-            .get_opt(&application)
-            .await
-            .expect("get")
-            .is_some()
-    );
+    assert!(exists(&client, &application).await);
 
     // Removed and pushed: deleted for good. The sync still waiting on wave 0
     // cannot be terminated by Argo CD any more (its source is gone from
     // git); phd ends it after the grace period and Argo CD prunes.
     git(&root, &["rm", "-q", "-r", &format!("instances/{name}")]);
-    git(&root, &["commit", "-q", "-m", "Remove instance sync2"]);
-    git(&root, &["push", "-q", "origin", "main"]);
+    push(&root, "Remove instance sync2");
     let output = phd()
         .args(["instance", "delete", name, "--yes", "--timeout", "180s"])
         .output()
@@ -467,13 +433,7 @@ async fn the_cluster_repository_applicationset_deploys_a_pushed_instance() {
     assert!(namespaces.get_opt(name).await.expect("get").is_none());
     // The ApplicationSet reconciles after the deletion and does not bring it back.
     tokio::time::sleep(Duration::from_secs(10)).await;
-    assert!(
-        applications(&client)
-            .get_opt(&application)
-            .await
-            .expect("get")
-            .is_none()
-    );
+    assert!(!exists(&client, &application).await);
     let seen = workflows.seen();
     assert!(seen.iter().any(|w| w.contains("deprovision")), "{seen:?}");
 }
