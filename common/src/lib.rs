@@ -2,6 +2,7 @@
 //! the tofu runner. Each command of the plugin is a thin layer over these.
 
 pub mod apply;
+pub mod argo;
 pub mod cluster;
 pub mod config;
 pub mod digitalocean;

@@ -21,10 +21,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
+use phd_common::argo;
 use phd_common::config::DEFAULT_ARGOCD_VERSION;
 use phd_testkit::ControlPlane;
 use phd_testkit::argo::WorkflowController;
-use phd_testkit::argocd::{ArgoCd, GitServer};
+use phd_testkit::argocd::{self, ArgoCd, GitServer};
 use serde_json::Value;
 
 fn git(dir: &Path, args: &[&str]) {
@@ -368,8 +369,17 @@ async fn the_cluster_repository_applicationset_deploys_a_pushed_instance() {
     };
 
     argo_install(phd());
+    // Argo CD's own revision cache (3 minutes), as in a cluster whose git
+    // host sends no webhook: a reconcile soon after a push sees the old
+    // commit unless something asks for a refresh.
+    let options = argocd::Options {
+        resync: 5,
+        revision_cache: None,
+        applicationsets: true,
+    };
     let argocd =
-        ArgoCd::start_with(kubeconfig, DEFAULT_ARGOCD_VERSION, 5, true).expect("start Argo CD");
+        ArgoCd::start_with(kubeconfig, DEFAULT_ARGOCD_VERSION, &options).expect("start Argo CD");
+    let set = "phd-instances-production";
 
     let name = "sync2";
     let application = format!("{name}-production");
@@ -385,6 +395,15 @@ async fn the_cluster_repository_applicationset_deploys_a_pushed_instance() {
         "{stderr}"
     );
     push(&root, "Add instance sync2");
+    // What Argo CD's webhook handler does on a push from the git host.
+    argo::refresh(
+        &client,
+        argo::Refresh::ApplicationSet,
+        set,
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("refresh the ApplicationSet");
 
     // The ApplicationSet makes the Application from git; Argo CD syncs it.
     wait_for(
@@ -417,7 +436,33 @@ async fn the_cluster_repository_applicationset_deploys_a_pushed_instance() {
     assert!(stderr.contains("remove it there first"), "{stderr}");
     assert!(exists(&client, &application).await);
 
-    // Removed and pushed: deleted for good. The sync still waiting on wave 0
+    // Removed only from the local copy: Argo CD, reading the repository
+    // anew, still finds it there; refused before anything is deleted.
+    std::fs::remove_dir_all(root.join("instances").join(name)).expect("remove locally");
+    let output = phd()
+        .args(["instance", "delete", name, "--yes", "--timeout", "60s"])
+        .output()
+        .expect("instance delete");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("instance sync2 is still in the repository Argo CD reads"),
+        "{stderr}"
+    );
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(namespaces.get_opt(name).await.expect("get").is_some());
+    assert!(
+        applications(&client)
+            .get(&application)
+            .await
+            .expect("get")
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
+    git(&root, &["checkout", "--", "instances"]);
+
+    // Removed and pushed (no webhook): deleted for good. The sync still waiting on wave 0
     // cannot be terminated by Argo CD any more (its source is gone from
     // git); phd ends it after the grace period and Argo CD prunes.
     git(&root, &["rm", "-q", "-r", &format!("instances/{name}")]);
@@ -429,7 +474,6 @@ async fn the_cluster_repository_applicationset_deploys_a_pushed_instance() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}\n{}", argocd.logs(40));
     assert!(stderr.contains("stopped the sync in progress"), "{stderr}");
-    let namespaces: Api<Namespace> = Api::all(client.clone());
     assert!(namespaces.get_opt(name).await.expect("get").is_none());
     // The ApplicationSet reconciles after the deletion and does not bring it back.
     tokio::time::sleep(Duration::from_secs(10)).await;

@@ -130,6 +130,21 @@ pub fn argocd_bin_dir(version: &str) -> PathBuf {
     cache_dir().join(format!("argocd-{version}")).join("bin")
 }
 
+/// How [`ArgoCd::start_with`] runs Argo CD.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Seconds between the controllers' re-reads of every Application and
+    /// ApplicationSet (`--app-resync`; the ApplicationSet controller's
+    /// requeue, 3 minutes in Argo CD, for git generators without webhooks).
+    pub resync: u32,
+    /// Seconds a branch's resolved commit is cached by the repo server;
+    /// `None` keeps Argo CD's default, 3 minutes, as in a real cluster whose
+    /// git host sends no webhook.
+    pub revision_cache: Option<u32>,
+    /// Whether the ApplicationSet controller runs too.
+    pub applicationsets: bool,
+}
+
 /// Argo CD's application controller, repo server and Redis, for one control
 /// plane; their logs are in a temporary directory ([`ArgoCd::logs`] reads
 /// their ends for a failing test's message). Stops, and the logs go, when
@@ -142,19 +157,28 @@ pub struct ArgoCd {
 impl ArgoCd {
     /// Starts Argo CD `version` against the cluster of `kubeconfig`, whose
     /// `argocd` namespace holds its install (`kubectl phd argo install`).
-    /// The controller re-reads every Application each `resync` seconds.
+    /// The controller re-reads every Application each `resync` seconds, and
+    /// a branch resolves to its newest commit after as long (what a webhook
+    /// from the git host does in a real cluster).
     pub fn start(kubeconfig: &Path, version: &str, resync: u32) -> Result<Self> {
-        Self::start_with(kubeconfig, version, resync, false)
+        Self::start_with(
+            kubeconfig,
+            version,
+            &Options {
+                resync,
+                revision_cache: Some(resync),
+                applicationsets: false,
+            },
+        )
     }
 
-    /// [`ArgoCd::start`], and with `applicationsets` the ApplicationSet
-    /// controller too.
-    pub fn start_with(
-        kubeconfig: &Path,
-        version: &str,
-        resync: u32,
-        applicationsets: bool,
-    ) -> Result<Self> {
+    /// Starts Argo CD `version` as `options` say.
+    pub fn start_with(kubeconfig: &Path, version: &str, options: &Options) -> Result<Self> {
+        let Options {
+            resync,
+            revision_cache,
+            applicationsets,
+        } = *options;
         let bin = argocd_bin_dir(version);
         if !bin.join("argocd-application-controller").exists() {
             bail!(
@@ -200,10 +224,17 @@ impl ArgoCd {
                 .args(["--metrics-address", "127.0.0.1", "--redis", &redis])
                 .args(["--port", &repo_port.to_string()])
                 .args(["--metrics-port", &repo_metrics.to_string()])
-                // A branch resolves to its newest commit after `resync`
-                // seconds instead of Argo CD's 3 minutes (what a webhook
-                // from the git host does in a real cluster).
-                .args(["--revision-cache-expiration", &format!("{resync}s")])
+                .args(
+                    revision_cache
+                        .map(|seconds| {
+                            [
+                                "--revision-cache-expiration".to_owned(),
+                                format!("{seconds}s"),
+                            ]
+                        })
+                        .into_iter()
+                        .flatten(),
+                )
                 .env("PATH", &path)
                 .env("TMPDIR", &tmp)
                 .env("HOME", argocd.dir.path())

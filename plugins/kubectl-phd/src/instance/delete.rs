@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use phd_common::argo::{self, application_resource};
 use phd_common::naming;
 use phd_common::workflow::{self, Phase};
 
@@ -22,22 +22,6 @@ use crate::output;
 use crate::progress::Progress;
 use crate::prompt;
 use crate::session::Session;
-
-/// Argo CD's Application kind.
-pub fn application_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
-        "applications",
-    )
-}
-
-/// Argo CD's ApplicationSet kind.
-pub fn application_set_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "ApplicationSet"),
-        "applicationsets",
-    )
-}
 
 fn gone(result: Result<impl Sized, kube::Error>) -> Result<(), kube::Error> {
     match result {
@@ -97,7 +81,7 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
         None if dir.exists() => super::create::application_set(&client, &environment).await?,
         None => None,
     };
-    if let Some(set) = owner_set
+    if let Some(set) = &owner_set
         && dir.exists()
     {
         bail!(
@@ -105,6 +89,15 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
             dir.display(),
             dir = dir.display()
         );
+    }
+
+    // Removed here: Argo CD must not find it any more either, or its
+    // ApplicationSet makes the Application again (and the data it would use
+    // is deprovisioned below).
+    if let Some(set) = &owner_set {
+        for application in &found {
+            removed_from_source(&client, set, application, name, args.timeout).await?;
+        }
     }
 
     if namespace.is_none() && found.is_empty() && !dir.exists() {
@@ -215,6 +208,57 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
     }
     output::info(format!("instance {name} deleted"));
     Ok(())
+}
+
+/// Checks that Argo CD, reading the repository anew, no longer finds the
+/// source of `application`, which ApplicationSet `set` made for instance
+/// `name`: an Application refresh ([`argo::refresh`]) resolves the branch
+/// without the revision cache, and its comparison must fail with "app path
+/// does not exist". That refresh also refills the repo server's cache, so the
+/// ApplicationSet's next reconcile (after the deletion) sees the same commit
+/// and does not make the Application again.
+///
+/// # Errors
+/// The instance is still in the commit Argo CD reads (not pushed, another
+/// branch), Argo CD cannot read the repository, or its controller does not
+/// answer within `timeout`.
+async fn removed_from_source(
+    client: &kube::Client,
+    set: &str,
+    application: &DynamicObject,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let application_name = application.metadata.name.as_deref().unwrap_or_default();
+    let source = &application.data["spec"]["source"];
+    let place = format!(
+        "{} {}",
+        source["repoURL"].as_str().unwrap_or("?"),
+        source["targetRevision"].as_str().unwrap_or("HEAD")
+    );
+    let progress = Progress::new(format!(
+        "checking that Argo CD no longer finds instance {name} in {place}"
+    ));
+    let refreshed = argo::refresh(
+        client,
+        argo::Refresh::Application,
+        application_name,
+        timeout,
+    )
+    .await;
+    progress.finish();
+    let Some(refreshed) = refreshed? else {
+        return Ok(());
+    };
+    match argo::source_state(&refreshed) {
+        argo::SourceState::PathMissing => Ok(()),
+        argo::SourceState::Present { revision } => bail!(
+            "instance {name} is still in the repository Argo CD reads ({place}, commit {revision}): ApplicationSet {set} would make Application {application_name} again. Push its removal first:\n  git rm -r instances/{name} && git commit -m 'Remove instance {name}' && git push\n  kubectl phd instance delete {name}"
+        ),
+        argo::SourceState::Unreadable(message) => bail!(
+            "cannot tell whether instance {name} is still in the repository Argo CD reads ({place}): Argo CD reports: {message}; nothing was deleted"
+        ),
+    }
 }
 
 /// How long Argo CD gets to end a sync asked to terminate before phd ends it

@@ -10,11 +10,11 @@ use phd_common::naming;
 use phd_common::workflow::{self, Phase};
 use serde::Serialize;
 
-use super::delete::application_resource;
 use super::{INSTANCE_LABEL, Resources, instances_dir};
 use crate::cli::{InstanceListArgs, InstanceStatusArgs, OutputFormat};
 use crate::output;
 use crate::session::Session;
+use phd_common::argo::application_resource;
 
 #[derive(Debug, Default, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

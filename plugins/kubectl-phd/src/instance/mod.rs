@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 
 pub use create::create;
 pub use delete::delete;
-pub use delete::{application_resource, application_set_resource};
 pub use list::{list, status};
+pub use phd_common::argo::{application_resource, application_set_resource};
 pub use update::update;
 
 use crate::session::Session;

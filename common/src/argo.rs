@@ -1,0 +1,250 @@
+//! Argo CD's objects as the plugin reads and writes them: the kinds, the
+//! namespace Argo CD runs in, and the requests Argo CD itself documents
+//! (an ApplicationSet refresh, as its git webhook makes).
+
+use std::time::Duration;
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+
+/// The namespace Argo CD is installed in and its Applications live in.
+pub const ARGOCD_NAMESPACE: &str = "argocd";
+
+/// The annotation that asks the ApplicationSet controller to reconcile now,
+/// reading the repository without its revision cache; the controller removes
+/// it when done (Argo CD's `common.AnnotationApplicationSetRefresh`, set by
+/// its webhook handler on a push).
+pub const APPLICATION_SET_REFRESH: &str = "argocd.argoproj.io/application-set-refresh";
+
+/// Argo CD's Application kind (`argoproj.io/v1alpha1`).
+pub fn application_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
+        "applications",
+    )
+}
+
+/// Argo CD's ApplicationSet kind (`argoproj.io/v1alpha1`).
+pub fn application_set_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "ApplicationSet"),
+        "applicationsets",
+    )
+}
+
+/// Applications in [`ARGOCD_NAMESPACE`].
+pub fn applications(client: &kube::Client) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ARGOCD_NAMESPACE, &application_resource())
+}
+
+/// ApplicationSets in [`ARGOCD_NAMESPACE`].
+pub fn application_sets(client: &kube::Client) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        client.clone(),
+        ARGOCD_NAMESPACE,
+        &application_set_resource(),
+    )
+}
+
+/// What [`refresh`] asks to reconcile from the repository's newest commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// An Application (annotation [`APPLICATION_REFRESH`], as `argocd app get
+    /// --refresh` sets it): its controller compares it with the branch's
+    /// newest commit, resolved anew.
+    Application,
+    /// An ApplicationSet (annotation [`APPLICATION_SET_REFRESH`], as Argo CD's
+    /// webhook handler sets it on a push): its generators read the branch's
+    /// newest commit.
+    ApplicationSet,
+}
+
+impl Refresh {
+    fn kind(self) -> &'static str {
+        match self {
+            Self::Application => "Application",
+            Self::ApplicationSet => "ApplicationSet",
+        }
+    }
+
+    fn annotation(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Application => (APPLICATION_REFRESH, "normal"),
+            Self::ApplicationSet => (APPLICATION_SET_REFRESH, "true"),
+        }
+    }
+
+    fn controller(self) -> &'static str {
+        match self {
+            Self::Application => "argocd-application-controller",
+            Self::ApplicationSet => "argocd-applicationset-controller",
+        }
+    }
+}
+
+/// The annotation that asks the application controller to compare an
+/// Application with its source now, resolving the branch without the repo
+/// server's revision cache; removed by the controller once the new status is
+/// written (Argo CD's `AnnotationKeyRefresh`).
+pub const APPLICATION_REFRESH: &str = "argocd.argoproj.io/refresh";
+
+/// Why a refresh did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// The API server refused or failed the request.
+    #[error("cannot ask {kind} {name} to refresh")]
+    Request {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// The watch of the object failed.
+    #[error("cannot watch {kind} {name}")]
+    Watch {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::runtime::wait::Error,
+    },
+    /// The annotation was still there after the timeout.
+    #[error(
+        "{kind} {name} did not read the repository again within {}s: is Argo CD's {controller} running? (`kubectl -n argocd get pods -l app.kubernetes.io/name={controller}`)",
+        timeout.as_secs()
+    )]
+    Timeout {
+        kind: &'static str,
+        name: String,
+        controller: &'static str,
+        timeout: Duration,
+    },
+}
+
+/// Asks Argo CD to reconcile `what` named `name` (in [`ARGOCD_NAMESPACE`])
+/// from the branch's newest commit, and waits, by a watch, until its
+/// controller has done so (the annotation removed) or `timeout` passes.
+/// Returns the object as the controller left it; `None` when it does not
+/// exist (or went meanwhile).
+///
+/// Without it, Argo CD resolves a branch through the repo server's revision
+/// cache (3 minutes by default): a reconcile soon after a push sees the old
+/// commit. A refresh also refills that cache, so what Argo CD does next
+/// sees the push too.
+pub async fn refresh(
+    client: &kube::Client,
+    what: Refresh,
+    name: &str,
+    timeout: Duration,
+) -> Result<Option<DynamicObject>, RefreshError> {
+    let api = match what {
+        Refresh::Application => applications(client),
+        Refresh::ApplicationSet => application_sets(client),
+    };
+    let (annotation, value) = what.annotation();
+    let patch = serde_json::json!({"metadata": {"annotations": {annotation: value}}});
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(None),
+        Err(source) => {
+            return Err(RefreshError::Request {
+                kind: what.kind(),
+                name: name.to_owned(),
+                source,
+            });
+        }
+    }
+    let refreshed =
+        kube::runtime::wait::await_condition(api, name, move |object: Option<&DynamicObject>| {
+            object.is_none_or(|object| {
+                object
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .is_none_or(|a| !a.contains_key(annotation))
+            })
+        });
+    match tokio::time::timeout(timeout, refreshed).await {
+        Ok(Ok(object)) => Ok(object),
+        Ok(Err(source)) => Err(RefreshError::Watch {
+            kind: what.kind(),
+            name: name.to_owned(),
+            source,
+        }),
+        Err(_) => Err(RefreshError::Timeout {
+            kind: what.kind(),
+            name: name.to_owned(),
+            controller: what.controller(),
+            timeout,
+        }),
+    }
+}
+
+/// What an Application's last comparison says of its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceState {
+    /// The source's path is not in the commit compared (Argo CD's
+    /// `ErrMessageAppPathDoesNotExist`, "app path does not exist").
+    PathMissing,
+    /// The comparison failed otherwise; Argo CD's message.
+    Unreadable(String),
+    /// The path is there at `revision` (the commit compared).
+    Present { revision: String },
+}
+
+/// Reads [`SourceState`] from an Application's `status` (its
+/// `ComparisonError` condition, else `status.sync.revision`).
+pub fn source_state(application: &DynamicObject) -> SourceState {
+    let status = &application.data["status"];
+    let error = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|condition| condition["type"] == "ComparisonError")
+        .map(|condition| condition["message"].as_str().unwrap_or_default().to_owned());
+    match error {
+        Some(message) if message.contains("app path does not exist") => SourceState::PathMissing,
+        Some(message) => SourceState::Unreadable(message),
+        None => SourceState::Present {
+            revision: status["sync"]["revision"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn application(status: serde_json::Value) -> DynamicObject {
+        DynamicObject::new("a", &application_resource()).data(serde_json::json!({"status": status}))
+    }
+
+    #[test]
+    fn source_state_reads_the_comparison() {
+        let missing = application(serde_json::json!({"conditions": [
+            {"type": "SyncError", "message": "x"},
+            {"type": "ComparisonError", "message": "Failed to load target state: failed to generate manifest for source 1 of 1: rpc error: code = Unknown desc = instances/a/env: app path does not exist"},
+        ]}));
+        assert_eq!(source_state(&missing), SourceState::PathMissing);
+        let unreadable = application(serde_json::json!({"conditions": [
+            {"type": "ComparisonError", "message": "authentication required"},
+        ]}));
+        assert_eq!(
+            source_state(&unreadable),
+            SourceState::Unreadable("authentication required".into())
+        );
+        let present =
+            application(serde_json::json!({"sync": {"revision": "abc", "status": "OutOfSync"}}));
+        assert_eq!(
+            source_state(&present),
+            SourceState::Present {
+                revision: "abc".into()
+            }
+        );
+    }
+}
