@@ -1,5 +1,6 @@
-// Command phd-controlplane is one binary that runs etcd, kube-apiserver or
-// kube-controller-manager, chosen by its first argument. The three are built
+// Command phd-controlplane is one binary that runs etcd, kube-apiserver,
+// kube-controller-manager or kube-scheduler, chosen by its first argument
+// (the scheduler for tests in which kwok's nodes run pods). They are built
 // together from the Go module proxy so the test harness needs a single cached
 // artifact of one pinned Kubernetes release.
 package main
@@ -18,11 +19,12 @@ import (
 	_ "k8s.io/component-base/metrics/prometheus/version"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: phd-controlplane etcd|kube-apiserver|kube-controller-manager [flags]")
+		fmt.Fprintln(os.Stderr, "usage: phd-controlplane etcd|kube-apiserver|kube-controller-manager|kube-scheduler [flags]")
 		os.Exit(2)
 	}
 	component, args := os.Args[1], os.Args[2:]
@@ -38,6 +40,10 @@ func main() {
 		os.Exit(cli.Run(command))
 	case "kube-controller-manager":
 		command := controllermanager.NewControllerManagerCommand()
+		command.SetArgs(args)
+		os.Exit(cli.Run(command))
+	case "kube-scheduler":
+		command := scheduler.NewSchedulerCommand()
 		command.SetArgs(args)
 		os.Exit(cli.Run(command))
 	default:

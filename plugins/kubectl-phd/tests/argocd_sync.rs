@@ -7,8 +7,12 @@
 //! Application go (its resources finalizer), then phd deprovisions and the
 //! namespace goes.
 //!
-//! The Workflows of provisioning still complete through the stand-in
-//! (`phd_testkit::argo::WorkflowController`): their pods would need a kubelet.
+//! In the first test workloads come to life without a kubelet: kube-scheduler
+//! and kwok (`phd_testkit::kwok`) run the pods, so Argo CD walks Drydock's
+//! waves and hooks to Synced and Healthy; the ingress controller is the one
+//! stand-in, at its boundary (it writes the Ingresses' address). The
+//! Workflows of provisioning still complete through the stand-in
+//! (`phd_testkit::argo::WorkflowController`).
 
 mod common;
 
@@ -26,6 +30,7 @@ use phd_common::config::DEFAULT_ARGOCD_VERSION;
 use phd_testkit::ControlPlane;
 use phd_testkit::argo::WorkflowController;
 use phd_testkit::argocd::{self, ArgoCd, GitServer};
+use phd_testkit::kwok::{self, IngressStandIn, Kwok};
 use serde_json::Value;
 
 fn git(dir: &Path, args: &[&str]) {
@@ -145,9 +150,16 @@ async fn wait_for(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
-    let plane = ControlPlane::start().await.expect("control plane");
+    // Workloads come to life: kube-scheduler places pods on kwok's node, kwok
+    // makes them Ready (Jobs' pods Succeeded) and binds volumes; the stand-in
+    // ingress controller gives Ingresses their address.
+    let plane = ControlPlane::start_with_controllers(kwok::WORKLOAD_CONTROLLERS)
+        .await
+        .expect("control plane");
     let client = plane.client().await.expect("client");
     let kubeconfig = &plane.admin_kubeconfig;
+    let nodes = Kwok::start(&plane).await.expect("kwok");
+    let _ingress = IngressStandIn::start(client.clone());
 
     // The cluster repository, pushed to a git server as an operator would.
     let repo = Repo::new();
@@ -176,14 +188,21 @@ async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
 
     // Argo CD renders instances/sync1/env with kustomize and syncs it in
     // Drydock's waves: wave 0 (settings, Services, Ingresses, volumes, the
-    // backing Deployments) is applied, then the operation waits for its health.
+    // backing Deployments), each wave once the one before is healthy, the
+    // init Jobs, then the Open edX Deployments: Synced and Healthy.
     wait_for(
         &client,
         &argocd,
         &application,
-        "waiting on wave 0's health",
-        Duration::from_secs(180),
-        waiting_on_wave_zero,
+        "Synced and Healthy",
+        Duration::from_secs(300),
+        |status| {
+            status.is_some_and(|s| {
+                s["sync"]["status"] == "Synced"
+                    && s["health"]["status"] == "Healthy"
+                    && s["operationState"]["phase"] == "Succeeded"
+            })
+        },
     )
     .await;
     let status = applications(&client)
@@ -209,14 +228,40 @@ async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
     );
     let urls = status["summary"]["externalURLs"].to_string();
     assert!(urls.contains("https://sync1.lms.example.org/"), "{urls}");
-    // Each resource as Argo CD sees it: wave 0 applied, the Open edX
-    // Deployments of wave 100 not yet (their init Jobs come first).
+    // Drydock's init Jobs are Sync hooks, each in its own wave: run to
+    // completion (kwok completes their pods), then deleted by their
+    // HookSucceeded policy.
+    let results = status["operationState"]["syncResult"]["resources"]
+        .as_array()
+        .expect("sync result")
+        .clone();
+    let hooks: Vec<_> = results.iter().filter(|r| r["hookType"] == "Sync").collect();
+    for hook in &hooks {
+        assert_eq!(hook["kind"], "Job", "{hook}");
+        assert_eq!(hook["hookPhase"], "Succeeded", "{hook}");
+    }
+    for service in ["lms", "cms"] {
+        let prefix = format!("drydock-{service}-job-");
+        assert!(
+            hooks
+                .iter()
+                .any(|h| h["name"].as_str().is_some_and(|n| n.starts_with(&prefix))),
+            "{prefix}*: {hooks:?}"
+        );
+    }
+    // Every other resource as Argo CD sees it: as git says, and healthy.
     let resources = status["resources"].as_array().expect("resources").clone();
-    let state = |kind: &str, name: &str| {
+    for resource in resources.iter().filter(|r| r["kind"] != "Job") {
+        assert_eq!(resource["status"], "Synced", "{resource}");
+        assert!(
+            resource["health"].is_null() || resource["health"]["status"] == "Healthy",
+            "{resource}"
+        );
+    }
+    let has = |kind: &str, name: &str| {
         resources
             .iter()
-            .find(|r| r["kind"] == kind && r["name"] == name)
-            .map(|r| r["status"].as_str().unwrap_or_default().to_owned())
+            .any(|r| r["kind"] == kind && r["name"] == name)
     };
     for (kind, name) in [
         ("Service", "lms"),
@@ -224,16 +269,25 @@ async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
         ("Deployment", "redis"),
         ("Deployment", "meilisearch"),
         ("PersistentVolumeClaim", "meilisearch"),
+        ("Deployment", "lms"),
+        ("Deployment", "cms"),
+        ("Deployment", "lms-worker"),
     ] {
-        assert_eq!(
-            state(kind, name).as_deref(),
-            Some("Synced"),
-            "{kind} {name}: {resources:?}"
-        );
+        assert!(has(kind, name), "{kind} {name}: {resources:?}");
     }
-    assert_eq!(state("Deployment", "lms").as_deref(), Some("OutOfSync"));
-    // In the cluster, with Argo CD's tracking of this Application.
+    // In the cluster: the Open edX Deployments available (kwok's pods), the
+    // init Jobs run, with Argo CD's tracking of this Application.
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), name);
+    let lms = deployments.get("lms").await.expect("lms Deployment");
+    assert!(
+        lms.status
+            .as_ref()
+            .and_then(|s| s.available_replicas)
+            .is_some_and(|n| n >= 1),
+        "{:?}\n{}",
+        lms.status,
+        nodes.logs(20)
+    );
     let redis = deployments.get("redis").await.expect("redis Deployment");
     let tracking = redis
         .metadata
@@ -248,7 +302,6 @@ async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
     );
     let services: Api<Service> = Api::namespaced(client.clone(), name);
     assert!(services.get_opt("lms").await.expect("get").is_some());
-    assert!(deployments.get_opt("lms").await.expect("get").is_none());
 
     // Delete: Argo CD prunes, the Application goes, phd deprovisions, the
     // namespace goes. Watched from the side: what Argo CD deployed must be
@@ -296,10 +349,9 @@ async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
         String::from_utf8_lossy(&output.stderr),
         argocd.logs(40)
     );
-    // Argo CD finalizes an Application only when no sync runs: phd stopped
-    // the one waiting on wave 0, as `argocd app terminate-op` does.
+    // Synced and Healthy, no sync runs: nothing to stop.
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("stopped the sync in progress"), "{stderr}");
+    assert!(!stderr.contains("stopped the sync in progress"), "{stderr}");
     assert!(!exists(&client, &application).await);
     let namespaces: Api<Namespace> = Api::all(client.clone());
     assert!(namespaces.get_opt(name).await.expect("get").is_none());

@@ -304,18 +304,7 @@ impl ArgoCd {
 
     /// The last `lines` lines of each component's log, for a failing test's message.
     pub fn logs(&self, lines: usize) -> String {
-        let mut text = String::new();
-        for (name, _) in &self.children {
-            let log = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
-                .unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(lines).collect();
-            text.push_str(&format!("--- {name} ({})\n", self.dir.path().display()));
-            for line in tail.into_iter().rev() {
-                text.push_str(line);
-                text.push('\n');
-            }
-        }
-        text
+        crate::tail_logs(self.dir.path(), self.children.iter().map(|(n, _)| n), lines)
     }
 }
 

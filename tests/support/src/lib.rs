@@ -30,6 +30,7 @@ use tokio::sync::OnceCell;
 pub mod argo;
 pub mod argocd;
 pub mod http;
+pub mod kwok;
 pub mod mariadb;
 pub mod proxy;
 pub mod s3;
@@ -39,7 +40,7 @@ pub mod upstream;
 /// The Kubernetes release the control plane is built from (`tests/controlplane/go.mod`).
 pub const KUBERNETES_VERSION: &str = "v1.34.4";
 /// Bumped whenever `tests/controlplane` changes in a way that needs a rebuild.
-const BUILD_REVISION: u32 = 2;
+const BUILD_REVISION: u32 = 3;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running control plane. Dropping it stops the servers and removes its directory.
@@ -531,7 +532,7 @@ pub fn binary() -> Result<PathBuf> {
     }
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../controlplane");
     eprintln!(
-        "building etcd, kube-apiserver and kube-controller-manager {KUBERNETES_VERSION} \
+        "building etcd, kube-apiserver, kube-controller-manager and kube-scheduler {KUBERNETES_VERSION} \
          (first run on this machine only; several minutes)"
     );
     let partial = binary.with_extension("partial");
@@ -599,6 +600,22 @@ fn remove_abandoned(base: &Path) {
 pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("find a free port")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// The last `lines` lines of `<dir>/<name>.log` for each of `names`, each
+/// headed by its name and directory: for a failing test's message.
+pub fn tail_logs<'a>(dir: &Path, names: impl Iterator<Item = &'a String>, lines: usize) -> String {
+    let mut text = String::new();
+    for name in names {
+        let log = fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+        text.push_str(&format!("--- {name} ({})\n", dir.display()));
+        for line in tail.into_iter().rev() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    text
 }
 
 /// Makes the child process be killed when the thread that starts it ends, so
