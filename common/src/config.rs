@@ -587,10 +587,21 @@ impl<'a> Settings<'a> {
                     .map(|name| format!("pass {name} or "))
                     .unwrap_or_default(),
                 env: setting.env_name(),
-                context: if setting.in_context(&ClusterContext::full()).is_some() {
-                    format!(" (or run inside a cluster repository whose {CONTEXT_FILE} has it)")
-                } else {
+                context: if setting.in_context(&ClusterContext::full()).is_none() {
                     String::new()
+                } else if let Some(repository) = self.repository {
+                    // Inside a repository whose context.json lacks it: say so,
+                    // not "run inside a repository".
+                    let file = repository.root.join(CONTEXT_FILE);
+                    match setting {
+                        Setting::Repository => format!(
+                            "; {} has no repository URL (the repository was made without --github-org or --github-repo): push it to your git host, then write its URL as `repository` there and as `repoURL` in cluster/*.yml",
+                            file.display()
+                        ),
+                        _ => format!("; {} has no value for it", file.display()),
+                    }
+                } else {
+                    format!(" (or run inside a cluster repository whose {CONTEXT_FILE} has it)")
                 },
             })
     }
@@ -841,6 +852,36 @@ mod tests {
         assert!(message.contains("--domain"), "{message}");
         assert!(message.contains("PHD_CLUSTER_DOMAIN"), "{message}");
         assert!(message.contains("context.json"), "{message}");
+    }
+
+    #[test]
+    fn missing_value_inside_a_repository_names_its_context_file() {
+        // As `cluster create` writes it without --github-org/--github-repo.
+        let (dir, repo) = repository(r#"{"cluster_domain":"a.example","repository":""}"#);
+        let vars = env(&[]);
+        let settings = Settings::new(&vars, Some(&repo));
+        let message = settings
+            .require(Setting::Repository, None, Some("--repository"))
+            .expect_err("no repository URL")
+            .to_string();
+        let file = dir.path().join(CONTEXT_FILE);
+        assert!(
+            message.contains(&format!("{} has no repository URL", file.display())),
+            "{message}"
+        );
+        assert!(message.contains("--repository"), "{message}");
+        assert!(!message.contains("run inside"), "{message}");
+        let (dir, repo) = repository(r#"{"repository":"https://github.com/o/r"}"#);
+        let settings = Settings::new(&vars, Some(&repo));
+        let message = settings
+            .require(Setting::ClusterDomain, None, None)
+            .expect_err("no domain")
+            .to_string();
+        let file = dir.path().join(CONTEXT_FILE);
+        assert!(
+            message.contains(&format!("{} has no value for it", file.display())),
+            "{message}"
+        );
     }
 
     #[test]
