@@ -147,3 +147,55 @@ locals {
     }]
   })
 }
+
+# Volumes for Open edX: Tutor's Meilisearch and Redis keep their data in
+# PersistentVolumeClaims, which EKS cannot provision without the EBS CSI
+# driver (EKS installs no storage driver and, since 1.30, no default
+# StorageClass; the cluster repository's cluster/apps/storage-class.yml adds
+# the default gp3 class that uses this driver). The driver's controller gets
+# its AWS permissions through EKS Pod Identity, whose agent is an add-on too.
+resource "aws_eks_addon" "pod_identity_agent" {
+  cluster_name = aws_eks_cluster.cluster.name
+  addon_name   = "eks-pod-identity-agent"
+  tags         = local.tags
+}
+
+data "aws_iam_policy_document" "pods_assume" {
+  statement {
+    actions = ["sts:AssumeRole", "sts:TagSession"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["pods.eks.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "ebs_csi" {
+  name               = "${local.short_prefix}-ebs-csi"
+  assume_role_policy = data.aws_iam_policy_document.pods_assume.json
+  tags               = local.tags
+}
+
+resource "aws_iam_role_policy_attachment" "ebs_csi" {
+  role       = aws_iam_role.ebs_csi.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+}
+
+resource "aws_eks_addon" "ebs_csi" {
+  cluster_name = aws_eks_cluster.cluster.name
+  addon_name   = "aws-ebs-csi-driver"
+  tags         = local.tags
+
+  pod_identity_association {
+    role_arn        = aws_iam_role.ebs_csi.arn
+    service_account = "ebs-csi-controller-sa"
+  }
+
+  # Its controller runs on the nodes and authenticates through the agent.
+  depends_on = [
+    aws_eks_node_group.workers,
+    aws_eks_addon.pod_identity_agent,
+    aws_iam_role_policy_attachment.ebs_csi,
+  ]
+}

@@ -9,6 +9,7 @@ use std::path::Path;
 use assert_cmd::Command;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -588,6 +589,58 @@ async fn argo_install_applies_the_cluster_repository_services_and_instances() {
         .iter()
         .find(|f| *f == "resources-finalizer.argocd.argoproj.io")
         .expect("cascade finalizer");
+
+    // Volumes: DigitalOcean Kubernetes has its default StorageClass, so this
+    // repository adds none; an AWS one adds the default gp3 class of the EBS
+    // CSI driver its infrastructure module installs (EKS has no default).
+    let classes: Api<StorageClass> = Api::all(client.clone());
+    assert!(classes.get_opt("gp3").await.expect("get").is_none());
+    phd(&plane.admin_kubeconfig, home.path())
+        .args(["cluster", "create", "On AWS", "aws.example.org"])
+        .args(["--provider", "aws", "--github-repo", repository_url])
+        .args(["--no-git", "--output-dir"])
+        .arg(home.path())
+        .assert()
+        .success();
+    let output = phd(&plane.admin_kubeconfig, home.path())
+        .current_dir(home.path().join("phd-on-aws-cluster"))
+        .env_remove("PHD_CLUSTER_DOMAIN")
+        .env_remove("PHD_CLUSTER_REPOSITORY")
+        .args(["argo", "install", "--argocd-only", "--argocd-manifest"])
+        .arg(&manifest)
+        .args(["-o", "json"])
+        .output()
+        .expect("run");
+    let report = report(&output);
+    assert!(
+        report["argocd"]["objects"]
+            .as_array()
+            .expect("objects")
+            .iter()
+            .any(|o| o["kind"] == "StorageClass" && o["name"] == "gp3"),
+        "{report}"
+    );
+    let gp3 = classes.get("gp3").await.expect("gp3 StorageClass");
+    assert_eq!(gp3.provisioner, "ebs.csi.aws.com");
+    assert_eq!(
+        gp3.metadata
+            .annotations
+            .unwrap_or_default()
+            .get("storageclass.kubernetes.io/is-default-class")
+            .map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        gp3.parameters
+            .unwrap_or_default()
+            .get("type")
+            .map(String::as_str),
+        Some("gp3")
+    );
+    assert_eq!(
+        gp3.volume_binding_mode.as_deref(),
+        Some("WaitForFirstConsumer")
+    );
 }
 
 #[test]

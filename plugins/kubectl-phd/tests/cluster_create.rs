@@ -109,7 +109,7 @@ fn names(files: &BTreeMap<String, (Vec<u8>, bool)>) -> Vec<&str> {
     files.keys().map(String::as_str).collect()
 }
 
-const EVERY_FILE: [&str; 18] = [
+const EVERY_FILE: [&str; 19] = [
     ".github/workflows/build.yml",
     ".github/workflows/create-instance.yml",
     ".github/workflows/delete-instance.yml",
@@ -120,6 +120,7 @@ const EVERY_FILE: [&str; 18] = [
     "activate",
     "cluster/apps/harmony.yml",
     "cluster/apps/instances.yml",
+    "cluster/apps/storage-class.yml",
     "cluster/project.yml",
     "cluster/root.yml",
     "context.json",

@@ -679,3 +679,78 @@ fn digitalocean_mysql_accepts_open_edx_migrations() {
         "digitalocean_database_cluster.mysql.id"
     );
 }
+
+/// Open edX's volumes on EKS: Tutor's Meilisearch and Redis claims need a
+/// storage driver, which EKS does not install. The AWS module installs the EBS
+/// CSI driver add-on, whose controller's service account gets a role (EKS Pod
+/// Identity, with its agent add-on) that holds AWS's managed policy for it.
+/// The default gp3 StorageClass is in the cluster repository (tested in
+/// argo_install.rs).
+#[test]
+fn aws_module_installs_the_volume_driver_open_edx_needs() {
+    let text =
+        std::fs::read_to_string(infrastructure().join("modules/aws/eks.tf")).expect("eks.tf");
+    let body: Body = text.parse().expect("HCL");
+    let block = |kind: &str, name: &str| {
+        body.blocks()
+            .find(|b| {
+                ["resource", "data"].contains(&b.ident.as_str())
+                    && label(b, 0) == kind
+                    && label(b, 1) == name
+            })
+            .unwrap_or_else(|| panic!("no {kind}.{name} in eks.tf"))
+            .clone()
+    };
+    let value = |block: &Block, name: &str| {
+        block
+            .body
+            .get_attribute(name)
+            .map(|a| a.value.to_string().trim().trim_matches('"').to_owned())
+            .unwrap_or_default()
+    };
+    let addons: Vec<(String, Block)> = body
+        .blocks()
+        .filter(|b| b.ident.as_str() == "resource" && label(b, 0) == "aws_eks_addon")
+        .map(|b| (value(b, "addon_name"), b.clone()))
+        .collect();
+    let addon = |name: &str| {
+        addons
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.clone())
+            .unwrap_or_else(|| panic!("no aws_eks_addon {name}"))
+    };
+    let ebs = addon("aws-ebs-csi-driver");
+    addon("eks-pod-identity-agent");
+    let association = ebs
+        .body
+        .blocks()
+        .find(|b| b.ident.as_str() == "pod_identity_association")
+        .expect("a pod_identity_association");
+    assert_eq!(
+        value(association, "service_account"),
+        "ebs-csi-controller-sa"
+    );
+    let role_ref = value(association, "role_arn");
+    let role_name = role_ref
+        .strip_prefix("aws_iam_role.")
+        .and_then(|r| r.strip_suffix(".arn"))
+        .unwrap_or_else(|| panic!("role_arn {role_ref}"));
+    let role = block("aws_iam_role", role_name);
+    let trust = value(&role, "assume_role_policy");
+    let trust_name = trust
+        .strip_prefix("data.aws_iam_policy_document.")
+        .and_then(|t| t.strip_suffix(".json"))
+        .unwrap_or_else(|| panic!("assume_role_policy {trust}"));
+    let document = block("aws_iam_policy_document", trust_name)
+        .body
+        .to_string();
+    assert!(document.contains("pods.eks.amazonaws.com"), "{document}");
+    let attached = body.blocks().any(|b| {
+        b.ident.as_str() == "resource"
+            && label(b, 0) == "aws_iam_role_policy_attachment"
+            && value(b, "role") == format!("aws_iam_role.{role_name}.name")
+            && value(b, "policy_arn").ends_with(":policy/service-role/AmazonEBSCSIDriverPolicy")
+    });
+    assert!(attached, "AmazonEBSCSIDriverPolicy attached to {role_name}");
+}
