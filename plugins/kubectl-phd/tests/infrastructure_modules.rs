@@ -754,3 +754,42 @@ fn aws_module_installs_the_volume_driver_open_edx_needs() {
     });
     assert!(attached, "AmazonEBSCSIDriverPolicy attached to {role_name}");
 }
+
+/// Each output block of the `.tf` files in `dir`: its name and whether it is
+/// marked sensitive.
+fn outputs(dir: &Path) -> BTreeMap<String, bool> {
+    let mut found = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("read module") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|ext| ext != "tf") {
+            continue;
+        }
+        let body: Body = std::fs::read_to_string(&path)
+            .expect("read")
+            .parse()
+            .expect("HCL");
+        for block in body.blocks().filter(|b| b.ident.as_str() == "output") {
+            let sensitive = block
+                .body
+                .get_attribute("sensitive")
+                .is_some_and(|a| a.value.to_string().trim() == "true");
+            found.insert(label(block, 0), sensitive);
+        }
+    }
+    found
+}
+
+/// What the module tells the operator (the database hosts and the MongoDB
+/// cluster ID the generated README asks to set as secrets, the buckets, the
+/// key), the generated root module tells too: every module output is a root
+/// output, secrets still marked sensitive. `kubectl phd infra output NAME`
+/// reads only the root's.
+#[test]
+fn generated_root_modules_export_every_module_output() {
+    for provider in PROVIDERS {
+        let module = outputs(&infrastructure().join("modules").join(provider));
+        let (home, _root) = generated_root(provider);
+        let root = outputs(&home.path().join("phd-acme-cluster/infrastructure"));
+        assert_eq!(root, module, "{provider}: root outputs (name → sensitive)");
+    }
+}

@@ -39,3 +39,42 @@ output "mongodb_port" {
   description = "Port of the MongoDB server (PHD_MONGODB_PORT)."
   value       = module.cluster.mongodb_port
 }
+{%- if cookiecutter.provider == 'digitalocean' %}
+
+output "cluster_id" {
+  description = "ID of the Kubernetes cluster."
+  value       = module.cluster.cluster_id
+}
+
+output "mongodb_cluster_id" {
+  description = "ID of the managed MongoDB cluster, on which the provisioning workflows make each instance's database and user (PHD_MONGODB_CLUSTER_ID)."
+  value       = module.cluster.mongodb_cluster_id
+}
+{%- else %}
+
+output "mongodb_root_user" {
+  description = "Administrative user of the DocumentDB cluster."
+  value       = module.cluster.mongodb_root_user
+}
+
+output "mongodb_root_password" {
+  description = "Password of the administrative DocumentDB user."
+  value       = module.cluster.mongodb_root_password
+  sensitive   = true
+}
+
+output "kms_key_arn" {
+  description = "ARN of the KMS key that encrypts the cluster's Secrets, databases and buckets."
+  value       = module.cluster.kms_key_arn
+}
+{%- endif %}
+
+output "backups_bucket" {
+  description = "Bucket of the instances' backups."
+  value       = module.cluster.backups_bucket
+}
+
+output "state_bucket" {
+  description = "Bucket of this infrastructure's OpenTofu state."
+  value       = module.cluster.state_bucket
+}
