@@ -10,9 +10,10 @@
 //! In the first test workloads come to life without a kubelet: kube-scheduler
 //! and kwok (`phd_testkit::kwok`) run the pods, so Argo CD walks Drydock's
 //! waves and hooks to Synced and Healthy; the ingress controller is the one
-//! stand-in, at its boundary (it writes the Ingresses' address). The
-//! Workflows of provisioning still complete through the stand-in
-//! (`phd_testkit::argo::WorkflowController`).
+//! stand-in, at its boundary (it writes the Ingresses' address). Its
+//! provisioning Workflows run under the real Argo Workflows controller
+//! (`phd_testkit::workflows`), their pods on kwok's node; the second test
+//! keeps the Workflows stand-in (`phd_testkit::argo::WorkflowController`).
 
 mod common;
 
@@ -26,11 +27,12 @@ use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use phd_common::argo;
-use phd_common::config::DEFAULT_ARGOCD_VERSION;
+use phd_common::config::{DEFAULT_ARGOCD_VERSION, DEFAULT_WORKFLOWS_VERSION};
 use phd_testkit::ControlPlane;
 use phd_testkit::argo::WorkflowController;
 use phd_testkit::argocd::{self, ArgoCd, GitServer};
 use phd_testkit::kwok::{self, IngressStandIn, Kwok};
+use phd_testkit::workflows::WorkflowsController;
 use serde_json::Value;
 
 fn git(dir: &Path, args: &[&str]) {
@@ -177,7 +179,11 @@ async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
 
     let name = "sync1";
     let application = format!("{name}-production");
-    let workflows = WorkflowController::start(client.clone(), name);
+    // The real Argo Workflows controller runs the provisioning Workflows
+    // (their pods on kwok's node; no script runs there).
+    let workflows =
+        WorkflowsController::start(kubeconfig, DEFAULT_WORKFLOWS_VERSION, client.clone())
+            .expect("start the Argo Workflows controller");
     succeeded(
         repo.phd(kubeconfig)
             .env("PHD_CLUSTER_REPOSITORY", &url)
@@ -361,8 +367,25 @@ async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
         ["redis gone", "namespace terminating"],
         "pruned by Argo CD first"
     );
-    let seen = workflows.seen();
-    assert!(seen.iter().any(|w| w.contains("deprovision")), "{seen:?}");
+    // Provisioned and deprovisioned by the controller, Workflows of the
+    // WorkflowTemplates `argo install` put in place, Strict references on.
+    let phases = workflows.phases();
+    for operation in ["-provision-", "-deprovision-"] {
+        let done: Vec<_> = phases
+            .iter()
+            .filter(|(name, phase)| name.contains(operation) && *phase == "Succeeded")
+            .collect();
+        assert!(
+            done.len() >= 2,
+            "{operation}: {phases:?}\n{}",
+            workflows.logs(30)
+        );
+    }
+    assert!(
+        phases.values().all(|phase| phase == "Succeeded"),
+        "{phases:?}\n{}",
+        workflows.logs(30)
+    );
 }
 
 /// The path docs/instances.md gives an operator: a cluster repository from

@@ -1,6 +1,9 @@
-//! Stand-ins for the two Argo controllers that cannot run here (they need a
-//! kubelet to run pods), replaced only at their boundary: they change the
-//! same fields of the same objects the real controllers change.
+//! Stand-ins for the two Argo controllers, replaced only at their boundary:
+//! they change the same fields of the same objects the real controllers
+//! change. The real ones run in `argocd_sync.rs` (Argo CD's controllers,
+//! [`crate::argocd`]; the Argo Workflows controller with kwok's nodes,
+//! [`crate::workflows`]); these keep the other tests fast and let a test
+//! choose a Workflow's failure, which needs a step that really fails.
 //!
 //! - [`WorkflowController`] moves each submitted Workflow to Succeeded, or to
 //!   Failed with a failed step and message, as the test asks.

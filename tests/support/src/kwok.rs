@@ -41,8 +41,9 @@ pub const WORKLOAD_CONTROLLERS: &[&str] = &[
 ];
 
 /// kwok's stage files used, relative to its module: nodes become and stay
-/// Ready; pods become Ready (or, owned by a Job, Succeeded) and go when
-/// deleted; claims of `kwok-volume` get a bound volume.
+/// Ready; pods become Ready (or, owned by a Job, Succeeded; so do those of a
+/// Workflow, by the same stage with that owner kind) and go when deleted;
+/// claims of `kwok-volume` get a bound volume.
 const STAGES: &[&str] = &[
     "kustomize/stage/node/fast/node-initialize.yaml",
     "kustomize/stage/node/heartbeat/node-heartbeat.yaml",
@@ -93,6 +94,13 @@ impl Kwok {
             stages.push_str(&text);
             stages.push('\n');
         }
+        // Workflows' pods complete as Jobs' do.
+        let job_stage =
+            std::fs::read_to_string(module.join("kustomize/stage/pod/fast/pod-complete.yaml"))
+                .context("read kwok's pod-complete.yaml")?;
+        stages.push_str("---\n");
+        stages.push_str(&crate::workflows::workflow_pod_complete_stage(&job_stage)?);
+        stages.push('\n');
         let config = dir.path().join("stages.yaml");
         std::fs::write(&config, stages)?;
         let mut this = Self {

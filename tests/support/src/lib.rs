@@ -36,6 +36,7 @@ pub mod proxy;
 pub mod s3;
 pub mod scripts;
 pub mod upstream;
+pub mod workflows;
 
 /// The Kubernetes release the control plane is built from (`tests/controlplane/go.mod`).
 pub const KUBERNETES_VERSION: &str = "v1.34.4";

@@ -1,0 +1,150 @@
+//! The real Argo Workflows controller (built by `scripts/install-test-tools`
+//! at the release `argo install` pins), for a control plane whose pods kwok
+//! runs ([`crate::kwok`]): it reads the `argo` namespace's
+//! `workflow-controller-configmap` as `argo install` wrote it (Strict template
+//! references, the pod defaults), resolves each Workflow's WorkflowTemplate,
+//! makes its pods, and follows them to the Workflow's phase.
+//!
+//! What kwok cannot do is run the steps: a Workflow's pod "succeeds" without
+//! its script running (kwok's `pod-complete` stage, applied to pods owned by a
+//! Workflow instead of a Job), and no executor reports outputs. The scripts
+//! themselves are tested against real services in `provisioning_scripts.rs`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use tokio::task::JoinHandle;
+
+use crate::{cache_dir, die_with_parent};
+
+/// Where `scripts/install-test-tools` puts the controller of `version`.
+pub fn controller_binary(version: &str) -> std::path::PathBuf {
+    cache_dir()
+        .join("bin")
+        .join(format!("workflow-controller-{version}"))
+}
+
+/// kwok's `pod-complete` stage (text of its module's
+/// `kustomize/stage/pod/fast/pod-complete.yaml`) made to complete the pods of
+/// Workflows instead of Jobs.
+pub fn workflow_pod_complete_stage(job_stage: &str) -> Result<String> {
+    let owner = "      - 'Job'";
+    if !job_stage.contains(owner) || !job_stage.contains("name: pod-complete") {
+        bail!("kwok's pod-complete stage changed shape; update workflows.rs");
+    }
+    Ok(job_stage
+        .replace(owner, "      - 'Workflow'")
+        .replace("name: pod-complete", "name: workflow-pod-complete"))
+}
+
+/// The Argo Workflows controller, running against one control plane; and
+/// what it did to Workflows, watched from the side. Stops when dropped.
+pub struct WorkflowsController {
+    child: Child,
+    dir: tempfile::TempDir,
+    phases: Arc<Mutex<BTreeMap<String, String>>>,
+    watch: JoinHandle<()>,
+}
+
+impl WorkflowsController {
+    /// Starts the controller of Argo Workflows `version` against the cluster
+    /// of `kubeconfig`, where `argo install` has installed that release.
+    pub fn start(kubeconfig: &Path, version: &str, client: kube::Client) -> Result<Self> {
+        let binary = controller_binary(version);
+        if !binary.is_file() {
+            bail!(
+                "the Argo Workflows controller {version} is not built: run scripts/install-test-tools ({} is missing)",
+                binary.display()
+            );
+        }
+        let dir = tempfile::tempdir().context("the controller's directory")?;
+        let log = std::fs::File::create(dir.path().join("workflow-controller.log"))?;
+        let mut command = Command::new(&binary);
+        command
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--namespace", "argo", "--executor-image"])
+            .arg(format!("quay.io/argoproj/argoexec:{version}"))
+            .env("LEADER_ELECTION_DISABLE", "true")
+            .env("HOME", dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        die_with_parent(&mut command);
+        let mut child = command.spawn().context("start workflow-controller")?;
+        // A controller that cannot start (a flag, its ConfigMap) exits at once.
+        std::thread::sleep(Duration::from_secs(1));
+        if let Some(status) = child.try_wait()? {
+            let log = std::fs::read_to_string(dir.path().join("workflow-controller.log"))
+                .unwrap_or_default();
+            bail!("workflow-controller exited with {status}:\n{log}");
+        }
+
+        let phases = Arc::new(Mutex::new(BTreeMap::new()));
+        let seen = Arc::clone(&phases);
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Workflow"),
+            "workflows",
+        );
+        let api: Api<DynamicObject> = Api::all_with(client, &resource);
+        let watch = tokio::spawn(async move {
+            loop {
+                if let Ok(list) = api.list(&ListParams::default()).await {
+                    for workflow in list.items {
+                        let name = format!(
+                            "{}/{}",
+                            workflow.metadata.namespace.unwrap_or_default(),
+                            workflow.metadata.name.unwrap_or_default()
+                        );
+                        let phase = workflow.data["status"]["phase"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned();
+                        if let Ok(mut phases) = seen.lock() {
+                            phases.insert(name, phase);
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
+        Ok(Self {
+            child,
+            dir,
+            phases,
+            watch,
+        })
+    }
+
+    /// The last phase seen of every Workflow (`namespace/name` → phase, empty
+    /// before the controller has set one), including those since deleted.
+    pub fn phases(&self) -> BTreeMap<String, String> {
+        self.phases
+            .lock()
+            .map(|phases| phases.clone())
+            .unwrap_or_default()
+    }
+
+    /// The last `lines` lines of the controller's log.
+    pub fn logs(&self, lines: usize) -> String {
+        crate::tail_logs(
+            self.dir.path(),
+            [String::from("workflow-controller")].iter(),
+            lines,
+        )
+    }
+}
+
+impl Drop for WorkflowsController {
+    fn drop(&mut self) {
+        self.watch.abort();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
