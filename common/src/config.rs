@@ -205,6 +205,7 @@ pub enum Setting {
     MongodbPort,
     MongodbAuthSource,
     MongodbReplicaSet,
+    MongodbClusterId,
     StorageType,
     StorageRegion,
     IngressClass,
@@ -234,6 +235,7 @@ impl Setting {
             Self::MongodbPort => "PHD_MONGODB_PORT",
             Self::MongodbAuthSource => "PHD_MONGODB_AUTH_SOURCE",
             Self::MongodbReplicaSet => "PHD_MONGODB_REPLICA_SET",
+            Self::MongodbClusterId => "PHD_MONGODB_CLUSTER_ID",
             Self::StorageType => "PHD_STORAGE_TYPE",
             Self::StorageRegion => "PHD_STORAGE_REGION",
             Self::IngressClass => "PHD_INGRESS_CLASS",
@@ -263,6 +265,7 @@ impl Setting {
             Self::MongodbPort => "the MongoDB port",
             Self::MongodbAuthSource => "the MongoDB authentication database",
             Self::MongodbReplicaSet => "the MongoDB replica set",
+            Self::MongodbClusterId => "the ID of DigitalOcean's managed MongoDB cluster",
             Self::StorageType => "the storage type",
             Self::StorageRegion => "the storage region",
             Self::IngressClass => "the IngressClass",
@@ -290,7 +293,10 @@ impl Setting {
             Self::Region | Self::StorageRegion => Kind::Region,
             Self::Repository => Kind::RepositoryUrl,
             Self::StorageEndpointUrl => Kind::Url,
-            Self::MysqlRootUser | Self::MongodbAuthSource | Self::MongodbReplicaSet => Kind::Token,
+            Self::MysqlRootUser
+            | Self::MongodbAuthSource
+            | Self::MongodbReplicaSet
+            | Self::MongodbClusterId => Kind::Token,
             Self::InstancesDirectory => Kind::Path,
         }
     }
@@ -349,6 +355,7 @@ impl Setting {
             Self::MysqlRootUser => Some("mysql_root_user"),
             Self::MongodbHost => Some("mongodb_host"),
             Self::MongodbPort => Some("mongodb_port"),
+            Self::MongodbClusterId => Some("mongodb_cluster_id"),
             _ => None,
         }
     }
@@ -653,7 +660,8 @@ impl<'a> Settings<'a> {
             {
                 MongodbProvider::Atlas
             }
-            None if self.env.var("PHD_MONGODB_CLUSTER_ID").is_some()
+            // The cluster ID may come from the repository's infrastructure.
+            None if self.get(Setting::MongodbClusterId, None)?.is_some()
                 && self.env.var("PHD_DIGITALOCEAN_TOKEN").is_some() =>
             {
                 MongodbProvider::DigitalOcean
@@ -664,7 +672,12 @@ impl<'a> Settings<'a> {
             .required_variables()
             .iter()
             .copied()
-            .filter(|name| self.env.var(name).is_none())
+            .filter(|name| match *name {
+                "PHD_MONGODB_CLUSTER_ID" => {
+                    !matches!(self.get(Setting::MongodbClusterId, None), Ok(Some(_)))
+                }
+                _ => self.env.var(name).is_none(),
+            })
             .collect();
         if missing.is_empty() {
             Ok(provider)
@@ -940,6 +953,43 @@ mod tests {
         assert_eq!(
             Settings::new(&digitalocean, None).mongodb_provider().ok(),
             Some(MongodbProvider::DigitalOcean)
+        );
+
+        // Inside a DigitalOcean cluster repository the cluster ID is the
+        // infrastructure's output; only the token is a secret to set.
+        let (_dir, repo) = repository(r#"{"provider":"digitalocean"}"#);
+        let outputs = std::collections::BTreeMap::from([(
+            "mongodb_cluster_id".to_owned(),
+            "9cc10173-e9ea-4176-9dbc-a4cee4c4ff30".to_owned(),
+        )]);
+        let token = env(&[("PHD_DIGITALOCEAN_TOKEN", "t")]);
+        let in_repository = Settings::new(&token, Some(&repo)).with_outputs(&outputs);
+        assert_eq!(
+            in_repository.mongodb_provider().ok(),
+            Some(MongodbProvider::DigitalOcean)
+        );
+        let id = in_repository
+            .get(Setting::MongodbClusterId, None)
+            .expect("valid")
+            .expect("from the outputs");
+        assert_eq!(id.value, "9cc10173-e9ea-4176-9dbc-a4cee4c4ff30");
+        assert_eq!(id.origin, Origin::Infrastructure("mongodb_cluster_id"));
+        let named = env(&[
+            ("PHD_MONGODB_PROVIDER", "digitalocean_api"),
+            ("PHD_DIGITALOCEAN_TOKEN", "t"),
+        ]);
+        assert!(
+            Settings::new(&named, Some(&repo))
+                .with_outputs(&outputs)
+                .mongodb_provider()
+                .is_ok()
+        );
+        let error = Settings::new(&named, Some(&repo))
+            .mongodb_provider()
+            .expect_err("no cluster ID without the outputs");
+        assert!(
+            error.to_string().contains("PHD_MONGODB_CLUSTER_ID"),
+            "{error}"
         );
 
         let nothing = env(&[]);

@@ -506,7 +506,10 @@ impl Provisioning {
             ("provider", mongodb.name().to_owned()),
             (
                 "digitalocean-cluster-id",
-                env("PHD_MONGODB_CLUSTER_ID").unwrap_or_default(),
+                settings
+                    .get(Setting::MongodbClusterId, None)?
+                    .map(|resolved| resolved.value)
+                    .unwrap_or_default(),
             ),
             (
                 "atlas-project-id",
