@@ -194,25 +194,44 @@ pub enum SourceState {
     Present { revision: String },
 }
 
-/// Reads [`SourceState`] from an Application's `status` (its
-/// `ComparisonError` condition, else `status.sync.revision`).
+/// Reads [`SourceState`] from an Application's `status`: a `ComparisonError`
+/// saying the path does not exist; else any other error condition (a type
+/// ending in `Error`: `ComparisonError`, `InvalidSpecError`, ...), which means
+/// the last comparison cannot be trusted; else `status.sync.revision`.
 pub fn source_state(application: &DynamicObject) -> SourceState {
     let status = &application.data["status"];
-    let error = status["conditions"]
+    let errors: Vec<String> = status["conditions"]
         .as_array()
         .into_iter()
         .flatten()
-        .find(|condition| condition["type"] == "ComparisonError")
-        .map(|condition| condition["message"].as_str().unwrap_or_default().to_owned());
-    match error {
-        Some(message) if message.contains("app path does not exist") => SourceState::PathMissing,
-        Some(message) => SourceState::Unreadable(message),
-        None => SourceState::Present {
+        .filter(|condition| {
+            condition["type"]
+                .as_str()
+                .is_some_and(|kind| kind.ends_with("Error"))
+        })
+        .map(|condition| {
+            format!(
+                "{}: {}",
+                condition["type"].as_str().unwrap_or_default(),
+                condition["message"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    if errors
+        .iter()
+        .any(|e| e.starts_with("ComparisonError:") && e.contains("app path does not exist"))
+    {
+        return SourceState::PathMissing;
+    }
+    if errors.is_empty() {
+        SourceState::Present {
             revision: status["sync"]["revision"]
                 .as_str()
                 .unwrap_or("?")
                 .to_owned(),
-        },
+        }
+    } else {
+        SourceState::Unreadable(errors.join("; "))
     }
 }
 
@@ -236,8 +255,19 @@ mod tests {
         ]}));
         assert_eq!(
             source_state(&unreadable),
-            SourceState::Unreadable("authentication required".into())
+            SourceState::Unreadable("ComparisonError: authentication required".into())
         );
+        // Another error leaves status.sync.revision at an old commit: not
+        // "present", whatever that field says.
+        let invalid = application(serde_json::json!({
+            "conditions": [{"type": "InvalidSpecError", "message": "repository not permitted in project"}],
+            "sync": {"revision": "0ld", "status": "Unknown"},
+        }));
+        assert_eq!(
+            source_state(&invalid),
+            SourceState::Unreadable("InvalidSpecError: repository not permitted in project".into())
+        );
+
         let present =
             application(serde_json::json!({"sync": {"revision": "abc", "status": "OutOfSync"}}));
         assert_eq!(

@@ -344,7 +344,7 @@ pub enum InstanceCommand {
     Update(InstanceUpdateArgs),
     /// Delete an instance with its data (asks first)
     #[command(
-        after_help = "Examples:\n  kubectl phd instance delete demo             # asks first: type the name\n  kubectl phd instance delete demo --yes --timeout 20m\n  kubectl phd instance delete demo --dry-run"
+        after_help = "Examples:\n  kubectl phd instance delete demo             # asks first: type the name\n  kubectl phd instance delete demo --yes --timeout 20m\n  kubectl phd instance delete demo --dry-run\n\nWith the cluster repository's ApplicationSet, remove the instance from git first (git rm -r instances/demo, commit, push): phd refuses while instances/demo is in your checkout, and, before deleting anything, asks Argo CD to refresh the Application and refuses while Argo CD still finds it in the branch it reads (docs/instances.md, \"delete\").\n\nNeeds the credentials of instance create (PHD_MYSQL_ROOT_PASSWORD, PHD_STORAGE_*, the MongoDB provider's) for the deprovision Workflows."
     )]
     Delete(InstanceDeleteArgs),
     /// List instances found in the cluster and in the repository

@@ -793,3 +793,33 @@ fn generated_root_modules_export_every_module_output() {
         assert_eq!(root, module, "{provider}: root outputs (name → sensitive)");
     }
 }
+
+/// Every `kubectl phd infra output NAME` the generated README tells the
+/// operator to run names an output of the generated root module.
+#[test]
+fn the_generated_readme_names_only_outputs_that_exist() {
+    for provider in PROVIDERS {
+        let (home, _root) = generated_root(provider);
+        let repo = home.path().join("phd-acme-cluster");
+        let root = outputs(&repo.join("infrastructure"));
+        let readme = std::fs::read_to_string(repo.join("README.md")).expect("README");
+        let named: Vec<&str> = readme
+            .split("infra output ")
+            .skip(1)
+            .map(|rest| {
+                rest.trim_start_matches("-raw ")
+                    .split(['`', ' ', ')'])
+                    .next()
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert!(!named.is_empty(), "{provider}: the README names no output");
+        for name in named {
+            assert!(
+                root.contains_key(name),
+                "{provider}: README names output {name:?}; outputs: {:?}",
+                root.keys()
+            );
+        }
+    }
+}

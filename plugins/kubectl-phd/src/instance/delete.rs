@@ -94,9 +94,16 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
     // Removed here: Argo CD must not find it any more either, or its
     // ApplicationSet makes the Application again (and the data it would use
     // is deprovisioned below).
+    // A dry run changes nothing, not even a refresh request: it says so.
     if let Some(set) = &owner_set {
         for application in &found {
-            removed_from_source(&client, set, application, name, args.timeout).await?;
+            if args.dry_run {
+                output::info(format!(
+                    "dry run: would first check that Argo CD no longer finds instance {name} in the repository (an Application refresh)"
+                ));
+            } else {
+                removed_from_source(&client, set, application, name, args.timeout).await?;
+            }
         }
     }
 
@@ -210,6 +217,10 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
     Ok(())
 }
 
+/// The longest wait for Argo CD to refresh an Application (or `--timeout`,
+/// when shorter).
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Checks that Argo CD, reading the repository anew, no longer finds the
 /// source of `application`, which ApplicationSet `set` made for instance
 /// `name`: an Application refresh ([`argo::refresh`]) resolves the branch
@@ -236,18 +247,22 @@ async fn removed_from_source(
         source["repoURL"].as_str().unwrap_or("?"),
         source["targetRevision"].as_str().unwrap_or("HEAD")
     );
-    let progress = Progress::new(format!(
+    output::info(format!(
         "checking that Argo CD no longer finds instance {name} in {place}"
     ));
+    // A refresh takes the controller seconds; waiting longer than this only
+    // hides a stopped controller.
     let refreshed = argo::refresh(
         client,
         argo::Refresh::Application,
         application_name,
-        timeout,
+        timeout.min(REFRESH_TIMEOUT),
     )
     .await;
-    progress.finish();
-    let Some(refreshed) = refreshed? else {
+    let Some(refreshed) = refreshed.with_context(|| {
+        format!("cannot check that Argo CD no longer finds instance {name}; nothing was deleted")
+    })?
+    else {
         return Ok(());
     };
     match argo::source_state(&refreshed) {
