@@ -602,7 +602,7 @@ impl<'a> Settings<'a> {
                     let file = repository.root.join(CONTEXT_FILE);
                     match setting {
                         Setting::Repository => format!(
-                            "; {} has no repository URL (the repository was made without --github-org or --github-repo): push it to your git host, then write its URL as `repository` there and as `repoURL` in cluster/*.yml",
+                            "; {} has no repository URL (the repository was made without --github-org or --github-repo): create it on your git host, write its URL as `repository` there and in the empty repoURL and sourceRepos entries of cluster/ (`grep -rn '\"\"' cluster`), commit and push",
                             file.display()
                         ),
                         _ => format!("; {} has no value for it", file.display()),

@@ -667,7 +667,18 @@ fn a_cluster_repository_without_its_url_is_refused_before_any_change() {
         .expect("run");
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("repoURL is empty"), "{stderr}");
+    // One run names every file that lacks the URL.
+    assert!(
+        stderr.contains("the cluster repository's URL is empty"),
+        "{stderr}"
+    );
+    for file in [
+        "cluster/project.yml",
+        "cluster/root.yml",
+        "cluster/apps/instances.yml",
+    ] {
+        assert!(stderr.contains(file), "{file}: {stderr}");
+    }
 }
 
 fn kubectl_apply(kubeconfig: &Path, objects: &[Value]) {

@@ -447,17 +447,27 @@ fn cluster_repository_objects(session: &Session) -> anyhow::Result<Vec<Document>
     listed.sort();
     paths.extend(listed);
     let mut documents = Vec::new();
+    // Every file without the URL, named at once (not one per run).
+    let mut without_url = Vec::new();
     for path in paths {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {name}"))?;
         for document in manifest::parse(&name, &text)? {
-            if has_empty_repository(&document.object) {
-                bail!(
-                    "{name}: a repoURL is empty; write the cluster repository's URL there and as \"repository\" in context.json"
-                );
+            if has_empty_repository(&document.object) && !without_url.contains(&name) {
+                without_url.push(name.clone());
             }
             documents.push(document);
         }
+    }
+    if !without_url.is_empty() {
+        bail!(
+            "the cluster repository's URL is empty (a repoURL or sourceRepos entry) in {}; the repository was made without --github-org or --github-repo. Create it on your git host, write its URL there and as \"repository\" in {}, commit and push (Argo CD applies cluster/apps/ from git), then run argo install again",
+            without_url.join(", "),
+            repository
+                .root
+                .join(phd_common::config::CONTEXT_FILE)
+                .display()
+        );
     }
     Ok(documents)
 }
