@@ -10,13 +10,13 @@
 //! it pins, and applies, prunes and finalizes as it does in a cluster.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
 use crate::http::{HttpStub, Request, Response};
-use crate::{cache_dir, die_with_parent, free_port};
+use crate::{Children, cache_dir, free_port};
 
 /// A git server on a free loopback port serving every repository under a
 /// folder over smart HTTP (`git http-backend` behind [`HttpStub`]). Stops
@@ -150,8 +150,7 @@ pub struct Options {
 /// their ends for a failing test's message). Stops, and the logs go, when
 /// dropped.
 pub struct ArgoCd {
-    children: Vec<(String, Child)>,
-    dir: tempfile::TempDir,
+    children: Children,
 }
 
 impl ArgoCd {
@@ -186,10 +185,8 @@ impl ArgoCd {
                 bin.display()
             );
         }
-        let dir = tempfile::tempdir().context("Argo CD's directory")?;
         let mut argocd = Self {
-            children: Vec::new(),
-            dir,
+            children: Children::new()?,
         };
         let path = format!(
             "{}:{}",
@@ -198,21 +195,21 @@ impl ArgoCd {
         );
 
         let redis_port = free_port()?;
-        argocd.spawn(
+        argocd.children.spawn(
             "redis",
             Command::new("redis-server")
                 .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .args(["--port", &redis_port.to_string()])
-                .current_dir(argocd.dir.path()),
+                .current_dir(argocd.children.dir()),
         )?;
         wait_for_port(redis_port, "Redis")?;
         let redis = format!("127.0.0.1:{redis_port}");
 
         let repo_port = free_port()?;
         let repo_metrics = free_port()?;
-        let tmp = argocd.dir.path().join("tmp");
+        let tmp = argocd.children.dir().join("tmp");
         std::fs::create_dir_all(&tmp)?;
-        argocd.spawn(
+        argocd.children.spawn(
             "repo-server",
             Command::new(bin.join("argocd-repo-server"))
                 .args([
@@ -237,13 +234,13 @@ impl ArgoCd {
                 )
                 .env("PATH", &path)
                 .env("TMPDIR", &tmp)
-                .env("HOME", argocd.dir.path())
+                .env("HOME", argocd.children.dir())
                 .env("ARGOCD_GPG_ENABLED", "false"),
         )?;
         wait_for_port(repo_port, "argocd-repo-server")?;
 
         let controller_metrics = free_port()?;
-        argocd.spawn(
+        argocd.children.spawn(
             "application-controller",
             Command::new(bin.join("argocd-application-controller"))
                 .arg("--kubeconfig")
@@ -258,12 +255,12 @@ impl ArgoCd {
                 .env("ARGOCD_FAKE_IN_CLUSTER", "true")
                 .env("KUBECONFIG", kubeconfig)
                 .env("PATH", &path)
-                .env("HOME", argocd.dir.path()),
+                .env("HOME", argocd.children.dir()),
         )?;
         if applicationsets {
             let addresses =
                 [free_port()?, free_port()?, free_port()?].map(|port| format!("127.0.0.1:{port}"));
-            argocd.spawn(
+            argocd.children.spawn(
                 "applicationset-controller",
                 Command::new(bin.join("argocd-applicationset-controller"))
                     .arg("--kubeconfig")
@@ -284,36 +281,15 @@ impl ArgoCd {
                     .env("ARGOCD_FAKE_IN_CLUSTER", "true")
                     .env("KUBECONFIG", kubeconfig)
                     .env("PATH", &path)
-                    .env("HOME", argocd.dir.path()),
+                    .env("HOME", argocd.children.dir()),
             )?;
         }
         Ok(argocd)
     }
 
-    fn spawn(&mut self, name: &str, command: &mut Command) -> Result<()> {
-        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log")))?;
-        command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        die_with_parent(command);
-        let child = command.spawn().with_context(|| format!("start {name}"))?;
-        self.children.push((name.to_owned(), child));
-        Ok(())
-    }
-
     /// The last `lines` lines of each component's log, for a failing test's message.
     pub fn logs(&self, lines: usize) -> String {
-        crate::tail_logs(self.dir.path(), self.children.iter().map(|(n, _)| n), lines)
-    }
-}
-
-impl Drop for ArgoCd {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.children.logs(lines)
     }
 }
 

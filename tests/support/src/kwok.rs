@@ -13,7 +13,7 @@
 //! would, so Argo CD can call an Ingress Healthy.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
@@ -23,7 +23,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 
 use crate::upstream::go_module_dir;
-use crate::{ControlPlane, binary, cache_dir, die_with_parent};
+use crate::{Children, ControlPlane, binary, cache_dir};
 
 /// The kwok release `scripts/install-test-tools` builds.
 pub const KWOK_VERSION: &str = "v0.8.0";
@@ -67,8 +67,7 @@ pub fn kwok_binary() -> PathBuf {
 /// kube-scheduler and kwok for one control plane, and the node they use.
 /// Stops when dropped.
 pub struct Kwok {
-    children: Vec<(String, Child)>,
-    dir: tempfile::TempDir,
+    children: Children,
 }
 
 impl Kwok {
@@ -85,7 +84,7 @@ impl Kwok {
             );
         }
         let module = go_module_dir("sigs.k8s.io/kwok", KWOK_VERSION);
-        let dir = tempfile::tempdir().context("kwok's directory")?;
+        let children = Children::new()?;
         let mut stages = String::new();
         for stage in STAGES {
             let text = std::fs::read_to_string(module.join(stage))
@@ -101,12 +100,9 @@ impl Kwok {
         stages.push_str("---\n");
         stages.push_str(&crate::workflows::workflow_pod_complete_stage(&job_stage)?);
         stages.push('\n');
-        let config = dir.path().join("stages.yaml");
+        let config = children.dir().join("stages.yaml");
         std::fs::write(&config, stages)?;
-        let mut this = Self {
-            children: Vec::new(),
-            dir,
-        };
+        let mut this = Self { children };
 
         let client = plane.client().await?;
         let class: StorageClass = serde_saphyr::from_str(
@@ -135,14 +131,14 @@ impl Kwok {
         }))?;
         create(&Api::<Node>::all(client.clone()), &node).await?;
 
-        this.spawn(
+        this.children.spawn(
             "kube-scheduler",
             Command::new(binary()?)
                 .arg("kube-scheduler")
                 .arg(format!("--kubeconfig={}", plane.admin_kubeconfig.display()))
                 .args(["--leader-elect=false", "--secure-port=0"]),
         )?;
-        this.spawn(
+        this.children.spawn(
             "kwok",
             Command::new(&kwok)
                 .arg("--kubeconfig")
@@ -156,7 +152,7 @@ impl Kwok {
                     "--cidr=10.0.0.0/16",
                     "--server-address=",
                 ])
-                .env("HOME", this.dir.path()),
+                .env("HOME", this.children.dir()),
         )?;
 
         // Ready once kwok has marked the node Ready.
@@ -176,39 +172,14 @@ impl Kwok {
         }
     }
 
-    fn spawn(&mut self, name: &str, command: &mut Command) -> Result<()> {
-        let log = std::fs::File::create(self.log_path(name))?;
-        command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        die_with_parent(command);
-        let child = command.spawn().with_context(|| format!("start {name}"))?;
-        self.children.push((name.to_owned(), child));
-        Ok(())
-    }
-
-    fn log_path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(format!("{name}.log"))
-    }
-
     /// The last `lines` lines of the scheduler's and kwok's logs.
     pub fn logs(&self, lines: usize) -> String {
-        crate::tail_logs(self.dir.path(), self.children.iter().map(|(n, _)| n), lines)
+        self.children.logs(lines)
     }
 
     /// Where the logs are.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Kwok {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.children.dir()
     }
 }
 

@@ -603,20 +603,75 @@ pub fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// The last `lines` lines of `<dir>/<name>.log` for each of `names`, each
-/// headed by its name and directory: for a failing test's message.
-pub fn tail_logs<'a>(dir: &Path, names: impl Iterator<Item = &'a String>, lines: usize) -> String {
-    let mut text = String::new();
-    for name in names {
-        let log = fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(lines).collect();
-        text.push_str(&format!("--- {name} ({})\n", dir.display()));
-        for line in tail.into_iter().rev() {
-            text.push_str(line);
-            text.push('\n');
+/// Processes a test starts beside its control plane (Argo CD's, kwok, a
+/// controller), each logging to `<dir>/<name>.log` in a temporary directory
+/// of their own; killed, and the directory removed, when dropped.
+pub struct Children {
+    dir: tempfile::TempDir,
+    children: Vec<(String, std::process::Child)>,
+}
+
+impl Children {
+    /// An empty set, with its directory.
+    pub fn new() -> Result<Self> {
+        Ok(Self {
+            dir: tempfile::tempdir().context("a directory for the processes' logs")?,
+            children: Vec::new(),
+        })
+    }
+
+    /// The directory of the logs (also a fine `HOME` for the processes).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Starts `command` as `name`, its output to `<dir>/<name>.log`, killed
+    /// when the test's thread ends ([`die_with_parent`]).
+    pub fn spawn(&mut self, name: &str, command: &mut Command) -> Result<()> {
+        let log = File::create(self.dir.path().join(format!("{name}.log")))?;
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        die_with_parent(command);
+        let child = command.spawn().with_context(|| format!("start {name}"))?;
+        self.children.push((name.to_owned(), child));
+        Ok(())
+    }
+
+    /// The exit status of `name`, if it has ended.
+    pub fn exited(&mut self, name: &str) -> Option<std::process::ExitStatus> {
+        self.children
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, child)| child.try_wait().ok().flatten())
+    }
+
+    /// The last `lines` lines of each process's log, each headed by its name
+    /// and directory: for a failing test's message.
+    pub fn logs(&self, lines: usize) -> String {
+        let mut text = String::new();
+        for (name, _) in &self.children {
+            let log =
+                fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+            text.push_str(&format!("--- {name} ({})\n", self.dir.path().display()));
+            for line in tail.into_iter().rev() {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
-    text
 }
 
 /// Makes the child process be killed when the thread that starts it ends, so

@@ -12,16 +12,16 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use tokio::task::JoinHandle;
 
-use crate::{cache_dir, die_with_parent};
+use crate::{Children, cache_dir};
 
 /// Where `scripts/install-test-tools` puts the controller of `version`.
 pub fn controller_binary(version: &str) -> std::path::PathBuf {
@@ -46,8 +46,7 @@ pub fn workflow_pod_complete_stage(job_stage: &str) -> Result<String> {
 /// The Argo Workflows controller, running against one control plane; and
 /// what it did to Workflows, watched from the side. Stops when dropped.
 pub struct WorkflowsController {
-    child: Child,
-    dir: tempfile::TempDir,
+    children: Children,
     phases: Arc<Mutex<BTreeMap<String, String>>>,
     watch: JoinHandle<()>,
 }
@@ -63,27 +62,25 @@ impl WorkflowsController {
                 binary.display()
             );
         }
-        let dir = tempfile::tempdir().context("the controller's directory")?;
-        let log = std::fs::File::create(dir.path().join("workflow-controller.log"))?;
-        let mut command = Command::new(&binary);
-        command
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["--namespace", "argo", "--executor-image"])
-            .arg(format!("quay.io/argoproj/argoexec:{version}"))
-            .env("LEADER_ELECTION_DISABLE", "true")
-            .env("HOME", dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        die_with_parent(&mut command);
-        let mut child = command.spawn().context("start workflow-controller")?;
+        let mut children = Children::new()?;
+        let home = children.dir().to_owned();
+        children.spawn(
+            "workflow-controller",
+            Command::new(&binary)
+                .arg("--kubeconfig")
+                .arg(kubeconfig)
+                .args(["--namespace", "argo", "--executor-image"])
+                .arg(format!("quay.io/argoproj/argoexec:{version}"))
+                .env("LEADER_ELECTION_DISABLE", "true")
+                .env("HOME", &home),
+        )?;
         // A controller that cannot start (a flag, its ConfigMap) exits at once.
         std::thread::sleep(Duration::from_secs(1));
-        if let Some(status) = child.try_wait()? {
-            let log = std::fs::read_to_string(dir.path().join("workflow-controller.log"))
-                .unwrap_or_default();
-            bail!("workflow-controller exited with {status}:\n{log}");
+        if let Some(status) = children.exited("workflow-controller") {
+            bail!(
+                "workflow-controller exited with {status}:\n{}",
+                children.logs(40)
+            );
         }
 
         let phases = Arc::new(Mutex::new(BTreeMap::new()));
@@ -115,8 +112,7 @@ impl WorkflowsController {
             }
         });
         Ok(Self {
-            child,
-            dir,
+            children,
             phases,
             watch,
         })
@@ -133,18 +129,12 @@ impl WorkflowsController {
 
     /// The last `lines` lines of the controller's log.
     pub fn logs(&self, lines: usize) -> String {
-        crate::tail_logs(
-            self.dir.path(),
-            [String::from("workflow-controller")].iter(),
-            lines,
-        )
+        self.children.logs(lines)
     }
 }
 
 impl Drop for WorkflowsController {
     fn drop(&mut self) {
         self.watch.abort();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
