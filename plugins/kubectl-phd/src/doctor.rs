@@ -335,11 +335,7 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
     let settings = session.settings();
     // Where the services should come from: the Harmony Application, once
     // applied, else `argo install` in the cluster repository.
-    let harmony: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        crate::argo::ARGOCD_NAMESPACE,
-        &crate::instance::application_resource(),
-    );
+    let harmony = phd_common::argo::applications(client);
     let services_fix = match harmony.get_opt("harmony").await {
         Ok(Some(_)) => {
             "Argo CD has not installed it yet from Application harmony: `kubectl -n argocd get application harmony` shows its sync state"
@@ -506,11 +502,7 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
         }
     });
     // Applications that Argo CD cannot read their repository for.
-    let applications: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        crate::argo::ARGOCD_NAMESPACE,
-        &crate::instance::application_resource(),
-    );
+    let applications = phd_common::argo::applications(client);
     if let Ok(list) = applications.list(&ListParams::default()).await {
         let failing: Vec<String> = list
             .items
@@ -545,11 +537,7 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
         .environment(None)
         .unwrap_or_else(|_| "production".to_owned());
     let set_name = format!("phd-instances-{environment}");
-    let sets: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        crate::argo::ARGOCD_NAMESPACE,
-        &crate::instance::application_set_resource(),
-    );
+    let sets = phd_common::argo::application_sets(client);
     checks.push(match sets.get_opt(&set_name).await {
         Ok(Some(_)) => Check::new("ApplicationSet", Status::Ok, format!("{set_name} makes the instances' Applications from git")),
         Ok(None) | Err(kube::Error::Api(_)) => Check::new(

@@ -25,7 +25,6 @@ use common::Repo;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, DynamicObject};
-use kube::core::{ApiResource, GroupVersionKind};
 use phd_common::argo;
 use phd_common::config::{DEFAULT_ARGOCD_VERSION, DEFAULT_WORKFLOWS_VERSION};
 use phd_testkit::ControlPlane;
@@ -105,11 +104,7 @@ fn waiting_on_wave_zero(status: Option<&Value>) -> bool {
 }
 
 fn applications(client: &kube::Client) -> Api<DynamicObject> {
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
-        "applications",
-    );
-    Api::namespaced_with(client.clone(), "argocd", &resource)
+    argo::applications(client)
 }
 
 /// Whether Application `name` exists.

@@ -28,7 +28,7 @@ use crate::output;
 use crate::prompt;
 use crate::session::Session;
 
-pub const ARGOCD_NAMESPACE: &str = "argocd";
+pub use phd_common::argo::ARGOCD_NAMESPACE;
 pub use repository::{SECRET_TYPE_LABEL, repository};
 
 pub const WORKFLOWS_NAMESPACE: &str = "argo";

@@ -754,9 +754,7 @@ pub(super) async fn application_set(
     client: &kube::Client,
     environment: &str,
 ) -> anyhow::Result<Option<String>> {
-    let resource = super::application_set_resource();
-    let sets: Api<kube::api::DynamicObject> =
-        Api::namespaced_with(client.clone(), "argocd", &resource);
+    let sets = phd_common::argo::application_sets(client);
     let name = format!("phd-instances-{environment}");
     match sets.get_opt(&name).await {
         Ok(found) => Ok(found.map(|_| name)),

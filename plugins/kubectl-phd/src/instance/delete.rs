@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use phd_common::argo::{self, application_resource};
+use phd_common::argo;
 use phd_common::naming;
 use phd_common::workflow::{self, Phase};
 
@@ -49,8 +49,7 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
             .and_then(|ns| ns.metadata.annotations.as_ref())
             .and_then(Resources::from_annotations),
     };
-    let applications: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), "argocd", &application_resource());
+    let applications = argo::applications(&client);
     let selector = ListParams::default().labels(&format!("{INSTANCE_LABEL}={name}"));
     let found = match applications.list(&selector).await {
         Ok(list) => list.items,

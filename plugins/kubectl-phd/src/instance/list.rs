@@ -14,7 +14,7 @@ use super::{INSTANCE_LABEL, Resources, instances_dir};
 use crate::cli::{InstanceListArgs, InstanceStatusArgs, OutputFormat};
 use crate::output;
 use crate::session::Session;
-use phd_common::argo::application_resource;
+use phd_common::argo;
 
 #[derive(Debug, Default, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -195,11 +195,9 @@ async fn gather(
         None => ListParams::default().labels(INSTANCE_LABEL),
     };
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let applications: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), "argocd", &application_resource());
+    let applications = argo::applications(&client);
     let workflows: Api<DynamicObject> = Api::all_with(client.clone(), &workflow::resource());
-    let sets: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), "argocd", &super::application_set_resource());
+    let sets = argo::application_sets(&client);
     let all = ListParams::default();
     let (namespaces, applications, workflows, sets) = tokio::join!(
         namespaces.list_metadata(&selector),

@@ -24,7 +24,6 @@ use serde_json::{Value, json};
 pub use create::create;
 pub use delete::delete;
 pub use list::{list, status};
-pub use phd_common::argo::{application_resource, application_set_resource};
 pub use update::update;
 
 use crate::session::Session;
