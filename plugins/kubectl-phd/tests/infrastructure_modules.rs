@@ -1,17 +1,20 @@
 //! The OpenTofu modules under `infrastructure/modules/`, checked offline:
 //! `tofu fmt`, checkov (with the accepted findings of
-//! `infrastructure/checkov-skips.yaml`), and the references between the
-//! files, parsed as HCL: every `var.`, `local.`, `module.`, resource and data
+//! `infrastructure/checkov-skips.yaml`), the references between the files
+//! (parsed as HCL: every `var.`, `local.`, `module.`, resource and data
 //! reference names something declared, and the root module that
 //! `kubectl phd cluster create` writes passes only inputs the module
-//! declares, all of its required ones, and reads only outputs it has.
+//! declares, all of its required ones, and reads only outputs it has), and
+//! `tofu init` + `tofu validate` + `tofu test` of the modules and generated
+//! roots against the providers' schemas.
 //!
-//! `tofu validate` needs the provider plugins, which are not served here. The
-//! DigitalOcean module is checked against the provider's real schema instead
-//! (`tofu providers schema -json` of 2.99.1, kept outside the repository in
-//! `../shared/provider-schemas/` or `$PHD_PROVIDER_SCHEMAS`; skipped with a
-//! message when absent): argument and block names, required and
-//! computed-only arguments. See docs/infrastructure.md.
+//! The real provider plugins are not served here; `tofu` runs against
+//! schema-serving stand-ins of them (`phd_testkit::tofu`,
+//! `tests/providerschema`): DigitalOcean's and random's real schemas from
+//! `$PHD_PROVIDER_SCHEMAS` or `../shared/provider-schemas/` (skipped with a
+//! message when absent), AWS's (and random's, when the real one is absent)
+//! rebuilt from CDK Terrain's npm packages by `scripts/install-test-tools`.
+//! See docs/infrastructure.md, "What is validated".
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -21,6 +24,7 @@ use assert_cmd::Command;
 use hcl_edit::expr::{Expression, Traversal, TraversalOperator};
 use hcl_edit::structure::{Block, Body};
 use hcl_edit::visit::{Visit, visit_expr};
+use phd_testkit::tofu::{Diagnostic, ProviderMirror};
 use phd_testkit::tool;
 
 const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
@@ -471,184 +475,255 @@ fn checkov_finds_nothing_beyond_the_accepted_findings() {
     assert!(output.status.success(), "checkov exit {:?}", output.status);
 }
 
-/// The real schema of a provider, as `tofu providers schema -json` prints it,
-/// from `$PHD_PROVIDER_SCHEMAS` or `../shared/provider-schemas/` next to the
-/// workspace (data kept outside the repository). `None` with a message when
-/// it is not there: the caller skips, loudly.
-fn provider_schema(file: &str, provider: &str) -> Option<serde_json::Value> {
-    let dir = std::env::var_os("PHD_PROVIDER_SCHEMAS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(WORKSPACE).join("../shared/provider-schemas"));
-    let path = dir.join(file);
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!(
-            "SKIPPED: {} is not there (set PHD_PROVIDER_SCHEMAS to the folder of `tofu providers schema -json` files); the {provider} module was NOT checked against its provider's schema",
-            path.display()
-        );
-        return None;
+/// The modules' providers, with a schema-serving stand-in of each
+/// (phd_testkit::tofu); `None`, with a message saying what is missing and that
+/// the module was NOT validated, when a schema or the stand-in is absent.
+fn provider_mirror(provider: &str) -> Option<ProviderMirror> {
+    let providers: &[&str] = match provider {
+        "aws" => &["aws", "random"],
+        _ => &["digitalocean"],
     };
-    let schema: serde_json::Value = serde_json::from_str(&text).expect("schema JSON");
-    let providers = schema["provider_schemas"]
-        .as_object()
-        .expect("provider_schemas");
-    let (_, found) = providers
+    match ProviderMirror::new(providers) {
+        Ok(mirror) => {
+            for schema in &mirror.providers {
+                eprintln!(
+                    "{provider}: {} {} from {} ({:?})",
+                    schema.source,
+                    schema.version,
+                    schema.path.display(),
+                    schema.origin
+                );
+            }
+            Some(mirror)
+        }
+        Err(error) => {
+            eprintln!("SKIPPED: the {provider} module was NOT validated by tofu: {error:#}");
+            None
+        }
+    }
+}
+
+/// A copy of module `provider` (tofu init writes into the directory it runs in).
+fn module_copy(provider: &str) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().expect("temporary directory");
+    let from = infrastructure().join("modules").join(provider);
+    for entry in walk(&from) {
+        let to = copy.path().join(entry.strip_prefix(&from).expect("inside"));
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&entry, &to).expect("copy");
+    }
+    copy
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            if !path.ends_with(".terraform") {
+                files.extend(walk(&path));
+            }
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+fn errors(diagnostics: &[Diagnostic]) -> Vec<String> {
+    diagnostics
         .iter()
-        .find(|(name, _)| name.ends_with(&format!("/{provider}")))
-        .expect("the provider in its schema file");
-    Some(found.clone())
+        .filter(|d| d.severity == "error")
+        .map(ToString::to_string)
+        .collect()
 }
 
-/// What `tofu validate` checks of one block against its schema: every
-/// argument exists and is not computed-only, every nested block type
-/// exists, every required argument and block is there.
-fn check_against_schema(
-    body: &Body,
-    schema: &serde_json::Value,
-    path: &str,
-    errors: &mut Vec<String>,
-) {
-    const META: [&str; 5] = ["count", "for_each", "depends_on", "provider", "lifecycle"];
-    let attributes = schema["attributes"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    let block_types = schema["block_types"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    for attribute in body.attributes() {
-        let name = attribute.key.as_str();
-        if META.contains(&name) {
-            continue;
-        }
-        match attributes.get(name) {
-            None => errors.push(format!("{path}: unsupported argument {name:?}")),
-            Some(a) if a["computed"] == true && a["optional"] != true && a["required"] != true => {
-                errors.push(format!(
-                    "{path}: {name:?} is computed by the provider and cannot be set"
-                ))
-            }
-            Some(_) => {}
-        }
-    }
-    for block in body.blocks() {
-        let name = block.ident.as_str();
-        if META.contains(&name) || name == "dynamic" {
-            continue;
-        }
-        match block_types.get(name) {
-            None => errors.push(format!("{path}: unsupported block type {name:?}")),
-            Some(nested) => check_against_schema(
-                &block.body,
-                &nested["block"],
-                &format!("{path}.{name}"),
-                errors,
-            ),
-        }
-    }
-    for (name, a) in &attributes {
-        if a["required"] == true && !body.has_attribute(name) {
-            errors.push(format!("{path}: the argument {name:?} is required"));
-        }
-    }
-    for (name, nested) in &block_types {
-        let present = body.blocks().any(|b| b.ident.as_str() == name);
-        if nested["min_items"].as_u64().unwrap_or(0) > 0 && !present {
-            errors.push(format!("{path}: at least one {name:?} block is required"));
-        }
-    }
-}
-
-/// Every resource and data block of `dir` whose type starts with `prefix`, checked.
-fn schema_errors(dir: &Path, provider: &serde_json::Value, prefix: &str) -> Vec<String> {
-    let mut errors = Vec::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("module dir")
-        .map(|entry| entry.expect("entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "tf"))
-        .collect();
-    files.sort();
-    for file in files {
-        let body: Body = std::fs::read_to_string(&file)
-            .expect("read")
-            .parse()
-            .expect("HCL");
-        for block in body.blocks() {
-            let kind = match block.ident.as_str() {
-                "resource" => "resource_schemas",
-                "data" => "data_source_schemas",
-                _ => continue,
-            };
-            let type_name = label(block, 0);
-            if !type_name.starts_with(prefix) {
-                continue;
-            }
-            let path = format!(
-                "{}: {} {type_name}.{}",
-                file.file_name().unwrap_or_default().to_string_lossy(),
-                block.ident.as_str(),
-                label(block, 1)
-            );
-            match provider[kind].get(&type_name) {
-                None => errors.push(format!("{path}: the provider has no such type")),
-                Some(schema) => {
-                    check_against_schema(&block.body, &schema["block"], &path, &mut errors)
-                }
-            }
-        }
-    }
-    errors
-}
-
-/// Issue 17 (part): the DigitalOcean module against the real schema of the
-/// provider release `~> 2.0` resolves to (2.99.1): the checks of `tofu
-/// validate` that need only the schema. A broken copy shows each kind of
-/// mistake is caught.
+/// Issue 17: `tofu init` + `tofu validate` of both modules and of the root
+/// module `cluster create` writes for each provider (its module source
+/// pointed at the module in this checkout), against the providers' schemas.
 #[test]
-fn digitalocean_module_matches_the_provider_schema() {
-    let Some(provider) = provider_schema("digitalocean-2.99.1.json", "digitalocean") else {
-        return;
-    };
-    let module = infrastructure().join("modules/digitalocean");
-    let errors = schema_errors(&module, &provider, "digitalocean_");
-    assert!(errors.is_empty(), "{errors:#?}");
+fn modules_and_generated_roots_pass_tofu_validate() {
+    for provider in PROVIDERS {
+        let Some(mirror) = provider_mirror(provider) else {
+            continue;
+        };
+        let module = module_copy(provider);
+        let diagnostics = mirror.validate(module.path());
+        assert!(
+            errors(&diagnostics).is_empty(),
+            "{provider} module: {:#?}",
+            errors(&diagnostics)
+        );
+        for warning in diagnostics.iter().filter(|d| d.severity != "error") {
+            eprintln!("{provider} module: {warning}");
+        }
 
-    let broken = tempfile::tempdir().expect("dir");
-    std::fs::write(
-        broken.path().join("main.tf"),
-        r#"resource "digitalocean_database_mysql_config" "a" {
-  cluster_id      = "x"
-  require_primary = false
+        let (home, _) = generated_root(provider);
+        let root = home.path().join("phd-acme-cluster/infrastructure");
+        let main = std::fs::read_to_string(root.join("main.tf")).expect("main.tf");
+        let source = main
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("source = "))
+            .expect("the module's source")
+            .to_owned();
+        let local = format!("{:?}", module.path().display().to_string());
+        std::fs::write(root.join("main.tf"), main.replace(&source, &local)).expect("main.tf");
+        let diagnostics = mirror.validate(&root);
+        assert!(
+            errors(&diagnostics).is_empty(),
+            "{provider} generated root: {:#?}",
+            errors(&diagnostics)
+        );
+    }
 }
-resource "digitalocean_database_mysql_config" "b" {
-  sql_require_primary_key = false
+
+/// Each kind of mistake `tofu validate` catches from a schema, in a broken
+/// copy of each module: (file contents, expected diagnostic summary, line).
+fn mistakes(provider: &str) -> Vec<(&'static str, &'static str)> {
+    match provider {
+        "aws" => vec![
+            (
+                "resource \"aws_s3_bucket\" \"unknown_argument\" {\n  bucket             = \"x\"\n  versioning_enabled = true\n}\n",
+                "Unsupported argument",
+            ),
+            (
+                "resource \"aws_eks_addon\" \"missing_argument\" {\n  addon_name = \"vpc-cni\"\n}\n",
+                "Missing required argument",
+            ),
+            (
+                "resource \"aws_vpc\" \"wrong_type\" {\n  cidr_block = [\"10.0.0.0/16\"]\n}\n",
+                "Incorrect attribute value type",
+            ),
+            (
+                "output \"missing_attribute\" {\n  value = aws_vpc.cluster.no_such_attribute\n}\n",
+                "Unsupported attribute",
+            ),
+            (
+                "resource \"aws_kms_key\" \"read_only\" {\n  description = \"x\"\n  arn         = \"arn:aws:kms:us-east-1:123456789012:key/x\"\n}\n",
+                "Value for a read-only attribute",
+            ),
+        ],
+        _ => vec![
+            (
+                "resource \"digitalocean_vpc\" \"unknown_argument\" {\n  name            = \"x\"\n  region          = \"nyc3\"\n  require_primary = false\n}\n",
+                "Unsupported argument",
+            ),
+            (
+                "resource \"digitalocean_database_mysql_config\" \"missing_argument\" {\n  sql_require_primary_key = false\n}\n",
+                "Missing required argument",
+            ),
+            (
+                "resource \"digitalocean_vpc\" \"wrong_type\" {\n  name     = \"x\"\n  region   = \"nyc3\"\n  ip_range = [\"10.0.0.0/16\"]\n}\n",
+                "Incorrect attribute value type",
+            ),
+            (
+                "output \"missing_attribute\" {\n  value = digitalocean_vpc.cluster.no_such_attribute\n}\n",
+                "Unsupported attribute",
+            ),
+            (
+                "resource \"digitalocean_vpc\" \"read_only\" {\n  name   = \"x\"\n  region = \"nyc3\"\n  urn    = \"do:vpc:1\"\n}\n",
+                "Value for a read-only attribute",
+            ),
+        ],
+    }
 }
-resource "digitalocean_vpc" "c" {
-  name   = "x"
-  region = "nyc3"
-  urn    = "do:vpc:1"
+
+/// Issue 17: a broken copy of each module fails `tofu validate` with one
+/// diagnostic per mistake, in the file and on the line of the mistake: an
+/// unknown argument, a missing required argument, a wrong type, a reference
+/// to an attribute that does not exist, a value on a computed-only attribute.
+#[test]
+fn tofu_validate_reports_each_kind_of_mistake() {
+    for provider in PROVIDERS {
+        let Some(mirror) = provider_mirror(provider) else {
+            continue;
+        };
+        let broken = module_copy(provider);
+        let mistakes = mistakes(provider);
+        for (index, (text, _)) in mistakes.iter().enumerate() {
+            std::fs::write(broken.path().join(format!("mistake{index}.tf")), text).expect("write");
+        }
+        let diagnostics = mirror.validate(broken.path());
+        for (index, (_, summary)) in mistakes.iter().enumerate() {
+            let file = format!("mistake{index}.tf");
+            assert!(
+                diagnostics.iter().any(|d| d.severity == "error"
+                    && d.summary == *summary
+                    && d.range.as_ref().is_some_and(|r| r.filename == file)),
+                "{provider}: expected {summary:?} in {file}; got {:#?}",
+                errors(&diagnostics)
+            );
+        }
+        assert_eq!(
+            errors(&diagnostics).len(),
+            mistakes.len(),
+            "{provider}: one error per mistake, none elsewhere: {:#?}",
+            errors(&diagnostics)
+        );
+    }
 }
-resource "digitalocean_kubernetes_cluster" "d" {
-  name    = "x"
-  region  = "nyc3"
-  version = "1.34"
+
+/// Whether an output's name says it carries a secret: a password, a key
+/// (not a key's ARN or ID) or a kubeconfig.
+fn carries_a_secret(output: &str) -> bool {
+    [
+        "password",
+        "kubeconfig",
+        "secret",
+        "token",
+        "private_key",
+        "access_key",
+    ]
+    .iter()
+    .any(|word| output.contains(word))
 }
-resource "digitalocean_spaces_bucket" "e" {
-  name = "x"
-  versioning_enabled = true
-}
-"#,
-    )
-    .expect("write");
-    let errors = schema_errors(broken.path(), &provider, "digitalocean_").join("\n");
-    for expected in [
-        "unsupported argument \"require_primary\"",
-        "the argument \"cluster_id\" is required",
-        "\"urn\" is computed by the provider and cannot be set",
-        "at least one \"node_pool\" block is required",
-        "unsupported argument \"versioning_enabled\"",
-    ] {
-        assert!(errors.contains(expected), "{expected} in:\n{errors}");
+
+/// Issue 17: each module's `tests/plan.tftest.hcl` runs under `tofu test` with
+/// mocked providers (planning with the longest names the variables accept)
+/// and proves that every output carrying a secret is sensitive, with an
+/// `issensitive` assertion for each; OpenTofu itself fails the plan of an
+/// output that refers to a value the schema marks sensitive without being
+/// marked so. It also checks names against their services' length limits.
+#[test]
+fn tofu_test_proves_outputs_with_secrets_are_sensitive() {
+    for provider in PROVIDERS {
+        let module = infrastructure().join("modules").join(provider);
+        let test = std::fs::read_to_string(module.join("tests/plan.tftest.hcl"))
+            .expect("tests/plan.tftest.hcl");
+        for (name, sensitive) in outputs(&module) {
+            if carries_a_secret(&name) {
+                assert!(sensitive, "{provider}: output {name} must be sensitive");
+                assert!(
+                    test.contains(&format!("issensitive(output.{name})")),
+                    "{provider}: tests/plan.tftest.hcl asserts issensitive(output.{name})"
+                );
+            }
+        }
+        let Some(mirror) = provider_mirror(provider) else {
+            continue;
+        };
+        let copy = module_copy(provider);
+        let init = mirror.tofu(copy.path(), &["init", "-backend=false", "-no-color"]);
+        assert!(init.status.success(), "{provider}: tofu init: {init:?}");
+        let test = mirror.tofu(copy.path(), &["test", "-no-color"]);
+        let stdout = String::from_utf8_lossy(&test.stdout);
+        assert!(
+            test.status.success(),
+            "{provider}: tofu test:\n{stdout}{}",
+            String::from_utf8_lossy(&test.stderr)
+        );
+        assert!(stdout.contains("0 failed"), "{provider}: {stdout}");
+
+        // The same test fails once an output holding a secret loses its mark.
+        let outputs_tf = copy.path().join("outputs.tf");
+        let text = std::fs::read_to_string(&outputs_tf).expect("outputs.tf");
+        std::fs::write(&outputs_tf, text.replacen("  sensitive   = true\n", "", 1))
+            .expect("outputs.tf");
+        let test = mirror.tofu(copy.path(), &["test", "-no-color"]);
+        assert!(
+            !test.status.success(),
+            "{provider}: tofu test passed with an unmarked secret output"
+        );
     }
 }
 

@@ -35,6 +35,7 @@ pub mod mariadb;
 pub mod proxy;
 pub mod s3;
 pub mod scripts;
+pub mod tofu;
 pub mod upstream;
 pub mod workflows;
 
