@@ -38,6 +38,11 @@ pub enum AccessError {
     RepositoryWithoutKubeconfig { root: PathBuf, reasons: String },
     #[error("kubeconfig file {0} does not exist")]
     MissingFile(PathBuf),
+    #[error(
+        "KUBECONFIG is set to {0:?}, but no file it names exists; correct or unset it, or pass \
+         --kubeconfig"
+    )]
+    KubeconfigVariableMissing(String),
     #[error("cannot read kubeconfig {path}")]
     ReadFile {
         path: PathBuf,
@@ -452,7 +457,12 @@ fn inherited(env: &dyn Environment) -> Result<(Kubeconfig, KubeconfigSource), Ac
                 })?,
         });
     }
-    let kubeconfig = merged.ok_or(AccessError::NoKubeconfig)?;
+    let kubeconfig = merged.ok_or_else(|| match env.var("KUBECONFIG") {
+        // kubectl skips the missing files of the list; when it names no file
+        // at all, saying so beats the generic hint.
+        Some(list) if !list.is_empty() => AccessError::KubeconfigVariableMissing(list),
+        _ => AccessError::NoKubeconfig,
+    })?;
     Ok((kubeconfig, KubeconfigSource::Inherited(paths)))
 }
 

@@ -271,6 +271,28 @@ async fn nothing_configured_gives_the_three_way_hint() {
     }
 }
 
+/// From a trial: `KUBECONFIG` naming only files that do not exist gave the
+/// generic "no kubeconfig found" hint; the error names the variable instead.
+#[tokio::test]
+async fn a_kubeconfig_variable_naming_no_file_is_named() {
+    let mut scene = Scene::new();
+    let missing = scene.path("nowhere/config");
+    scene.set("KUBECONFIG", missing.display().to_string());
+    let error = scene
+        .resolve(&AccessOptions::default(), None)
+        .await
+        .expect_err("no file");
+    assert!(
+        matches!(error, AccessError::KubeconfigVariableMissing(_)),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.starts_with("KUBECONFIG is set to") && message.contains("nowhere/config"),
+        "{message}"
+    );
+}
+
 /// A cluster repository whose `infrastructure/` has a real local state with the given output.
 fn repository_with_output(
     scene: &Scene,
