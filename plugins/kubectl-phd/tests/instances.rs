@@ -550,6 +550,37 @@ async fn dry_run_changes_nothing() {
             && stdout.contains("<redacted>")
     );
     assert!(!stdout.contains(ROOT_PASSWORD) && !stdout.contains(STORAGE_SECRET));
+    // A preview needs no admin credentials (from a trial: it demanded them);
+    // it names the ones a real run will need, and a real run still refuses.
+    for dry_run in [true, false] {
+        let mut command = repo.phd(&plane.admin_kubeconfig);
+        command
+            .env_remove("PHD_MYSQL_ROOT_PASSWORD")
+            .env_remove("PHD_STORAGE_SECRET_ACCESS_KEY")
+            .args(["instance", "create", &name]);
+        if dry_run {
+            command.arg("--dry-run");
+        }
+        let output = command.output().expect("run");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let missing = "PHD_MYSQL_ROOT_PASSWORD, PHD_STORAGE_SECRET_ACCESS_KEY";
+        if dry_run {
+            assert!(output.status.success(), "{stderr}");
+            assert!(
+                stdout.contains(&format!("# not set, required without --dry-run: {missing}")),
+                "{stdout}"
+            );
+        } else {
+            assert!(!output.status.success());
+            assert!(
+                stderr.contains(&format!(
+                    "missing required environment variables: {missing}"
+                )),
+                "{stderr}"
+            );
+        }
+    }
     // Other tests create objects meanwhile; none of this test's may appear.
     let after = snapshot(&client).await;
     let new: Vec<&String> = after

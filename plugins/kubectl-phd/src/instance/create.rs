@@ -67,6 +67,9 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     let environment = session.environment(args.environment.as_deref())?;
     let timeout = args.timeout;
     let provisioning = Provisioning::from_environment(session)?;
+    if !args.dry_run {
+        provisioning.require_credentials()?;
+    }
     let pull_secret = registry_pull_secret(session, name)?;
     // Held until the files are written and the namespace records them.
     let lock = if args.dry_run {
@@ -818,6 +821,12 @@ fn print_dry_run(
         }
     }
     objects.push(provisioning_secret);
+    if !provisioning.missing.is_empty() {
+        println!(
+            "# not set, required without --dry-run: {}",
+            provisioning.missing.join(", ")
+        );
+    }
     objects.extend(workflows.iter().cloned());
     objects.extend(application.iter().map(|d| d.object.clone()));
     for object in objects {

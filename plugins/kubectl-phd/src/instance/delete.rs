@@ -36,6 +36,9 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
     let name = args.name.as_str();
     super::check_name(session, name, None)?;
     let provisioning = Provisioning::from_environment(session)?;
+    if !args.dry_run {
+        provisioning.require_credentials()?;
+    }
     let dir = instances_dir(session)?.join(name);
     let cluster = session.connect().await?;
     let client = cluster.client;
@@ -149,6 +152,12 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
         }
         if dir.exists() {
             println!("directory {}", dir.display());
+        }
+        if !provisioning.missing.is_empty() {
+            println!(
+                "# not set, required without --dry-run: {}",
+                provisioning.missing.join(", ")
+            );
         }
         return Ok(());
     }

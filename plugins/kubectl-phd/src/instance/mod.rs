@@ -453,9 +453,16 @@ pub struct Provisioning {
     pub mongodb: MongodbProvider,
     secret: BTreeMap<String, String>,
     parameters: BTreeMap<&'static str, String>,
+    /// Required credential variables that are not set: an error for a real
+    /// run ([`Provisioning::require_credentials`]), listed by a dry run.
+    pub missing: Vec<&'static str>,
 }
 
 impl Provisioning {
+    /// The provisioning parameters and admin credentials from the settings
+    /// and environment. A missing credential is recorded in `missing`, not an
+    /// error, so that `--dry-run` previews without secrets; anything else
+    /// invalid is an error.
     pub fn from_environment(session: &Session) -> anyhow::Result<Self> {
         let settings = session.settings();
         let env = |name: &str| session.env_var(name);
@@ -488,12 +495,6 @@ impl Provisioning {
                 require("PHD_STORAGE_SECRET_ACCESS_KEY"),
             ),
         ]);
-        if !missing.is_empty() {
-            bail!(
-                "missing required environment variables: {}",
-                missing.join(", ")
-            );
-        }
         if let Some(ca) = env("PHD_MYSQL_CA_CERTIFICATE") {
             secret.insert(
                 "mysql-ca-certificate".to_owned(),
@@ -573,7 +574,20 @@ impl Provisioning {
             mongodb,
             secret,
             parameters,
+            missing,
         })
+    }
+
+    /// Fails, naming them, when credential variables a real run needs are
+    /// not set.
+    pub fn require_credentials(&self) -> anyhow::Result<()> {
+        if !self.missing.is_empty() {
+            bail!(
+                "missing required environment variables: {}",
+                self.missing.join(", ")
+            );
+        }
+        Ok(())
     }
 
     /// For the DigitalOcean MongoDB provider: the API URL, the database
