@@ -1045,6 +1045,40 @@ async fn proxy_variables_are_honoured_and_no_proxy_bypasses_them() {
     }
 }
 
+/// From a trial: with no cluster to reach, `argo install` reported a failed
+/// manifest download first, which hid the real problem. The downloads and the
+/// connection overlap; an unreachable cluster is named first.
+#[test]
+fn an_unreachable_cluster_is_named_before_a_failed_download() {
+    let home = tempfile::tempdir().expect("home");
+    let unreachable = phd_testkit::unreachable_kubeconfig(home.path()).expect("kubeconfig");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let url = format!(
+        "http://{}/install.yaml",
+        closed.local_addr().expect("address")
+    );
+    drop(closed);
+    let output = phd(&unreachable, home.path())
+        .args([
+            "argo",
+            "install",
+            "--argocd-only",
+            "--domain",
+            "demo.example.org",
+            "--repository",
+            "https://git.example.org/demo.git",
+            "--argocd-manifest",
+            &url,
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(first.contains("cannot reach"), "{stderr}");
+    assert!(!stderr.contains("cannot download"), "{stderr}");
+}
+
 /// Issue 14.8: the first line of an error names what failed and the
 /// underlying reason, without -v: the object and the API server's message
 /// for a refused object, the plugin's own words for a failing credential

@@ -86,9 +86,18 @@ enum AdminPassword {
 }
 
 pub async fn install(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<()> {
-    let plan = plan(session, args).await?;
-    let cluster = session.connect().await?;
-    let client = cluster.client;
+    // The downloads and the connection overlap. Bad input is named first;
+    // an unreachable cluster before a failed download (from a trial: with
+    // no cluster, a download error came first and hid the real problem).
+    let (plan, cluster) = tokio::join!(plan(session, args), session.connect());
+    let cluster = match (&plan, cluster) {
+        (Err(download), Err(unreachable)) if is_download_error(download) => {
+            return Err(unreachable);
+        }
+        (_, cluster) => cluster,
+    };
+    let plan = plan?;
+    let client = cluster?.client;
     let verbose = |applied: &Applied| output::debug(format!("  {applied}"));
 
     let argocd = async {
@@ -314,6 +323,17 @@ async fn plan(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<Plan>
     Ok(Plan {
         argocd: argocd?,
         workflows: workflows?,
+    })
+}
+
+/// Whether `error` is a manifest that could not be fetched (network or
+/// address), as opposed to bad input.
+fn is_download_error(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<phd_common::manifest::ManifestError>(),
+            Some(phd_common::manifest::ManifestError::Download { .. })
+        )
     })
 }
 
