@@ -33,8 +33,9 @@ const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 pub enum SchemaOrigin {
     /// Printed by `tofu providers schema -json` from the real provider.
     Real,
-    /// Rebuilt from a CDK Terrain package (no `sensitive` or `deprecated`
-    /// flags; optional+computed arguments read as optional).
+    /// Rebuilt from a CDK Terrain package: no `sensitive`, `deprecated` or
+    /// write-only flags, no descriptions, block counts only 0/1 (see
+    /// `tests/providerschema/cdktn/doc.go`).
     Rebuilt,
 }
 
