@@ -107,7 +107,7 @@ resource "aws_eks_node_group" "workers" {
     max_unavailable = 1
   }
 
-  # The autoscaler changes the desired size; a plan must not undo it.
+  # The autoscaler (below) changes the desired size; a plan must not undo it.
   lifecycle {
     ignore_changes = [scaling_config[0].desired_size]
   }
@@ -198,4 +198,69 @@ resource "aws_eks_addon" "ebs_csi" {
     aws_eks_addon.pod_identity_agent,
     aws_iam_role_policy_attachment.ebs_csi,
   ]
+}
+
+# Node autoscaling between node_count_min and node_count_max: EKS changes a
+# managed node group's size only when something asks it to. Cluster
+# Autoscaler (the cluster repository's cluster/apps/cluster-autoscaler.yml,
+# run by Argo CD in kube-system as service account cluster-autoscaler) finds
+# the group by the tags EKS puts on its Auto Scaling group
+# (k8s.io/cluster-autoscaler/enabled and k8s.io/cluster-autoscaler/<cluster>)
+# and gets these permissions through EKS Pod Identity: the read-only calls on
+# every group, and resizing only the groups of this cluster (the policy of
+# the Cluster Autoscaler's AWS documentation, cloudprovider/aws/README.md).
+data "aws_iam_policy_document" "cluster_autoscaler" {
+  statement {
+    sid = "Discover"
+    actions = [
+      "autoscaling:DescribeAutoScalingGroups",
+      "autoscaling:DescribeAutoScalingInstances",
+      "autoscaling:DescribeLaunchConfigurations",
+      "autoscaling:DescribeScalingActivities",
+      "autoscaling:DescribeTags",
+      "ec2:DescribeImages",
+      "ec2:DescribeInstanceTypes",
+      "ec2:DescribeLaunchTemplateVersions",
+      "ec2:GetInstanceTypesFromInstanceRequirements",
+      "eks:DescribeNodegroup",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid = "ResizeThisClustersGroups"
+    actions = [
+      "autoscaling:SetDesiredCapacity",
+      "autoscaling:TerminateInstanceInAutoScalingGroup",
+    ]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/k8s.io/cluster-autoscaler/${aws_eks_cluster.cluster.name}"
+      values   = ["owned"]
+    }
+  }
+}
+
+resource "aws_iam_role" "cluster_autoscaler" {
+  name               = "${local.short_prefix}-cluster-autoscaler"
+  assume_role_policy = data.aws_iam_policy_document.pods_assume.json
+  tags               = local.tags
+}
+
+resource "aws_iam_role_policy" "cluster_autoscaler" {
+  name   = "cluster-autoscaler"
+  role   = aws_iam_role.cluster_autoscaler.id
+  policy = data.aws_iam_policy_document.cluster_autoscaler.json
+}
+
+resource "aws_eks_pod_identity_association" "cluster_autoscaler" {
+  cluster_name    = aws_eks_cluster.cluster.name
+  namespace       = "kube-system"
+  service_account = "cluster-autoscaler"
+  role_arn        = aws_iam_role.cluster_autoscaler.arn
+  tags            = local.tags
+
+  depends_on = [aws_eks_addon.pod_identity_agent]
 }

@@ -109,7 +109,7 @@ fn names(files: &BTreeMap<String, (Vec<u8>, bool)>) -> Vec<&str> {
     files.keys().map(String::as_str).collect()
 }
 
-const EVERY_FILE: [&str; 19] = [
+const EVERY_FILE: [&str; 20] = [
     ".github/workflows/build.yml",
     ".github/workflows/create-instance.yml",
     ".github/workflows/delete-instance.yml",
@@ -118,6 +118,7 @@ const EVERY_FILE: [&str; 19] = [
     ".gitignore",
     "README.md",
     "activate",
+    "cluster/apps/cluster-autoscaler.yml",
     "cluster/apps/harmony.yml",
     "cluster/apps/instances.yml",
     "cluster/apps/storage-class.yml",

@@ -832,6 +832,94 @@ fn aws_module_installs_the_volume_driver_open_edx_needs() {
 
 /// Each output block of the `.tf` files in `dir`: its name and whether it is
 /// marked sensitive.
+/// Issue 17: the AWS node group scales between node_count_min and
+/// node_count_max only with an autoscaler. The module gives the Cluster
+/// Autoscaler's service account a role through EKS Pod Identity, allowed to
+/// resize only this cluster's groups; the cluster repository runs it (Argo CD
+/// Application in cluster/apps/, its chart's repository allowed by the
+/// project) as that service account, for this cluster and region.
+#[test]
+fn aws_node_group_scales_with_the_cluster_autoscaler() {
+    let text =
+        std::fs::read_to_string(infrastructure().join("modules/aws/eks.tf")).expect("eks.tf");
+    let body: Body = text.parse().expect("HCL");
+    let block = |kind: &str, name: &str| {
+        body.blocks()
+            .find(|b| {
+                ["resource", "data"].contains(&b.ident.as_str())
+                    && label(b, 0) == kind
+                    && label(b, 1) == name
+            })
+            .unwrap_or_else(|| panic!("no {kind}.{name}"))
+            .clone()
+    };
+    let value = |block: &Block, name: &str| {
+        block
+            .body
+            .get_attribute(name)
+            .map(|a| a.value.to_string().trim().trim_matches('"').to_owned())
+            .unwrap_or_default()
+    };
+    let association = block("aws_eks_pod_identity_association", "cluster_autoscaler");
+    let namespace = value(&association, "namespace");
+    let service_account = value(&association, "service_account");
+    assert_eq!(
+        value(&association, "role_arn"),
+        "aws_iam_role.cluster_autoscaler.arn"
+    );
+    let policy = block("aws_iam_policy_document", "cluster_autoscaler")
+        .body
+        .to_string();
+    assert!(
+        policy.contains("autoscaling:SetDesiredCapacity")
+            && policy.contains(
+                "aws:ResourceTag/k8s.io/cluster-autoscaler/${aws_eks_cluster.cluster.name}"
+            ),
+        "resizing is limited to this cluster's groups: {policy}"
+    );
+
+    let (home, _) = generated_root("aws");
+    let repo = home.path().join("phd-acme-cluster");
+    let application: serde_json::Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(repo.join("cluster/apps/cluster-autoscaler.yml"))
+            .expect("cluster-autoscaler.yml"),
+    )
+    .expect("YAML");
+    let source = &application["spec"]["source"];
+    let values = &source["helm"]["valuesObject"];
+    assert_eq!(application["spec"]["destination"]["namespace"], *namespace);
+    assert_eq!(values["rbac"]["serviceAccount"]["name"], *service_account);
+    let context: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.join("context.json")).expect("context.json"),
+    )
+    .expect("JSON");
+    // The EKS cluster's name: the module's "${var.name}-${var.environment}",
+    // with the root's name = "phd-${cluster_slug}".
+    let cluster = format!(
+        "phd-{}-{}",
+        context["cluster_slug"].as_str().expect("cluster_slug"),
+        context["environment"].as_str().expect("environment")
+    );
+    assert_eq!(values["autoDiscovery"]["clusterName"], *cluster);
+    assert_eq!(values["awsRegion"], context["region"]);
+    let project = std::fs::read_to_string(repo.join("cluster/project.yml")).expect("project");
+    let repo_url = source["repoURL"].as_str().expect("repoURL");
+    assert!(project.contains(repo_url), "{project}");
+
+    // DigitalOcean scales its node pool itself: nothing to deploy.
+    let (home, _) = generated_root("digitalocean");
+    let file = std::fs::read_to_string(
+        home.path()
+            .join("phd-acme-cluster/cluster/apps/cluster-autoscaler.yml"),
+    )
+    .expect("cluster-autoscaler.yml");
+    assert!(
+        file.lines()
+            .all(|line| line.trim().is_empty() || line.starts_with('#')),
+        "{file}"
+    );
+}
+
 fn outputs(dir: &Path) -> BTreeMap<String, bool> {
     let mut found = BTreeMap::new();
     for entry in std::fs::read_dir(dir).expect("read module") {

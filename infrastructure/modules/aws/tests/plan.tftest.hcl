@@ -74,6 +74,7 @@ run "names_fit_the_limits_of_their_services" {
       aws_iam_role.nodes.name,
       aws_iam_role.ebs_csi.name,
       aws_iam_role.rds_monitoring.name,
+      aws_iam_role.cluster_autoscaler.name,
     ] : length(name) <= 64])
     error_message = "An IAM role's name is longer than 64 characters."
   }
