@@ -22,6 +22,16 @@ pub enum TofuError {
     Timeout { tool: Tool, timeout: Duration },
 }
 
+/// A state's outputs as text: `values` may go anywhere (settings, messages);
+/// `sensitive` (outputs marked `sensitive = true`) stay in memory, for the
+/// caller that needs one (never printed, never passed as an argument; no
+/// `Debug`, so no log can show them).
+#[derive(Default, Clone)]
+pub struct Outputs {
+    pub values: std::collections::BTreeMap<String, String>,
+    pub sensitive: std::collections::BTreeMap<String, String>,
+}
+
 /// Which infrastructure-as-code program is used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tool {
@@ -61,14 +71,10 @@ impl Tool {
         Ok(String::from_utf8(output.stdout).ok())
     }
 
-    /// Every output of the state in `dir` that is not sensitive, as text
-    /// (strings as they are, numbers and booleans printed), from one
-    /// `output -json`; empty when there is no state.
-    pub async fn outputs(
-        &self,
-        dir: &Path,
-        timeout: Duration,
-    ) -> Result<std::collections::BTreeMap<String, String>, TofuError> {
+    /// Every output of the state in `dir`, as text (strings as they are,
+    /// numbers and booleans printed), from one `output -json`, the sensitive
+    /// ones apart; empty when there is no state.
+    pub async fn outputs(&self, dir: &Path, timeout: Duration) -> Result<Outputs, TofuError> {
         let output = self
             .run(dir, &["output", "-no-color", "-json"], timeout)
             .await?;
@@ -77,22 +83,24 @@ impl Tool {
         } else {
             serde_json::Value::Null
         };
-        let mut values = std::collections::BTreeMap::new();
+        let mut outputs = Outputs::default();
         for (name, output) in parsed.as_object().into_iter().flatten() {
-            if output["sensitive"] == true {
-                continue;
-            }
             let text = match &output["value"] {
                 serde_json::Value::String(text) => text.clone(),
                 serde_json::Value::Number(number) => number.to_string(),
                 serde_json::Value::Bool(flag) => flag.to_string(),
                 _ => continue,
             };
-            if !text.is_empty() {
-                values.insert(name.clone(), text);
+            if text.is_empty() {
+                continue;
+            }
+            if output["sensitive"] == true {
+                outputs.sensitive.insert(name.clone(), text);
+            } else {
+                outputs.values.insert(name.clone(), text);
             }
         }
-        Ok(values)
+        Ok(outputs)
     }
 
     /// Runs the tool with `args` in `dir`, without input, within `timeout`.

@@ -334,7 +334,7 @@ pub struct UserListArgs {
 pub enum InstanceCommand {
     /// Create an instance: files, namespace, databases, bucket, Argo CD Application (idempotent)
     #[command(
-        after_help = "Examples:\n  kubectl phd instance create demo --platform-name \"Demo University\"\n  kubectl phd instance create demo --dry-run   # what would be written and applied\n  kubectl phd instance create demo --no-wait\n\nNeeds: PHD_MYSQL_ROOT_PASSWORD, PHD_STORAGE_ACCESS_KEY_ID, PHD_STORAGE_SECRET_ACCESS_KEY, a MongoDB provider (PHD_ATLAS_* or PHD_MONGODB_CLUSTER_ID + PHD_DIGITALOCEAN_TOKEN, or PHD_MONGODB_PROVIDER=disabled), and outside a cluster repository PHD_CLUSTER_DOMAIN and PHD_CLUSTER_REPOSITORY. Inside one, hosts and storage come from the repository (docs/instances.md)."
+        after_help = "Examples:\n  kubectl phd instance create demo --platform-name \"Demo University\"\n  kubectl phd instance create demo --dry-run   # what would be written and applied\n  kubectl phd instance create demo --no-wait\n\nNeeds: PHD_MYSQL_ROOT_PASSWORD, PHD_STORAGE_ACCESS_KEY_ID, PHD_STORAGE_SECRET_ACCESS_KEY, a MongoDB provider (PHD_ATLAS_* or PHD_MONGODB_CLUSTER_ID + PHD_DIGITALOCEAN_TOKEN, or PHD_MONGODB_PROVIDER=disabled), and outside a cluster repository PHD_CLUSTER_DOMAIN and PHD_CLUSTER_REPOSITORY. Inside one, hosts, storage and the MySQL admin's password come from the repository and its infrastructure (docs/instances.md)."
     )]
     Create(InstanceCreateArgs),
     /// Change an instance's config.yml, re-render its env/ with Tutor and re-apply its cluster objects

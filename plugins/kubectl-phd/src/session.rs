@@ -15,7 +15,7 @@ pub struct Session {
     pub env: ProcessEnvironment,
     pub repository: Option<ClusterRepository>,
     /// The infrastructure's outputs, once [`Session::load_outputs`] ran.
-    outputs: std::sync::OnceLock<std::collections::BTreeMap<String, String>>,
+    outputs: std::sync::OnceLock<phd_common::tofu::Outputs>,
     /// `context at server` of the cluster this run connected to.
     connected: std::sync::OnceLock<String>,
 }
@@ -61,7 +61,7 @@ impl Session {
     pub fn settings(&self) -> Settings<'_> {
         let settings = Settings::new(&self.env, self.repository.as_ref());
         match self.outputs.get() {
-            Some(outputs) => settings.with_outputs(outputs),
+            Some(outputs) => settings.with_outputs(&outputs.values),
             None => settings,
         }
     }
@@ -92,10 +92,33 @@ impl Session {
             }
         };
         output::debug(format!(
-            "infrastructure outputs: {}",
-            outputs.keys().cloned().collect::<Vec<_>>().join(", ")
+            "infrastructure outputs: {} (sensitive: {})",
+            outputs
+                .values
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+            outputs
+                .sensitive
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
         let _ = self.outputs.set(outputs);
+    }
+
+    /// A sensitive output of the cluster repository's infrastructure, once
+    /// [`Session::load_outputs`] ran; `None` outside a repository, before,
+    /// or when the state has no such output. Callers keep it out of
+    /// arguments and logs.
+    pub fn sensitive_output(&self, name: &str) -> Option<String> {
+        self.outputs
+            .get()
+            .and_then(|outputs| outputs.sensitive.get(name))
+            .filter(|value| !value.is_empty())
+            .cloned()
     }
 
     /// The environment an instance or install belongs to: `--environment`,

@@ -2264,4 +2264,31 @@ fn defaults_come_from_the_cluster_repository() {
         stderr.contains("PHD_MYSQL_HOST") && stderr.contains("infrastructure output mysql_host"),
         "{stderr}"
     );
+    // The MySQL admin's password too: without PHD_MYSQL_ROOT_PASSWORD, the
+    // infrastructure's sensitive output is used (never printed), so the
+    // operator's shell needs only the storage keys.
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("kubectl-phd"))
+        .current_dir(repo.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("PHD_CACHE_DIR", phd_testkit::cache_dir())
+        .env("PHD_MONGODB_PROVIDER", "disabled")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["instance", "create", "demo", "--dry-run"])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(
+            "# not set, required without --dry-run: PHD_STORAGE_ACCESS_KEY_ID, PHD_STORAGE_SECRET_ACCESS_KEY\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("not-for-settings")
+            && !String::from_utf8_lossy(&output.stderr).contains("not-for-settings")
+    );
 }

@@ -35,6 +35,7 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
     naming::check_instance_name(&args.name)?;
     let name = args.name.as_str();
     super::check_name(session, name, None)?;
+    session.load_outputs().await;
     let provisioning = Provisioning::from_environment(session)?;
     if !args.dry_run {
         provisioning.require_credentials()?;

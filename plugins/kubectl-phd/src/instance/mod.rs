@@ -467,8 +467,13 @@ impl Provisioning {
         let settings = session.settings();
         let env = |name: &str| session.env_var(name);
         let mut missing = Vec::new();
+        // A variable, else (for the MySQL admin's password) the
+        // infrastructure output of the same value, read in this process only.
         let mut require = |name: &'static str| {
-            let value = env(name);
+            let value = env(name).or_else(|| match name {
+                "PHD_MYSQL_ROOT_PASSWORD" => session.sensitive_output("mysql_root_password"),
+                _ => None,
+            });
             if value.is_none() {
                 missing.push(name);
             }
