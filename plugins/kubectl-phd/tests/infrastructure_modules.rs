@@ -755,6 +755,35 @@ fn digitalocean_mysql_accepts_open_edx_migrations() {
     );
 }
 
+/// The AWS module's eks.tf, parsed.
+fn aws_eks_tf() -> Body {
+    std::fs::read_to_string(infrastructure().join("modules/aws/eks.tf"))
+        .expect("eks.tf")
+        .parse()
+        .expect("HCL")
+}
+
+/// The resource or data block `kind.name` of `body`; panics when missing.
+fn find_block(body: &Body, kind: &str, name: &str) -> Block {
+    body.blocks()
+        .find(|b| {
+            ["resource", "data"].contains(&b.ident.as_str())
+                && label(b, 0) == kind
+                && label(b, 1) == name
+        })
+        .unwrap_or_else(|| panic!("no {kind}.{name}"))
+        .clone()
+}
+
+/// The text of attribute `name` of `block`, quotes trimmed; empty when unset.
+fn value(block: &Block, name: &str) -> String {
+    block
+        .body
+        .get_attribute(name)
+        .map(|a| a.value.to_string().trim().trim_matches('"').to_owned())
+        .unwrap_or_default()
+}
+
 /// Open edX's volumes on EKS: Tutor's Meilisearch and Redis claims need a
 /// storage driver, which EKS does not install. The AWS module installs the EBS
 /// CSI driver add-on, whose controller's service account gets a role (EKS Pod
@@ -763,26 +792,8 @@ fn digitalocean_mysql_accepts_open_edx_migrations() {
 /// argo_install.rs).
 #[test]
 fn aws_module_installs_the_volume_driver_open_edx_needs() {
-    let text =
-        std::fs::read_to_string(infrastructure().join("modules/aws/eks.tf")).expect("eks.tf");
-    let body: Body = text.parse().expect("HCL");
-    let block = |kind: &str, name: &str| {
-        body.blocks()
-            .find(|b| {
-                ["resource", "data"].contains(&b.ident.as_str())
-                    && label(b, 0) == kind
-                    && label(b, 1) == name
-            })
-            .unwrap_or_else(|| panic!("no {kind}.{name} in eks.tf"))
-            .clone()
-    };
-    let value = |block: &Block, name: &str| {
-        block
-            .body
-            .get_attribute(name)
-            .map(|a| a.value.to_string().trim().trim_matches('"').to_owned())
-            .unwrap_or_default()
-    };
+    let body = aws_eks_tf();
+    let block = |kind: &str, name: &str| find_block(&body, kind, name);
     let addons: Vec<(String, Block)> = body
         .blocks()
         .filter(|b| b.ident.as_str() == "resource" && label(b, 0) == "aws_eks_addon")
@@ -840,26 +851,8 @@ fn aws_module_installs_the_volume_driver_open_edx_needs() {
 /// project) as that service account, for this cluster and region.
 #[test]
 fn aws_node_group_scales_with_the_cluster_autoscaler() {
-    let text =
-        std::fs::read_to_string(infrastructure().join("modules/aws/eks.tf")).expect("eks.tf");
-    let body: Body = text.parse().expect("HCL");
-    let block = |kind: &str, name: &str| {
-        body.blocks()
-            .find(|b| {
-                ["resource", "data"].contains(&b.ident.as_str())
-                    && label(b, 0) == kind
-                    && label(b, 1) == name
-            })
-            .unwrap_or_else(|| panic!("no {kind}.{name}"))
-            .clone()
-    };
-    let value = |block: &Block, name: &str| {
-        block
-            .body
-            .get_attribute(name)
-            .map(|a| a.value.to_string().trim().trim_matches('"').to_owned())
-            .unwrap_or_default()
-    };
+    let body = aws_eks_tf();
+    let block = |kind: &str, name: &str| find_block(&body, kind, name);
     let association = block("aws_eks_pod_identity_association", "cluster_autoscaler");
     let namespace = value(&association, "namespace");
     let service_account = value(&association, "service_account");
