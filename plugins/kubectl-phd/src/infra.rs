@@ -23,11 +23,14 @@ fn repository(session: &Session) -> anyhow::Result<&ClusterRepository> {
 }
 
 /// The environment variables the state backend of `dir` needs: an S3 (or
-/// Spaces, which speaks S3) backend reads its credentials from the environment.
-fn backend_credentials(dir: &Path) -> anyhow::Result<Vec<&'static str>> {
-    let mut needed = Vec::new();
+/// Spaces, which speaks S3) backend reads its credentials from the
+/// environment. With them, what the keys must be: a Spaces access key when
+/// the backend's endpoint is DigitalOcean's (from a trial: the bare AWS
+/// names sent DigitalOcean operators looking for AWS keys).
+fn backend_credentials(dir: &Path) -> anyhow::Result<Option<(Vec<&'static str>, &'static str)>> {
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let mut needed = None;
     for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().is_some_and(|ext| ext == "tf") {
@@ -35,11 +38,15 @@ fn backend_credentials(dir: &Path) -> anyhow::Result<Vec<&'static str>> {
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let compact: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
             if compact.contains("backend \"s3\"") {
-                needed.extend(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]);
+                let keys = if compact.contains("digitaloceanspaces.com") {
+                    "a DigitalOcean Spaces access key (Control Panel: Spaces Object Storage, Access Keys), which the state bucket takes under the AWS names"
+                } else {
+                    "an AWS access key, or set AWS_PROFILE"
+                };
+                needed = Some((vec!["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"], keys));
             }
         }
     }
-    needed.dedup();
     Ok(needed)
 }
 
@@ -51,20 +58,20 @@ pub fn infra(session: &Session, args: &InfraArgs) -> anyhow::Result<ExitCode> {
         bail!("{} does not exist", dir.display());
     }
     // A named AWS profile (shared credentials, SSO) stands in for the keys.
-    let missing: Vec<&str> = if session.env_var("AWS_PROFILE").is_some() {
-        Vec::new()
-    } else {
-        backend_credentials(&dir)?
+    if let Some((names, keys)) = backend_credentials(&dir)?
+        && session.env_var("AWS_PROFILE").is_none()
+    {
+        let missing: Vec<&str> = names
             .into_iter()
             .filter(|name| session.env_var(name).is_none())
-            .collect()
-    };
-    if !missing.is_empty() {
-        bail!(
-            "the state backend of {} needs credentials in the environment; missing: {} (or set AWS_PROFILE)",
-            dir.display(),
-            missing.join(", ")
-        );
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "the state backend of {} needs credentials in the environment; missing: {} ({keys})",
+                dir.display(),
+                missing.join(", ")
+            );
+        }
     }
     let tool = Tool::find()?;
     output::debug(format!(

@@ -104,6 +104,22 @@ fn missing_backend_credentials_are_named_before_tofu_runs() {
     );
 }
 
+/// From a trial: on DigitalOcean the state bucket is a Spaces bucket whose
+/// keys go under the AWS names; the message says which keys.
+#[test]
+fn a_spaces_backend_asks_for_a_spaces_key() {
+    let repo = repository(
+        "terraform {\n  backend \"s3\" {\n    bucket = \"state\"\n    key    = \"demo.tfstate\"\n    region = \"us-east-1\"\n    endpoints = {\n      s3 = \"https://nyc3.digitaloceanspaces.com\"\n    }\n  }\n}\n",
+    );
+    phd(repo.path())
+        .args(["infra", "init"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            "missing: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (a DigitalOcean Spaces access key",
+        ));
+}
+
 #[test]
 fn a_named_aws_profile_stands_in_for_the_keys() {
     let repo = repository(
@@ -113,7 +129,9 @@ fn a_named_aws_profile_stands_in_for_the_keys() {
         .args(["infra", "version"])
         .assert()
         .code(1)
-        .stderr(predicates::str::contains("(or set AWS_PROFILE)"));
+        .stderr(predicates::str::contains(
+            "an AWS access key, or set AWS_PROFILE",
+        ));
     phd(repo.path())
         .env("AWS_PROFILE", "operations")
         .args(["infra", "version"])
