@@ -539,8 +539,10 @@ fn report(created: &Created, files: &[RenderedFile]) {
     );
     let mut steps = Vec::new();
     if created.repository.is_empty() {
+        // Argo CD reads the URL from cluster/ too (argo install refuses an
+        // empty one): every place is named (from a trial).
         steps.push(format!(
-            "create a repository for it and set its URL as \"repository\" in {path}/context.json"
+            "create a repository for it, then write its URL as \"repository\" in {path}/context.json and as the empty repoURL and sourceRepos entries of cluster/ (grep -rn '\"\"' {path}/cluster), commit and push; or create the repository again with --github-org and --github-repo"
         ));
     } else if created.git {
         steps.push(format!(

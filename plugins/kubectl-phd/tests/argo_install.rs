@@ -647,7 +647,7 @@ async fn argo_install_applies_the_cluster_repository_services_and_instances() {
 fn a_cluster_repository_without_its_url_is_refused_before_any_change() {
     let home = tempfile::tempdir().expect("home");
     let kubeconfig = phd_testkit::unreachable_kubeconfig(home.path()).expect("kubeconfig");
-    phd(&kubeconfig, home.path())
+    let created = phd(&kubeconfig, home.path())
         .args([
             "cluster",
             "create",
@@ -657,8 +657,15 @@ fn a_cluster_repository_without_its_url_is_refused_before_any_change() {
             "--output-dir",
         ])
         .arg(home.path())
-        .assert()
-        .success();
+        .output()
+        .expect("cluster create");
+    assert!(created.status.success());
+    // Its next steps name every place the URL goes, not only context.json.
+    let steps = String::from_utf8_lossy(&created.stderr);
+    assert!(
+        steps.contains("context.json and as the empty repoURL and sourceRepos entries of cluster/"),
+        "{steps}"
+    );
     let output = phd(&kubeconfig, home.path())
         .current_dir(home.path().join("phd-nourl-cluster"))
         .args(["argo", "install", "--argocd-only", "--argocd-manifest"])
