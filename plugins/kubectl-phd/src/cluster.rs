@@ -565,9 +565,14 @@ fn report(created: &Created, files: &[RenderedFile]) {
         "kubectl phd argo install (inside the repository: also the cluster services of cluster/)"
             .to_owned(),
     );
+    // The credential that fits the URL: Argo CD matches them by URL.
     steps.push(
-        "kubectl phd argo repository --ssh-key-file KEY (or --github-app-id, --token-stdin): Argo CD's read access"
-            .to_owned(),
+        if created.repository.starts_with("git@") || created.repository.starts_with("ssh://") {
+            "kubectl phd argo repository --ssh-key-file KEY (a read-only deploy key): Argo CD's read access"
+        } else {
+            "kubectl phd argo repository --token-stdin < TOKEN-FILE (a read-only token; or --github-app-id): Argo CD's read access"
+        }
+        .to_owned(),
     );
     steps.push(
         "kubectl phd ci-credentials --base64 | gh secret set KUBECONFIG_CONTENT, and the other repository secrets (README.md, \"Instances\")"

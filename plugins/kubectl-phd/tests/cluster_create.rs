@@ -204,6 +204,55 @@ fn digitalocean_repository_has_every_file_and_the_given_values() {
     )));
 }
 
+/// From a trial: the README and next steps suggested a deploy key for an
+/// https URL, which `argo repository` must refuse (Argo CD matches
+/// credentials by URL). Each suggests the credential that fits the URL.
+#[test]
+fn the_suggested_read_access_fits_the_repository_url() {
+    for (url, fits, misfits) in [
+        (
+            "https://github.com/school/infra.git",
+            "--token-stdin",
+            "--ssh-key-file",
+        ),
+        (
+            "git@github.com:school/infra.git",
+            "--ssh-key-file",
+            "--token-stdin",
+        ),
+    ] {
+        let home = tempfile::tempdir().expect("temporary directory");
+        let output = phd(home.path())
+            .args([
+                "cluster",
+                "create",
+                "School",
+                "school.example.edu",
+                "--no-git",
+            ])
+            .args(["--github-repo", url])
+            .output()
+            .expect("run kubectl-phd");
+        assert!(output.status.success());
+        let steps = String::from_utf8_lossy(&output.stderr);
+        let step = steps
+            .lines()
+            .find(|line| line.contains("kubectl phd argo repository"))
+            .expect("a step for Argo CD's read access");
+        assert!(
+            step.contains(fits) && !step.contains(misfits),
+            "{url}: {step}"
+        );
+        let repo = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        let readme = read(&repo.join("README.md"));
+        assert!(
+            readme.contains(&format!("kubectl phd argo repository {fits}"))
+                && !readme.contains(&format!("kubectl phd argo repository {misfits}")),
+            "{url}: {readme}"
+        );
+    }
+}
+
 #[test]
 fn aws_repository_uses_the_aws_module_and_an_s3_backend() {
     let (_home, repo) = create(&[
