@@ -210,16 +210,33 @@ pub fn create(args: &ClusterCreateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The rule of the infrastructure modules' `environment` variable
+/// (variables.tf: 2 to 20 lower-case letters, digits and '-'), so that a
+/// name they would refuse at `tofu plan` is refused here (from a trial).
+fn check_environment(value: &str) -> anyhow::Result<()> {
+    naming::check_label_within("the environment name", value, MAX_ENVIRONMENT_LENGTH)?;
+    if value.len() < 2 {
+        bail!(
+            "the environment name {value:?} is too short: at least 2 characters, as the infrastructure modules require"
+        );
+    }
+    Ok(())
+}
+
 /// The template's variables given by the command line; cookiecutter.json
 /// computes the rest (the slug, the default repository URL).
 fn template_inputs(args: &ClusterCreateArgs) -> anyhow::Result<Map<String, Value>> {
     check_name(&args.name)?;
     naming::check_domain(&args.domain)?;
+    // The flag first, so that its own limit is the one an error names.
+    if let Some(flag) = &args.environment {
+        check_environment(flag)?;
+    }
     let environment = Settings::new(&ProcessEnvironment, None)
         .get(Setting::Environment, args.environment.as_deref())?
         .map(|resolved| resolved.value)
         .unwrap_or_else(|| "production".to_owned());
-    naming::check_label_within("the environment name", &environment, MAX_ENVIRONMENT_LENGTH)?;
+    check_environment(&environment)?;
     let provider = args.provider;
     let region = args
         .region
@@ -542,7 +559,7 @@ fn report(created: &Created, files: &[RenderedFile]) {
         // Argo CD reads the URL from cluster/ too (argo install refuses an
         // empty one): every place is named (from a trial).
         steps.push(format!(
-            "create a repository for it, then write its URL as \"repository\" in {path}/context.json and as the empty repoURL and sourceRepos entries of cluster/ (grep -rn '\"\"' {path}/cluster), commit and push; or create the repository again with --github-org and --github-repo"
+            "create a repository for it, then write its URL as \"repository\" in {path}/context.json and as the empty repoURL and sourceRepos entries of cluster/ (grep -rn '\"\"' {path}/cluster), commit and push; or create the repository again with --github-org (or --github-repo)"
         ));
     } else if created.git {
         steps.push(format!(

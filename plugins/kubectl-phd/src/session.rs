@@ -16,6 +16,9 @@ pub struct Session {
     pub repository: Option<ClusterRepository>,
     /// The infrastructure's outputs, once [`Session::load_outputs`] ran.
     outputs: std::sync::OnceLock<phd_common::tofu::Outputs>,
+    /// Why the repository's infrastructure gave no outputs, when it has an
+    /// infrastructure/ folder but they could not be read.
+    outputs_problem: std::sync::OnceLock<String>,
     /// `context at server` of the cluster this run connected to.
     connected: std::sync::OnceLock<String>,
 }
@@ -32,6 +35,7 @@ impl Session {
             env: ProcessEnvironment,
             repository,
             outputs: std::sync::OnceLock::new(),
+            outputs_problem: std::sync::OnceLock::new(),
             connected: std::sync::OnceLock::new(),
         })
     }
@@ -68,28 +72,32 @@ impl Session {
 
     /// Reads the cluster repository's infrastructure outputs (one `tofu
     /// output -json`), so [`Session::settings`] takes database hosts and
-    /// ports from them. Nothing outside a repository, or without tofu or
-    /// state; what was passed over is logged under `-v`.
+    /// ports from them. Nothing outside a repository or without an
+    /// infrastructure/ folder; when that folder gives no outputs, why is kept
+    /// for [`Session::outputs_problem`] (and logged under `-v`).
     pub async fn load_outputs(&self) {
         let Some(repository) = &self.repository else {
             return;
         };
         let dir = repository.infrastructure_dir();
-        let outputs = match phd_common::tofu::Tool::find() {
-            Ok(tool) if dir.is_dir() => {
-                match tool.outputs(&dir, std::time::Duration::from_secs(60)).await {
-                    Ok(outputs) => outputs,
-                    Err(error) => {
-                        output::debug(format!("infrastructure outputs: {error}"));
-                        Default::default()
-                    }
-                }
-            }
-            Ok(_) => Default::default(),
-            Err(error) => {
-                output::debug(format!("infrastructure outputs: {error}"));
-                Default::default()
-            }
+        if !dir.is_dir() {
+            let _ = self.outputs.set(Default::default());
+            return;
+        }
+        let (outputs, problem) = match phd_common::tofu::Tool::find() {
+            Ok(tool) => match tool.outputs(&dir, std::time::Duration::from_secs(60)).await {
+                Ok(outputs) if outputs.values.is_empty() && outputs.sensitive.is_empty() => (
+                    outputs,
+                    Some(format!(
+                        "{} output finds none in {} (not applied yet, or this checkout is not initialised: `kubectl phd infra init`, with the state bucket's credentials)",
+                        tool.name,
+                        dir.display()
+                    )),
+                ),
+                Ok(outputs) => (outputs, None),
+                Err(error) => (Default::default(), Some(format!("{error:#}"))),
+            },
+            Err(error) => (Default::default(), Some(format!("{error:#}"))),
         };
         output::debug(format!(
             "infrastructure outputs: {} (sensitive: {})",
@@ -106,7 +114,18 @@ impl Session {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+        if let Some(problem) = problem {
+            output::debug(format!("infrastructure outputs: {problem}"));
+            let _ = self.outputs_problem.set(problem);
+        }
         let _ = self.outputs.set(outputs);
+    }
+
+    /// Why the cluster repository's infrastructure gave no outputs, after
+    /// [`Session::load_outputs`]; `None` when it gave some, or outside a
+    /// repository with an infrastructure/ folder.
+    pub fn outputs_problem(&self) -> Option<&str> {
+        self.outputs_problem.get().map(String::as_str)
     }
 
     /// A sensitive output of the cluster repository's infrastructure, once

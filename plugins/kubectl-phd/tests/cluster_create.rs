@@ -383,6 +383,15 @@ fn invalid_values_are_refused_before_anything_is_written() {
         &["Acme", "example.com", "--environment", "Prod"],
         "environment name",
     );
+    // The modules' own rule (2 to 20 characters), named as such (from a trial).
+    refused(
+        &["Acme", "example.com", "--environment", "p"],
+        "at least 2 characters",
+    );
+    refused(
+        &["Acme", "example.com", "--environment", "1prod"],
+        "at most 20 characters",
+    );
     refused(
         &[
             "Acme",

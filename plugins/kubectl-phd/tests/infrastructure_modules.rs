@@ -497,7 +497,9 @@ fn provider_mirror(provider: &str) -> Option<ProviderMirror> {
             Some(mirror)
         }
         Err(error) => {
-            eprintln!("SKIPPED: the {provider} module was NOT validated by tofu: {error:#}");
+            phd_testkit::skipped(&format!(
+                "the {provider} module was NOT validated by tofu: {error:#}"
+            ));
             None
         }
     }

@@ -2184,6 +2184,67 @@ async fn create_and_delete_change_only_what_was_asked() {
         .success();
 }
 
+/// From a trial: in a cluster repository whose infrastructure gives no
+/// outputs (a fresh clone, not `infra init`-ed), instance create fell back to
+/// the generic hosts `mysql` and `mongodb` without a word. A real run stops
+/// and says why; a dry run warns.
+#[test]
+fn unreadable_infrastructure_outputs_are_named_not_replaced_by_defaults() {
+    let home = tempfile::tempdir().expect("home");
+    let kubeconfig = unreachable_kubeconfig(home.path()).expect("kubeconfig");
+    let phd = || {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("kubectl-phd"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("PHD_CACHE_DIR", phd_testkit::cache_dir())
+            .env("PHD_MYSQL_ROOT_PASSWORD", ROOT_PASSWORD)
+            .env("PHD_STORAGE_ACCESS_KEY_ID", STORAGE_KEY)
+            .env("PHD_STORAGE_SECRET_ACCESS_KEY", STORAGE_SECRET)
+            .env("PHD_MONGODB_PROVIDER", "disabled")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig);
+        command
+    };
+    let created = phd()
+        .current_dir(home.path())
+        .args([
+            "cluster",
+            "create",
+            "Fresh",
+            "fresh.example.org",
+            "--no-git",
+            "--github-org",
+            "fresh",
+        ])
+        .output()
+        .expect("cluster create");
+    assert!(created.status.success());
+    let repo = PathBuf::from(String::from_utf8_lossy(&created.stdout).trim());
+    for dry_run in [false, true] {
+        let mut command = phd();
+        command
+            .current_dir(&repo)
+            .args(["instance", "create", "demo"]);
+        if dry_run {
+            command.arg("--dry-run");
+        }
+        let output = command.output().expect("instance create");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(
+                "the database hosts come from the cluster repository's infrastructure, but"
+            ) && stderr.contains("kubectl phd infra init"),
+            "{stderr}"
+        );
+        assert_eq!(output.status.success(), dry_run, "{stderr}");
+        if !dry_run {
+            assert!(!repo.join("instances/demo").exists(), "nothing written");
+        }
+    }
+}
+
 /// Issue 19.4: inside a DigitalOcean cluster repository in nyc3, an
 /// instance's media go to Spaces in nyc3 and its databases are the
 /// infrastructure's, by default; a variable that overrides one is named.

@@ -442,6 +442,19 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}-{n}", std::process::id() % 100_000)
 }
 
+/// Records that a check was skipped, and why: on stderr, and appended to the
+/// file `$PHD_SKIP_LOG` names, which `scripts/test` lists after its summary
+/// line (cargo hides a passing test's output, so a skip would go unseen).
+pub fn skipped(message: &str) {
+    eprintln!("SKIPPED: {message}");
+    if let Some(path) = std::env::var_os("PHD_SKIP_LOG") {
+        use std::io::Write as _;
+        if let Ok(mut file) = fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(file, "{message}");
+        }
+    }
+}
+
 /// A program the tests need: on PATH, else in `$PHD_CACHE_DIR/bin`, where
 /// `scripts/install-test-tools` puts it. Panics naming the fix when missing.
 pub fn tool(name: &str) -> PathBuf {

@@ -42,7 +42,7 @@ variables {
   environment  = "abcdefghijklmnopqrs1"
   region       = "us-east-1"
   domain       = "openedx.example.com"
-  state_bucket = "tfstate-phd-abcdefghijklmnopqrstuvwxyz0123-abcdefghijk"
+  state_bucket = "tfstate-phd-abcdefghijklmnopqrstuvwxyz0123-abcdefghijklmnopqrs1"
 }
 
 run "outputs_holding_secrets_are_sensitive" {
@@ -75,6 +75,7 @@ run "names_fit_the_limits_of_their_services" {
       aws_iam_role.ebs_csi.name,
       aws_iam_role.rds_monitoring.name,
       aws_iam_role.cluster_autoscaler.name,
+      aws_iam_role.flow_logs.name,
     ] : length(name) <= 64])
     error_message = "An IAM role's name is longer than 64 characters."
   }

@@ -27,7 +27,7 @@ variables {
   environment  = "abcdefghijklmnopqrs1"
   region       = "nyc3"
   domain       = "openedx.example.com"
-  state_bucket = "tfstate-phd-abcdefghijklmnopqrstuvwxyz0123-abcdefghijk"
+  state_bucket = "tfstate-phd-abcdefghijklmnopqrstuvwxyz0123-abcdefghijklmnopqrs1"
 }
 
 run "outputs_holding_secrets_are_sensitive" {

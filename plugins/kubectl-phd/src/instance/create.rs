@@ -64,6 +64,7 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     let ingress = args.ingress.resolve(&session.settings())?;
     super::check_name(session, name, Some(&ingress.namespace))?;
     session.load_outputs().await;
+    check_outputs(session, args.dry_run)?;
     let environment = session.environment(args.environment.as_deref())?;
     let timeout = args.timeout;
     let provisioning = Provisioning::from_environment(session)?;
@@ -787,6 +788,31 @@ pub async fn require_argo(client: &kube::Client) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Inside a cluster repository the database hosts come from the
+/// infrastructure's outputs: when none can be read and no host is set, a real
+/// run stops (it would provision against the generic defaults, `mysql` and
+/// `mongodb`) and a dry run warns (from a trial: it fell back silently).
+fn check_outputs(session: &Session, dry_run: bool) -> anyhow::Result<()> {
+    let Some(problem) = session.outputs_problem() else {
+        return Ok(());
+    };
+    if session.env_var("PHD_MYSQL_HOST").is_some() {
+        return Ok(());
+    }
+    let message = format!(
+        "the database hosts come from the cluster repository's infrastructure, but {problem}; or set PHD_MYSQL_HOST, PHD_MYSQL_PORT, PHD_MONGODB_HOST and PHD_MONGODB_PORT (and the MongoDB cluster ID) yourself"
+    );
+    if dry_run {
+        output::info(format!(
+            "{} {message}; this preview uses the defaults",
+            output::paint_stderr("warning:", output::Tone::Warning)
+        ));
+        Ok(())
+    } else {
+        bail!(message)
+    }
+}
+
 fn print_dry_run(
     files: &InstanceFiles,
     env: &SyncReport,
@@ -821,17 +847,17 @@ fn print_dry_run(
         }
     }
     objects.push(provisioning_secret);
-    if !provisioning.missing.is_empty() {
-        println!(
-            "# not set, required without --dry-run: {}",
-            provisioning.missing.join(", ")
-        );
-    }
     objects.extend(workflows.iter().cloned());
     objects.extend(application.iter().map(|d| d.object.clone()));
     for object in objects {
         println!("---");
         print!("{}", serde_saphyr::to_string(&object)?);
+    }
+    if !provisioning.missing.is_empty() {
+        println!(
+            "# not set, required without --dry-run: {}",
+            provisioning.missing.join(", ")
+        );
     }
     Ok(())
 }
