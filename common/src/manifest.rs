@@ -25,6 +25,8 @@ pub enum ManifestError {
         #[source]
         source: reqwest::Error,
     },
+    #[error("manifest location {0} is neither a file nor an http:// or https:// URL")]
+    UnsupportedScheme(String),
     #[error("{source_name} is not valid YAML")]
     Parse {
         source_name: String,
@@ -55,7 +57,9 @@ pub enum ManifestSource {
 impl ManifestSource {
     /// A URL when `location` starts with `http://` or `https://`, else a path.
     pub fn from_location(location: &str) -> Self {
-        if location.starts_with("https://") || location.starts_with("http://") {
+        // Any `scheme://` is a URL; one other than http(s) fails to download
+        // with its own words, not as a missing file (from a trial).
+        if location.contains("://") {
             Self::Url(location.to_owned())
         } else {
             Self::File(PathBuf::from(location))
@@ -73,6 +77,9 @@ impl ManifestSource {
                         path: path.clone(),
                         source,
                     })
+            }
+            Self::Url(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+                Err(ManifestError::UnsupportedScheme(url.clone()))
             }
             Self::Url(url) => download(url)
                 .await
@@ -256,6 +263,23 @@ mod tests {
         let documents = parse("test", text).expect("parses");
         let described: Vec<String> = documents.iter().map(Document::describe).collect();
         assert_eq!(described, ["ConfigMap a", "Secret b", "Secret c-*"]);
+    }
+
+    /// From a trial: `ftp://…` was read as a file path ("No such file").
+    #[tokio::test]
+    async fn a_location_with_another_scheme_is_named_as_such() {
+        let error = ManifestSource::from_location("ftp://example.org/install.yaml")
+            .load()
+            .await
+            .expect_err("ftp");
+        assert!(
+            matches!(error, ManifestError::UnsupportedScheme(_)),
+            "{error}"
+        );
+        assert!(matches!(
+            ManifestSource::from_location("manifests/install.yaml"),
+            ManifestSource::File(_)
+        ));
     }
 
     #[test]

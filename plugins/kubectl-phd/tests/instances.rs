@@ -2030,6 +2030,27 @@ fn bad_or_missing_settings_are_named_before_any_change() {
             assert!(!repo.instances().exists(), "{variable}: files written");
         }
     }
+    // No MongoDB provider and no credentials: one error names both (from a
+    // trial: they came out in two runs).
+    let output = repo
+        .phd(&kubeconfig)
+        .env_remove("PHD_MONGODB_PROVIDER")
+        .env_remove("PHD_ATLAS_PUBLIC_KEY")
+        .env_remove("PHD_ATLAS_PRIVATE_KEY")
+        .env_remove("PHD_ATLAS_PROJECT_ID")
+        .env_remove("PHD_ATLAS_CLUSTER_NAME")
+        .env_remove("PHD_MYSQL_ROOT_PASSWORD")
+        .args(["instance", "create", "demo"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no MongoDB provider is configured")
+            && stderr.contains("also missing: PHD_MYSQL_ROOT_PASSWORD"),
+        "{stderr}"
+    );
+    assert!(!repo.instances().exists(), "files written");
 }
 
 /// Issue 14.5: a namespace held Terminating by a finalizer. The timeout names

@@ -506,7 +506,15 @@ impl Provisioning {
                 mysql_ca_certificate(&ca)?,
             );
         }
-        let mongodb = settings.mongodb_provider()?;
+        // Everything missing in one error, not one per run (from a trial).
+        let mongodb = match settings.mongodb_provider() {
+            Ok(provider) => provider,
+            Err(error) if missing.is_empty() => return Err(error.into()),
+            Err(error) => bail!(
+                "{error}; also missing: {} (required environment variables)",
+                missing.join(", ")
+            ),
+        };
         let mut parameters = BTreeMap::from([
             ("provider", mongodb.name().to_owned()),
             (
