@@ -2205,6 +2205,25 @@ async fn create_and_delete_change_only_what_was_asked() {
         .success();
 }
 
+/// The plugin with nothing of this process's environment but PATH: HOME,
+/// the cache, the admin credentials, no MongoDB provisioning, and
+/// `--kubeconfig`.
+fn isolated_phd(home: &Path, kubeconfig: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("kubectl-phd"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("PHD_CACHE_DIR", phd_testkit::cache_dir())
+        .env("PHD_MYSQL_ROOT_PASSWORD", ROOT_PASSWORD)
+        .env("PHD_STORAGE_ACCESS_KEY_ID", STORAGE_KEY)
+        .env("PHD_STORAGE_SECRET_ACCESS_KEY", STORAGE_SECRET)
+        .env("PHD_MONGODB_PROVIDER", "disabled")
+        .arg("--kubeconfig")
+        .arg(kubeconfig);
+    command
+}
+
 /// From a trial: in a cluster repository whose infrastructure gives no
 /// outputs (a fresh clone, not `infra init`-ed), instance create fell back to
 /// the generic hosts `mysql` and `mongodb` without a word. A real run stops
@@ -2213,21 +2232,7 @@ async fn create_and_delete_change_only_what_was_asked() {
 fn unreadable_infrastructure_outputs_are_named_not_replaced_by_defaults() {
     let home = tempfile::tempdir().expect("home");
     let kubeconfig = unreachable_kubeconfig(home.path()).expect("kubeconfig");
-    let phd = || {
-        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("kubectl-phd"));
-        command
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", home.path())
-            .env("PHD_CACHE_DIR", phd_testkit::cache_dir())
-            .env("PHD_MYSQL_ROOT_PASSWORD", ROOT_PASSWORD)
-            .env("PHD_STORAGE_ACCESS_KEY_ID", STORAGE_KEY)
-            .env("PHD_STORAGE_SECRET_ACCESS_KEY", STORAGE_SECRET)
-            .env("PHD_MONGODB_PROVIDER", "disabled")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig);
-        command
-    };
+    let phd = || isolated_phd(home.path(), &kubeconfig);
     let created = phd()
         .current_dir(home.path())
         .args([
@@ -2300,19 +2305,9 @@ fn defaults_come_from_the_cluster_repository() {
     let home = tempfile::tempdir().expect("home");
     let kubeconfig = unreachable_kubeconfig(home.path()).expect("kubeconfig");
     let run = |mysql_host: Option<&str>| {
-        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("kubectl-phd"));
+        let mut command = isolated_phd(home.path(), &kubeconfig);
         command
             .current_dir(repo.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", home.path())
-            .env("PHD_CACHE_DIR", phd_testkit::cache_dir())
-            .env("PHD_MYSQL_ROOT_PASSWORD", ROOT_PASSWORD)
-            .env("PHD_STORAGE_ACCESS_KEY_ID", STORAGE_KEY)
-            .env("PHD_STORAGE_SECRET_ACCESS_KEY", STORAGE_SECRET)
-            .env("PHD_MONGODB_PROVIDER", "disabled")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
             .args(["instance", "create", "demo", "--dry-run"]);
         if let Some(host) = mysql_host {
             command.env("PHD_MYSQL_HOST", host);
@@ -2349,15 +2344,11 @@ fn defaults_come_from_the_cluster_repository() {
     // The MySQL admin's password too: without PHD_MYSQL_ROOT_PASSWORD, the
     // infrastructure's sensitive output is used (never printed), so the
     // operator's shell needs only the storage keys.
-    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("kubectl-phd"))
+    let output = isolated_phd(home.path(), &kubeconfig)
         .current_dir(repo.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("PHD_CACHE_DIR", phd_testkit::cache_dir())
-        .env("PHD_MONGODB_PROVIDER", "disabled")
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
+        .env_remove("PHD_MYSQL_ROOT_PASSWORD")
+        .env_remove("PHD_STORAGE_ACCESS_KEY_ID")
+        .env_remove("PHD_STORAGE_SECRET_ACCESS_KEY")
         .args(["instance", "create", "demo", "--dry-run"])
         .output()
         .expect("run");
