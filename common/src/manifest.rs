@@ -78,9 +78,7 @@ impl ManifestSource {
                         source,
                     })
             }
-            Self::Url(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
-                Err(ManifestError::UnsupportedScheme(url.clone()))
-            }
+            Self::Url(url) if !is_http(url) => Err(ManifestError::UnsupportedScheme(url.clone())),
             Self::Url(url) => download(url)
                 .await
                 .map_err(|source| ManifestError::Download {
@@ -251,6 +249,11 @@ pub fn parse(source_name: &str, text: &str) -> Result<Vec<Document>, ManifestErr
         }
     }
     Ok(documents)
+}
+
+/// Whether `url` is one this tool downloads: http:// or https://.
+fn is_http(url: &str) -> bool {
+    url.starts_with("https://") || url.starts_with("http://")
 }
 
 #[cfg(test)]

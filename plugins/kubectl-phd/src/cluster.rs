@@ -375,6 +375,13 @@ fn check_github_org(org: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether a repository URL is an ssh one (`git@host:path` or `ssh://`),
+/// which takes a deploy key; any other takes a token or GitHub App (Argo CD
+/// matches credentials by URL).
+pub(crate) fn is_ssh_url(url: &str) -> bool {
+    url.starts_with("git@") || url.starts_with("ssh://")
+}
+
 /// A clone URL Argo CD and git can use, with no character that would need
 /// quoting in the YAML, JSON and shell it ends up in.
 /// A git repository URL (https, http, ssh or scp-like `git@host:path`) of
@@ -584,7 +591,7 @@ fn report(created: &Created, files: &[RenderedFile]) {
     );
     // The credential that fits the URL: Argo CD matches them by URL.
     steps.push(
-        if created.repository.starts_with("git@") || created.repository.starts_with("ssh://") {
+        if is_ssh_url(&created.repository) {
             "kubectl phd argo repository --ssh-key-file KEY (a read-only deploy key): Argo CD's read access"
         } else {
             "kubectl phd argo repository --token-stdin < TOKEN-FILE (a read-only token; or --github-app-id): Argo CD's read access"

@@ -136,7 +136,6 @@ impl Session {
         self.outputs
             .get()
             .and_then(|outputs| outputs.sensitive.get(name))
-            .filter(|value| !value.is_empty())
             .cloned()
     }
 

@@ -41,7 +41,7 @@ pub async fn repository(session: &Session, args: &ArgoRepositoryArgs) -> anyhow:
         .require(Setting::Repository, args.url.as_deref(), Some("--url"))?
         .value;
     crate::cluster::check_repository_url("the cluster repository", &url)?;
-    let ssh_url = url.starts_with("git@") || url.starts_with("ssh://");
+    let ssh_url = crate::cluster::is_ssh_url(&url);
     let mut data = BTreeMap::from([
         ("type".to_owned(), "git".to_owned()),
         ("url".to_owned(), url.clone()),

@@ -853,11 +853,6 @@ fn print_dry_run(
         println!("---");
         print!("{}", serde_saphyr::to_string(&object)?);
     }
-    if !provisioning.missing.is_empty() {
-        println!(
-            "# not set, required without --dry-run: {}",
-            provisioning.missing.join(", ")
-        );
-    }
+    provisioning.print_missing();
     Ok(())
 }

@@ -154,12 +154,7 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
         if dir.exists() {
             println!("directory {}", dir.display());
         }
-        if !provisioning.missing.is_empty() {
-            println!(
-                "# not set, required without --dry-run: {}",
-                provisioning.missing.join(", ")
-            );
-        }
+        provisioning.print_missing();
         return Ok(());
     }
 

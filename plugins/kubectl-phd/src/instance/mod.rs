@@ -467,13 +467,9 @@ impl Provisioning {
         let settings = session.settings();
         let env = |name: &str| session.env_var(name);
         let mut missing = Vec::new();
-        // A variable, else (for the MySQL admin's password) the
-        // infrastructure output of the same value, read in this process only.
-        let mut require = |name: &'static str| {
-            let value = env(name).or_else(|| match name {
-                "PHD_MYSQL_ROOT_PASSWORD" => session.sensitive_output("mysql_root_password"),
-                _ => None,
-            });
+        // A variable, else the value `fallback` found elsewhere.
+        let mut require = |name: &'static str, fallback: Option<String>| {
+            let value = env(name).or(fallback);
             if value.is_none() {
                 missing.push(name);
             }
@@ -489,15 +485,20 @@ impl Provisioning {
             ),
             (
                 "mysql-root-password".to_owned(),
-                require("PHD_MYSQL_ROOT_PASSWORD"),
+                // Inside a cluster repository, the infrastructure's sensitive
+                // output of the same value, read in this process only.
+                require(
+                    "PHD_MYSQL_ROOT_PASSWORD",
+                    session.sensitive_output("mysql_root_password"),
+                ),
             ),
             (
                 "storage-access-key-id".to_owned(),
-                require("PHD_STORAGE_ACCESS_KEY_ID"),
+                require("PHD_STORAGE_ACCESS_KEY_ID", None),
             ),
             (
                 "storage-secret-access-key".to_owned(),
-                require("PHD_STORAGE_SECRET_ACCESS_KEY"),
+                require("PHD_STORAGE_SECRET_ACCESS_KEY", None),
             ),
         ]);
         if let Some(ca) = env("PHD_MYSQL_CA_CERTIFICATE") {
@@ -589,6 +590,17 @@ impl Provisioning {
             parameters,
             missing,
         })
+    }
+
+    /// The line a dry run ends with when credential variables a real run
+    /// needs are not set.
+    pub fn print_missing(&self) {
+        if !self.missing.is_empty() {
+            println!(
+                "# not set, required without --dry-run: {}",
+                self.missing.join(", ")
+            );
+        }
     }
 
     /// Fails, naming them, when credential variables a real run needs are
