@@ -382,6 +382,16 @@ pub(crate) fn is_ssh_url(url: &str) -> bool {
     url.starts_with("git@") || url.starts_with("ssh://")
 }
 
+/// The `argo repository` command that gives Argo CD read access to `url`:
+/// a deploy key for an ssh URL, a token (or GitHub App) otherwise.
+pub(crate) fn read_access_command(url: &str) -> &'static str {
+    if is_ssh_url(url) {
+        "kubectl phd argo repository --ssh-key-file KEY (a read-only deploy key)"
+    } else {
+        "kubectl phd argo repository --token-stdin < TOKEN-FILE (a read-only token; or --github-app-id)"
+    }
+}
+
 /// A clone URL Argo CD and git can use, with no character that would need
 /// quoting in the YAML, JSON and shell it ends up in.
 /// A git repository URL (https, http, ssh or scp-like `git@host:path`) of
@@ -590,14 +600,10 @@ fn report(created: &Created, files: &[RenderedFile]) {
             .to_owned(),
     );
     // The credential that fits the URL: Argo CD matches them by URL.
-    steps.push(
-        if is_ssh_url(&created.repository) {
-            "kubectl phd argo repository --ssh-key-file KEY (a read-only deploy key): Argo CD's read access"
-        } else {
-            "kubectl phd argo repository --token-stdin < TOKEN-FILE (a read-only token; or --github-app-id): Argo CD's read access"
-        }
-        .to_owned(),
-    );
+    steps.push(format!(
+        "{}: Argo CD's read access",
+        read_access_command(&created.repository)
+    ));
     steps.push(
         "kubectl phd ci-credentials --base64 | gh secret set KUBECONFIG_CONTENT, and the other repository secrets (README.md, \"Instances\")"
             .to_owned(),
@@ -605,5 +611,23 @@ fn report(created: &Created, files: &[RenderedFile]) {
     output::info("next steps:");
     for (number, step) in steps.iter().enumerate() {
         output::info(format!("  {}. {step}", number + 1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The read access cluster create and doctor suggest fits the URL: what
+    /// `argo repository` accepts for it (a deploy key only for ssh URLs).
+    #[test]
+    fn suggested_read_access_fits_the_url() {
+        for (url, fits) in [
+            ("git@github.com:acme/cluster.git", "--ssh-key-file"),
+            ("ssh://git@github.com/acme/cluster.git", "--ssh-key-file"),
+            ("https://github.com/acme/cluster.git", "--token-stdin"),
+        ] {
+            assert!(read_access_command(url).contains(fits), "{url}");
+        }
     }
 }

@@ -468,12 +468,13 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), crate::argo::ARGOCD_NAMESPACE);
     let labelled =
         ListParams::default().labels(&format!("{}=repository", crate::argo::SECRET_TYPE_LABEL));
-    let fix =
-        "`kubectl phd argo repository --ssh-key-file KEY` (or --github-app-id, --token-stdin)";
     checks.push(match (secrets.list_metadata(&labelled).await, &repository) {
         (Err(error), _) => Check::new("repository access", Status::Warning, format!("cannot list Argo CD repository Secrets: {error}")),
         (Ok(_), None) => Check::new("repository access", Status::Skipped, "no cluster repository known (PHD_CLUSTER_REPOSITORY or context.json)"),
         (Ok(list), Some(url)) => {
+            // The credential that fits the URL (from a trial: a deploy key
+            // was suggested for an https URL, which argo repository refuses).
+            let fix = format!("`{}`", crate::cluster::read_access_command(url));
             let names: Vec<String> = list.items.iter().filter_map(|s| s.metadata.name.clone()).collect();
             let mut others = Vec::new();
             let mut matching = false;
@@ -532,8 +533,12 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
                 "repository access",
                 Status::Failed,
                 format!(
-                    "Argo CD cannot read the repository of {}; {fix}",
-                    failing.join(", ")
+                    "Argo CD cannot read the repository of {}; {}",
+                    failing.join(", "),
+                    repository.as_deref().map_or(
+                        "`kubectl phd argo repository` (see --help)".to_owned(),
+                        |url| format!("`{}`", crate::cluster::read_access_command(url))
+                    )
                 ),
             ));
         }
