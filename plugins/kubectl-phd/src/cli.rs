@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::output::{Structured, StructuredFormat};
+
 pub use crate::cluster::{ClusterCommand, ClusterCreateArgs, Provider};
 
 #[derive(Debug, Parser)]
@@ -132,6 +134,53 @@ pub enum OutputFormat {
     Table,
     Json,
     Yaml,
+}
+
+impl StructuredFormat for OutputFormat {
+    fn structured(self) -> Option<Structured> {
+        match self {
+            Self::Table => None,
+            Self::Json => Some(Structured::Json),
+            Self::Yaml => Some(Structured::Yaml),
+        }
+    }
+}
+
+/// Formats of a list (`instance list`, `user list`), as `kubectl get`'s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    #[default]
+    Table,
+    /// The table with more columns
+    Wide,
+    Json,
+    Yaml,
+    /// One `kind/name` per line
+    Name,
+}
+
+impl StructuredFormat for ListFormat {
+    fn structured(self) -> Option<Structured> {
+        match self {
+            Self::Json => Some(Structured::Json),
+            Self::Yaml => Some(Structured::Yaml),
+            Self::Table | Self::Wide | Self::Name => None,
+        }
+    }
+}
+
+/// Formats of a mutating command's result (schema: docs/output.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ResultFormat {
+    /// Progress and a summary on standard error
+    #[default]
+    Text,
+    /// The result object on standard output
+    Json,
+    /// The result object on standard output
+    Yaml,
+    /// `kind/name` on standard output
+    Name,
 }
 
 #[derive(Debug, Args)]
@@ -298,6 +347,9 @@ pub struct UserCreateArgs {
     /// Print the Argo Workflows token (Bearer ...) on standard output
     #[arg(long)]
     pub show_token: bool,
+    /// Output format of the result (docs/output.md)
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: ResultFormat,
 }
 
 #[derive(Debug, Args)]
@@ -308,6 +360,9 @@ pub struct UserUpdateArgs {
     /// The new role
     #[arg(long, value_enum, required = true)]
     pub role: Role,
+    /// Output format of the result (docs/output.md)
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: ResultFormat,
 }
 
 #[derive(Debug, Args)]
@@ -321,13 +376,16 @@ pub struct UserDeleteArgs {
     /// Succeed when the user does not exist
     #[arg(long)]
     pub ignore_not_found: bool,
+    /// Output format of the result (docs/output.md)
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: ResultFormat,
 }
 
 #[derive(Debug, Args)]
 pub struct UserListArgs {
     /// Output format
     #[arg(short = 'o', long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    pub output: ListFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -390,6 +448,15 @@ pub struct InstanceCreateArgs {
     /// Print the files and objects that would be created; change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Output format of the result (docs/output.md)
+    #[arg(
+        short = 'o',
+        long,
+        value_enum,
+        default_value_t,
+        conflicts_with = "dry_run"
+    )]
+    pub output: ResultFormat,
 }
 
 /// The cluster's ingress setting, as flags of the instance commands; unset
@@ -460,6 +527,15 @@ pub struct InstanceUpdateArgs {
     /// Print what would change; change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Output format of the result (docs/output.md)
+    #[arg(
+        short = 'o',
+        long,
+        value_enum,
+        default_value_t,
+        conflicts_with = "dry_run"
+    )]
+    pub output: ResultFormat,
 }
 
 #[derive(Debug, Args)]
@@ -479,13 +555,22 @@ pub struct InstanceDeleteArgs {
     /// Succeed when the instance does not exist
     #[arg(long)]
     pub ignore_not_found: bool,
+    /// Output format of the result (docs/output.md)
+    #[arg(
+        short = 'o',
+        long,
+        value_enum,
+        default_value_t,
+        conflicts_with = "dry_run"
+    )]
+    pub output: ResultFormat,
 }
 
 #[derive(Debug, Args)]
 pub struct InstanceListArgs {
     /// Output format
     #[arg(short = 'o', long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    pub output: ListFormat,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,7 @@ mod doctor;
 mod infra;
 mod instance;
 mod legacy;
+mod outcome;
 mod output;
 mod progress;
 mod prompt;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use owo_colors::OwoColorize as _;
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, OutputFormat};
+use crate::cli::GlobalArgs;
 
 static VERBOSITY: AtomicU8 = AtomicU8::new(0);
 static COLOUR_STDOUT: AtomicBool = AtomicBool::new(false);
@@ -70,14 +70,80 @@ pub fn paint_stderr(text: &str, tone: Tone) -> String {
     paint(text, tone, COLOUR_STDERR.load(Ordering::Relaxed))
 }
 
-/// Prints `value` as JSON or YAML; `table` must be handled by the caller.
-pub fn print_structured<T: Serialize>(value: &T, format: OutputFormat) -> anyhow::Result<()> {
-    match format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(value)?),
-        OutputFormat::Yaml => print!("{}", serde_saphyr::to_string(value)?),
-        OutputFormat::Table => anyhow::bail!("table output is printed by the command itself"),
+/// The machine-readable formats of `-o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Structured {
+    Json,
+    Yaml,
+}
+
+/// An `-o` format that may be one of the [`Structured`] ones.
+pub trait StructuredFormat: Copy {
+    /// `None` for the formats the command prints itself (table, wide, name, text).
+    fn structured(self) -> Option<Structured>;
+}
+
+impl StructuredFormat for Structured {
+    fn structured(self) -> Option<Structured> {
+        Some(self)
+    }
+}
+
+/// Prints `value` as JSON or YAML on standard output; the other formats
+/// must be handled by the caller.
+pub fn print_structured<T: Serialize>(
+    value: &T,
+    format: impl StructuredFormat,
+) -> anyhow::Result<()> {
+    match format.structured() {
+        Some(Structured::Json) => println!("{}", serde_json::to_string_pretty(value)?),
+        Some(Structured::Yaml) => print!("{}", serde_saphyr::to_string(value)?),
+        None => anyhow::bail!("this output format is printed by the command itself"),
     }
     Ok(())
+}
+
+/// Prints a table as `kubectl get` does: upper-case headers, each column as
+/// wide as its widest cell, two spaces between columns, `-` for an empty cell.
+pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let cell = |text: &str| {
+        if text.is_empty() {
+            "-".to_owned()
+        } else {
+            text.to_owned()
+        }
+    };
+    let widths: Vec<usize> = headers
+        .iter()
+        .enumerate()
+        .map(|(column, header)| {
+            rows.iter()
+                .filter_map(|row| row.get(column))
+                .map(|text| cell(text).chars().count())
+                .chain([header.chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<String>| {
+        let last = cells.len().saturating_sub(1);
+        let padded: Vec<String> = cells
+            .into_iter()
+            .enumerate()
+            .map(|(column, text)| {
+                if column == last {
+                    text
+                } else {
+                    format!("{text:width$}", width = widths[column])
+                }
+            })
+            .collect();
+        println!("{}", padded.join("  "));
+    };
+    line(headers.iter().map(|h| (*h).to_owned()).collect());
+    for row in rows {
+        line(row.iter().map(|text| cell(text)).collect());
+    }
 }
 
 /// Prints an error once. The first line names what failed, the step that

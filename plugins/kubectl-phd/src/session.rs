@@ -8,6 +8,7 @@ use phd_common::{
 };
 
 use crate::cli::GlobalArgs;
+use crate::outcome::ClusterRef;
 use crate::output;
 
 pub struct Session {
@@ -19,8 +20,8 @@ pub struct Session {
     /// Why the repository's infrastructure gave no outputs, when it has an
     /// infrastructure/ folder but they could not be read.
     outputs_problem: std::sync::OnceLock<String>,
-    /// `context at server` of the cluster this run connected to.
-    connected: std::sync::OnceLock<String>,
+    /// The cluster this run connected to.
+    connected: std::sync::OnceLock<ClusterRef>,
 }
 
 impl Session {
@@ -163,17 +164,16 @@ impl Session {
             "connected to {} (Kubernetes {})",
             cluster.server, cluster.version.git_version
         ));
-        let _ = self.connected.set(format!(
-            "context {} at {}",
-            cluster.context.as_deref().unwrap_or("(none)"),
-            cluster.server
-        ));
+        let _ = self.connected.set(ClusterRef {
+            context: cluster.context.clone(),
+            server: cluster.server.clone(),
+        });
         Ok(cluster)
     }
 
-    /// The cluster this run acted on (`context NAME at https://…`), if it
-    /// connected to one: the last line of every mutating command's summary.
-    pub fn connected(&self) -> Option<&str> {
-        self.connected.get().map(String::as_str)
+    /// The cluster this run acted on, if it connected to one: the last
+    /// line of every mutating command's summary, and its result's `cluster`.
+    pub fn connected(&self) -> Option<&ClusterRef> {
+        self.connected.get()
     }
 }

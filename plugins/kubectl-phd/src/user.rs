@@ -22,8 +22,9 @@ use serde::Serialize;
 
 use crate::argo::{ARGOCD_NAMESPACE, WORKFLOWS_NAMESPACE};
 use crate::cli::{
-    OutputFormat, Role, UserCreateArgs, UserDeleteArgs, UserListArgs, UserUpdateArgs,
+    ListFormat, ResultFormat, Role, UserCreateArgs, UserDeleteArgs, UserListArgs, UserUpdateArgs,
 };
+use crate::outcome::{Action, ObjectRef, Outcome, UserDetails};
 use crate::output;
 use crate::prompt;
 use crate::session::Session;
@@ -70,6 +71,26 @@ impl UserObjects {
             password_mtime_key: format!("accounts.{name}.passwordMtime"),
             policy_key: format!("policy.phd-user-{name}.csv"),
         }
+    }
+
+    /// The objects of the user, each with `action`; `argocd-secret` (the
+    /// password) only when `password`.
+    fn objects(&self, action: &str, password: bool) -> Vec<ObjectRef> {
+        let argocd = Some(ARGOCD_NAMESPACE);
+        let workflows = Some(WORKFLOWS_NAMESPACE);
+        let mut objects = vec![
+            ObjectRef::new("ConfigMap", argocd, "argocd-cm", action),
+            ObjectRef::new("ConfigMap", argocd, "argocd-rbac-cm", action),
+        ];
+        if password {
+            objects.push(ObjectRef::new("Secret", argocd, "argocd-secret", action));
+        }
+        objects.extend([
+            ObjectRef::new("ServiceAccount", workflows, &self.service_account, action),
+            ObjectRef::new("Secret", workflows, &self.token_secret, action),
+            ObjectRef::new("ClusterRoleBinding", None, &self.binding, action),
+        ]);
+        objects
     }
 
     fn apply_params(&self) -> PatchParams {
@@ -219,10 +240,12 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
     require_workflows(&client).await?;
     // An existing user keeps its role unless the same one is asked for:
     // changing it is `user update`'s job, never a side effect.
-    let current_role = read_states(&client)
-        .await?
-        .remove(&user.name)
-        .and_then(|state| state.role);
+    let current = read_states(&client).await?.remove(&user.name);
+    let had_problems = current
+        .as_ref()
+        .is_some_and(|state| !state.problems.is_empty());
+    let existed = current.is_some();
+    let current_role = current.and_then(|state| state.role);
     let role = match (args.role, current_role.as_deref()) {
         (None, None) => Role::Developer,
         (Some(role), None) => role,
@@ -280,6 +303,7 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
         )
         .await
         .context("cannot enable the Argo CD login in argocd-cm")?;
+    let mut shown_password: Option<String> = None;
     if let Some(password) = &new_password {
         // A password chosen because the user had none is stored only if
         // argocd-secret is as read: of two runs at once, one stores its
@@ -313,21 +337,39 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
                 Err(StoreError::Other(error)) => return Err(error),
                 Ok(()) => {
                     if generated {
-                        // Shown as soon as it is stored: a later failure cannot lose it.
-                        output::info(format!(
-                            "Argo CD password of {} generated and stored; it is shown only this once:",
-                            user.name
-                        ));
-                        println!("{password}");
+                        shown_password = Some(password.clone());
+                        // Shown as soon as it is stored (in -o json|yaml,
+                        // in the result, or below if a later step fails).
+                        if args.output == ResultFormat::Text {
+                            output::info(format!(
+                                "Argo CD password of {} generated and stored; it is shown only this once:",
+                                user.name
+                            ));
+                            println!("{password}");
+                        }
                     }
                     break;
                 }
             }
         }
     }
-    ensure_workflows_identity(&client, &user, role).await?;
-    ensure_role(&client, &user, role).await?;
-    bind_developers(&client).await?;
+    let finished = async {
+        ensure_workflows_identity(&client, &user, role).await?;
+        ensure_role(&client, &user, role).await?;
+        bind_developers(&client).await
+    }
+    .await;
+    if let Err(error) = finished {
+        // A generated password that -o json|yaml held back is not lost.
+        if let Some(password) = shown_password.filter(|_| args.output != ResultFormat::Text) {
+            output::info(format!(
+                "Argo CD password of {} generated and stored; it is shown only this once:",
+                user.name
+            ));
+            println!("{password}");
+        }
+        return Err(error);
+    }
 
     output::info(format!(
         "user {} ready with role {}",
@@ -350,9 +392,37 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
         "  Argo Workflows: `kubectl -n {WORKFLOWS_NAMESPACE} port-forward svc/argo-server 2746`, then log in at https://localhost:2746 with the token (`kubectl phd user create {} --show-token` prints it)",
         user.name
     ));
-    if args.show_token {
-        let token = wait_for_token(&client, &user).await?;
-        println!("Bearer {token}");
+    let token = if args.show_token {
+        Some(format!("Bearer {}", wait_for_token(&client, &user).await?))
+    } else {
+        None
+    };
+    let action = match (existed, new_password.is_some() || had_problems) {
+        (false, _) => Action::Created,
+        (true, true) => Action::Updated,
+        (true, false) => Action::Unchanged,
+    };
+    let mut outcome = Outcome::new(
+        "User",
+        &user.name,
+        action,
+        UserDetails {
+            role: Some(role.name()),
+            password: shown_password,
+            token: None,
+        },
+    )
+    .on(session);
+    outcome.objects = user.objects("applied", new_password.is_some());
+    if args.output == ResultFormat::Text {
+        outcome.details.password = None;
+        outcome.print(args.output)?;
+        if let Some(token) = token {
+            println!("{token}");
+        }
+    } else {
+        outcome.details.token = token;
+        outcome.print(args.output)?;
     }
     Ok(())
 }
@@ -365,6 +435,10 @@ pub async fn update(session: &Session, args: &UserUpdateArgs) -> anyhow::Result<
     let argocd = read_argocd(&client).await?;
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), WORKFLOWS_NAMESPACE);
     let has_identity = accounts.get_opt(&user.service_account).await?.is_some();
+    let before = read_states(&client)
+        .await?
+        .remove(&user.name)
+        .and_then(|state| state.role);
     if !argocd.config.contains_key(&user.account_key) && !has_identity {
         bail!(
             "user {} does not exist; create it with `kubectl phd user create {}`",
@@ -384,7 +458,23 @@ pub async fn update(session: &Session, args: &UserUpdateArgs) -> anyhow::Result<
         user.name,
         args.role.name()
     ));
-    Ok(())
+    let action = if before.as_deref() == Some(args.role.name()) {
+        Action::Unchanged
+    } else {
+        Action::Updated
+    };
+    let mut outcome = Outcome::new(
+        "User",
+        &user.name,
+        action,
+        UserDetails {
+            role: Some(args.role.name()),
+            ..Default::default()
+        },
+    )
+    .on(session);
+    outcome.objects = user.objects("applied", false);
+    outcome.print(args.output)
 }
 
 pub async fn delete(session: &Session, args: &UserDeleteArgs) -> anyhow::Result<()> {
@@ -395,11 +485,9 @@ pub async fn delete(session: &Session, args: &UserDeleteArgs) -> anyhow::Result<
     let states = read_states(&client).await?;
     if !states.contains_key(&user.name) {
         if args.ignore_not_found {
-            output::info(format!(
-                "user {} does not exist; nothing to delete",
-                user.name
-            ));
-            return Ok(());
+            return Outcome::new("User", &user.name, Action::NotFound, UserDetails::default())
+                .on(session)
+                .print(args.output);
         }
         bail!(
             "user {} does not exist (`kubectl phd user list` shows who does); pass --ignore-not-found to succeed anyway",
@@ -481,8 +569,16 @@ pub async fn delete(session: &Session, args: &UserDeleteArgs) -> anyhow::Result<
         }
     }
     bind_developers(&client).await?;
-    output::info(format!("user {} deleted", user.name));
-    Ok(())
+    let mut outcome =
+        Outcome::new("User", &user.name, Action::Deleted, UserDetails::default()).on(session);
+    outcome.objects = user.objects("deleted", true);
+    // The shared ConfigMaps and Secret stay: only the user's keys leave them.
+    for object in &mut outcome.objects {
+        if object.namespace.as_deref() == Some(ARGOCD_NAMESPACE) {
+            object.action = "keysRemoved".to_owned();
+        }
+    }
+    outcome.print(args.output)
 }
 
 pub async fn list(session: &Session, args: &UserListArgs) -> anyhow::Result<()> {
@@ -490,26 +586,46 @@ pub async fn list(session: &Session, args: &UserListArgs) -> anyhow::Result<()> 
     let states = read_states(&cluster.client).await?;
     let users: Vec<UserState> = states.into_values().collect();
     match args.output {
-        OutputFormat::Table => {
-            let width = users.iter().map(|u| u.name.len()).max().unwrap_or(4).max(4);
-            println!(
-                "{:width$}  {:9}  {:13}  {:18}  PROBLEMS",
-                "USER", "ROLE", "ARGOCD LOGIN", "WORKFLOWS IDENTITY"
-            );
-            for user in &users {
-                let yes_no = |b: bool| if b { "yes" } else { "no" };
-                println!(
-                    "{:width$}  {:9}  {:13}  {:18}  {}",
-                    user.name,
-                    user.role.as_deref().unwrap_or("-"),
-                    yes_no(user.argocd_login),
-                    yes_no(user.workflows_identity),
-                    if user.problems.is_empty() {
-                        "-".to_owned()
-                    } else {
-                        user.problems.join("; ")
+        format @ (ListFormat::Table | ListFormat::Wide) => {
+            let wide = format == ListFormat::Wide;
+            let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
+            let mut headers = vec!["USER", "ROLE", "ARGOCD LOGIN", "WORKFLOWS IDENTITY"];
+            if wide {
+                headers.extend(["ARGOCD PASSWORD", "WORKFLOWS ROLE", "SERVICE ACCOUNT"]);
+            }
+            headers.push("PROBLEMS");
+            let rows: Vec<Vec<String>> = users
+                .iter()
+                .map(|user| {
+                    let mut row = vec![
+                        user.name.clone(),
+                        user.role.clone().unwrap_or_default(),
+                        yes_no(user.argocd_login),
+                        yes_no(user.workflows_identity),
+                    ];
+                    if wide {
+                        row.extend([
+                            yes_no(user.argocd_password),
+                            user.workflows_role.clone().unwrap_or_default(),
+                            if user.workflows_identity {
+                                format!(
+                                    "{WORKFLOWS_NAMESPACE}/{}",
+                                    UserObjects::new(&user.name).service_account
+                                )
+                            } else {
+                                String::new()
+                            },
+                        ]);
                     }
-                );
+                    row.push(user.problems.join("; "));
+                    row
+                })
+                .collect();
+            output::print_table(&headers, &rows);
+        }
+        ListFormat::Name => {
+            for user in &users {
+                println!("user/{}", user.name);
             }
         }
         format => output::print_structured(&users, format)?,

@@ -930,3 +930,129 @@ async fn create_changes_nothing_it_was_not_asked_to_and_delete_of_nothing_fails(
         .assert()
         .success();
 }
+
+/// Runs `phd user ARGS` and returns its standard output, asserting success.
+fn stdout_of(kubeconfig: &Path, args: &[&str]) -> String {
+    let output = phd(kubeconfig)
+        .arg("user")
+        .args(args)
+        .write_stdin("")
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "user {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Issue 19.3: every mutating user command supports `-o json|yaml|name`
+/// with the schema of docs/output.md (every key always present), naming the
+/// cluster and the objects; lists get `-o wide` and `-o name`.
+#[tokio::test]
+async fn mutating_commands_report_their_result_as_json_yaml_and_name() {
+    let plane = cluster().await;
+    let kubeconfig = &plane.admin_kubeconfig;
+    let name = unique_name("result");
+    let keys = [
+        "kind", "name", "action", "cluster", "objects", "external", "role", "password", "token",
+    ];
+    let check_keys = |result: &Value| {
+        let mut found: Vec<&str> = result
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        found.sort_unstable();
+        let mut expected = keys.to_vec();
+        expected.sort_unstable();
+        assert_eq!(found, expected, "{result}");
+    };
+
+    // Created: the generated password and the token are in the result, and
+    // nothing else is on standard output.
+    let stdout = stdout_of(
+        kubeconfig,
+        &["create", &name, "--role", "readonly", "--show-token", "-o", "json"],
+    );
+    let created: Value = serde_json::from_str(&stdout).expect("only JSON on stdout");
+    check_keys(&created);
+    assert_eq!(created["kind"], "User");
+    assert_eq!(created["name"], name.as_str());
+    assert_eq!(created["action"], "created");
+    assert_eq!(created["role"], "readonly");
+    assert_eq!(created["cluster"]["context"], "phd-test");
+    assert_eq!(
+        created["cluster"]["server"].as_str().map(|s| s.trim_end_matches('/')),
+        Some(plane.server.trim_end_matches('/'))
+    );
+    let password = created["password"].as_str().expect("generated password");
+    let client = plane.client().await.expect("client");
+    let (_, _, secret) = argocd_data(&client).await;
+    let hash = &secret[&format!("accounts.{name}.password")];
+    assert!(bcrypt::verify(password, hash).expect("bcrypt"), "the shown password works");
+    assert!(
+        created["token"].as_str().is_some_and(|t| t.starts_with("Bearer ")),
+        "{created}"
+    );
+    let objects = created["objects"].as_array().expect("objects");
+    assert!(
+        objects.iter().any(|o| o["kind"] == "ClusterRoleBinding"
+            && o["name"] == format!("phd-user-{name}").as_str()
+            && o["namespace"].is_null()),
+        "{created}"
+    );
+    assert_eq!(created["external"], serde_json::json!([]));
+
+    // Re-run: unchanged, no password shown again, no token asked for.
+    let again: Value =
+        serde_json::from_str(&stdout_of(kubeconfig, &["create", &name, "-o", "json"]))
+            .expect("JSON");
+    check_keys(&again);
+    assert_eq!(again["action"], "unchanged");
+    assert!(again["password"].is_null() && again["token"].is_null(), "{again}");
+
+    // Update: YAML, updated then unchanged.
+    let updated: Value = serde_saphyr::from_str(&stdout_of(
+        kubeconfig,
+        &["update", &name, "--role", "developer", "-o", "yaml"],
+    ))
+    .expect("YAML");
+    check_keys(&updated);
+    assert_eq!(updated["action"], "updated");
+    assert_eq!(updated["role"], "developer");
+    let same: Value = serde_saphyr::from_str(&stdout_of(
+        kubeconfig,
+        &["update", &name, "--role", "developer", "-o", "yaml"],
+    ))
+    .expect("YAML");
+    assert_eq!(same["action"], "unchanged");
+
+    // Lists: name and wide.
+    let names = stdout_of(kubeconfig, &["list", "-o", "name"]);
+    assert!(names.lines().any(|l| l == format!("user/{name}")), "{names}");
+    let wide = stdout_of(kubeconfig, &["list", "-o", "wide"]);
+    let header = wide.lines().next().unwrap_or_default();
+    assert!(header.starts_with("USER") && header.contains("SERVICE ACCOUNT"), "{wide}");
+    let row = wide
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no row for {name}: {wide}"));
+    assert!(row.contains(&format!("argo/phd-user-{name}")), "{row}");
+
+    // Delete: name, then a delete of nothing with --ignore-not-found.
+    assert_eq!(
+        stdout_of(kubeconfig, &["delete", &name, "--yes", "-o", "name"]),
+        format!("user/{name}\n")
+    );
+    let nothing: Value = serde_json::from_str(&stdout_of(
+        kubeconfig,
+        &["delete", &name, "--yes", "--ignore-not-found", "-o", "json"],
+    ))
+    .expect("JSON");
+    check_keys(&nothing);
+    assert_eq!(nothing["action"], "notFound");
+    assert_eq!(nothing["objects"], serde_json::json!([]));
+}

@@ -13,7 +13,7 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Api, PostParams};
-use phd_common::apply::Applier;
+use phd_common::apply::{Applier, Outcome as ApplyOutcome};
 use phd_common::config::Setting;
 use phd_common::manifest::{self, Document};
 use phd_common::render::{self as scaffold, RenderedFile};
@@ -28,6 +28,7 @@ use super::{
     render,
 };
 use crate::cli::InstanceCreateArgs;
+use crate::outcome::{Action, ObjectRef, Outcome};
 use crate::output;
 use crate::progress::Progress;
 use crate::session::Session;
@@ -112,9 +113,19 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     let cluster = session.connect().await?;
     let client = cluster.client;
     require_argo(&client).await?;
-    if let Some(namespace) = super::owned_namespace(&client, name).await? {
-        check_recorded_resources(name, &namespace, &resources, &files.dir)?;
+    let existing = super::owned_namespace(&client, name).await?;
+    if let Some(namespace) = &existing {
+        check_recorded_resources(name, namespace, &resources, &files.dir)?;
     }
+    let (details, external) = super::described(
+        Some(&files.config),
+        Some(environment.clone()),
+        Some(&resources),
+        provisioning.resources().contains(&super::Resource::Mongodb),
+    );
+    let mut outcome = Outcome::new("Instance", name, Action::Created, details).on(session);
+    outcome.external = external;
+    let mut changed = existing.is_none() || !files.new_files.is_empty();
 
     if !files.new_files.is_empty() {
         scaffold::write_files(&files.dir, &files.new_files)?;
@@ -130,6 +141,10 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         .await
         .context("cannot prepare the instance namespace")?;
     output::info(format!("namespace {name}: {}", report.summary()));
+    changed |= report.count(ApplyOutcome::Unchanged) < report.objects.len();
+    outcome
+        .objects
+        .extend(ObjectRef::from_applied(&report.objects));
     drop(lock);
     super::bind_developers(&client, name).await?;
     super::grant_ci_secrets(&client, name).await?;
@@ -148,6 +163,9 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
             .await
             .context("cannot store the image pull Secret")?;
         output::info(format!("image pull Secret {PULL_SECRET}: applied"));
+        outcome
+            .objects
+            .push(ObjectRef::new("Secret", Some(name), PULL_SECRET, "applied"));
     }
 
     // Independent of each other: submitted at once.
@@ -163,21 +181,37 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        output::info(match submitted? {
-            Submitted::Created => format!("submitted Workflow {workflow_name}"),
-            Submitted::Replaced => format!("replaced failed Workflow {workflow_name}"),
-            Submitted::Kept(Phase::Succeeded) => {
-                format!("Workflow {workflow_name} already succeeded")
-            }
-            Submitted::Kept(_) => format!("Workflow {workflow_name} is already running"),
-        });
+        let (line, action) = match submitted? {
+            Submitted::Created => (format!("submitted Workflow {workflow_name}"), "submitted"),
+            Submitted::Replaced => (
+                format!("replaced failed Workflow {workflow_name}"),
+                "replaced",
+            ),
+            Submitted::Kept(Phase::Succeeded) => (
+                format!("Workflow {workflow_name} already succeeded"),
+                "succeeded",
+            ),
+            Submitted::Kept(_) => (
+                format!("Workflow {workflow_name} is already running"),
+                "running",
+            ),
+        };
+        changed |= action != "succeeded";
+        output::info(line);
+        outcome.objects.push(ObjectRef::new(
+            "Workflow",
+            Some(name),
+            &workflow_name,
+            action,
+        ));
         names.push(workflow_name);
     }
     if args.no_wait {
         output::info(format!(
             "not waiting (--no-wait): follow with `kubectl phd instance status {name}`; run `kubectl phd instance create {name}` again to wait, finish and remove the provisioning credentials"
         ));
-        return Ok(());
+        outcome.action = action_of(existing.is_some(), changed);
+        return outcome.print(args.output);
     }
 
     let progress = Progress::new(format!("provisioning {name}"));
@@ -240,9 +274,17 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     // one (it makes the Application from git once the files are pushed),
     // phd otherwise.
     match application_set(&client, &environment).await? {
-        Some(set) => output::info(format!(
-            "Argo CD Application {name}-{environment}: made by ApplicationSet {set} once instances/{name} is pushed"
-        )),
+        Some(set) => {
+            output::info(format!(
+                "Argo CD Application {name}-{environment}: made by ApplicationSet {set} once instances/{name} is pushed"
+            ));
+            outcome.objects.push(ObjectRef::new(
+                "Application",
+                Some(phd_common::argo::ARGOCD_NAMESPACE),
+                &format!("{name}-{environment}"),
+                "madeByApplicationSet",
+            ));
+        }
         None => {
             let report = Applier::new(client.clone())
                 .apply(&application, None, &|applied| {
@@ -254,14 +296,29 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
                 "Argo CD Application {name}-{environment}: {}",
                 report.summary()
             ));
+            changed |= report.count(ApplyOutcome::Unchanged) < report.objects.len();
+            outcome
+                .objects
+                .extend(ObjectRef::from_applied(&report.objects));
         }
     }
+    outcome.action = action_of(existing.is_some(), changed);
+    outcome.print(args.output)?;
     output::info(format!(
         "instance {name} is ready to deploy. Next: commit and push {}, then Argo CD syncs it:\n  git add {dir} && git commit -m 'Add instance {name}' && git push",
         files.dir.display(),
         dir = files.dir.display()
     ));
     Ok(())
+}
+
+/// `created` for a new instance, else `updated` or `unchanged`.
+fn action_of(existed: bool, changed: bool) -> Action {
+    match (existed, changed) {
+        (false, _) => Action::Created,
+        (true, true) => Action::Updated,
+        (true, false) => Action::Unchanged,
+    }
 }
 
 /// The namespace records which databases and bucket the instance owns; a

@@ -18,6 +18,7 @@ use super::{
     instances_dir,
 };
 use crate::cli::InstanceDeleteArgs;
+use crate::outcome::{Action, External, InstanceDetails, ObjectRef, Outcome};
 use crate::output;
 use crate::progress::Progress;
 use crate::prompt;
@@ -112,8 +113,14 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
 
     if namespace.is_none() && found.is_empty() && !dir.exists() {
         if args.ignore_not_found {
-            output::info(format!("instance {name} does not exist; nothing to delete"));
-            return Ok(());
+            return Outcome::new(
+                "Instance",
+                name,
+                Action::NotFound,
+                InstanceDetails::default(),
+            )
+            .on(session)
+            .print(args.output);
         }
         bail!(
             "instance {name} does not exist: no namespace {name}, no Argo CD Application, no {} (`kubectl phd instance list` shows what does); pass --ignore-not-found to succeed anyway",
@@ -158,6 +165,15 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
         return Ok(());
     }
 
+    let config_text = std::fs::read_to_string(&config).ok();
+    let (details, mut external) = super::described(
+        config_text.as_deref(),
+        Some(environment.clone()),
+        resources.as_ref().filter(|_| namespace.is_some()),
+        provisioning.resources().contains(&Resource::Mongodb),
+    );
+    let mut outcome = Outcome::new("Instance", name, Action::Deleted, details).on(session);
+
     // 1. The Application, and wait until Argo CD has removed what it deployed.
     for application in &found {
         let application_name = application.metadata.name.clone().unwrap_or_default();
@@ -179,6 +195,12 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
         )
         .await?;
         output::info(format!("Application {application_name} deleted"));
+        outcome.objects.push(ObjectRef::new(
+            "Application",
+            Some(argo::ARGOCD_NAMESPACE),
+            &application_name,
+            "deleted",
+        ));
     }
 
     // 2. The data, then the namespace. A namespace already Terminating was
@@ -201,14 +223,30 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
         };
         require_argo(&client).await?;
         deprovision(&client, name, &provisioning, &resources, args.timeout).await?;
+        outcome
+            .objects
+            .extend(provisioning.resources().into_iter().map(|resource| {
+                ObjectRef::new(
+                    "Workflow",
+                    Some(name),
+                    &resource.workflow(Operation::Deprovision, name),
+                    "succeeded",
+                )
+            }));
         gone(namespaces.delete(name, &DeleteParams::default()).await)
             .context("cannot delete the namespace")?;
         wait_for_namespace(&namespaces, name, args.timeout).await?;
         output::info(format!("namespace {name} deleted"));
     }
+    if namespace.is_some() {
+        outcome
+            .objects
+            .push(ObjectRef::new("Namespace", None, name, "deleted"));
+    }
 
     // 3. The files.
     if dir.exists() {
+        external.push(External::new("directory", dir.display().to_string(), None));
         std::fs::remove_dir_all(&dir)
             .with_context(|| format!("cannot remove {}", dir.display()))?;
         output::info(format!(
@@ -217,8 +255,8 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
             dir.display()
         ));
     }
-    output::info(format!("instance {name} deleted"));
-    Ok(())
+    outcome.external = external;
+    outcome.print(args.output)
 }
 
 /// The longest wait for Argo CD to refresh an Application (or `--timeout`,

@@ -11,7 +11,7 @@ use phd_common::workflow::{self, Phase};
 use serde::Serialize;
 
 use super::{INSTANCE_LABEL, Resources, instances_dir};
-use crate::cli::{InstanceListArgs, InstanceStatusArgs, OutputFormat};
+use crate::cli::{InstanceListArgs, InstanceStatusArgs, ListFormat, OutputFormat};
 use crate::output;
 use crate::session::Session;
 use phd_common::argo;
@@ -91,7 +91,13 @@ pub async fn list(session: &Session, args: &InstanceListArgs) -> anyhow::Result<
     let states = gather(session, None).await?;
     let states: Vec<InstanceState> = states.into_values().collect();
     match args.output {
-        OutputFormat::Table => print_table(&states),
+        ListFormat::Table => print_table(&states, false),
+        ListFormat::Wide => print_table(&states, true),
+        ListFormat::Name => {
+            for state in &states {
+                println!("instance/{}", state.name);
+            }
+        }
         format => output::print_structured(&states, format)?,
     }
     Ok(())
@@ -108,7 +114,7 @@ pub async fn status(session: &Session, args: &InstanceStatusArgs) -> anyhow::Res
     };
     match args.output {
         OutputFormat::Table => {
-            print_table(std::slice::from_ref(&state));
+            print_table(std::slice::from_ref(&state), false);
             for (workflow, phase) in &state.workflows {
                 println!("  Workflow {workflow}: {phase}");
             }
@@ -153,35 +159,49 @@ fn rendered_images(instance_dir: &std::path::Path) -> Vec<String> {
     images
 }
 
-fn print_table(states: &[InstanceState]) {
-    let width = states
-        .iter()
-        .map(|s| s.name.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    println!(
-        "{:width$}  {:9}  {:10}  {:10}  {:11}  {:12}  {:30}  PROBLEMS",
-        "NAME", "NAMESPACE", "REPOSITORY", "SYNC", "HEALTH", "PROVISIONING", "HOST"
-    );
-    let yes_no = |b: bool| if b { "yes" } else { "no" };
-    for state in states {
-        println!(
-            "{:width$}  {:9}  {:10}  {:10}  {:11}  {:12}  {:30}  {}",
-            state.name,
-            yes_no(state.namespace),
-            yes_no(state.in_repository),
-            state.sync.as_deref().unwrap_or("-"),
-            state.health.as_deref().unwrap_or("-"),
-            state.provisioning(),
-            state.host.as_deref().unwrap_or("-"),
-            if state.problems.is_empty() {
-                "-".to_owned()
-            } else {
-                state.problems.join("; ")
-            }
-        );
+/// The table of `list` and `status`; `wide` adds the environment, the
+/// Application, the Tutor and Open edX releases.
+fn print_table(states: &[InstanceState], wide: bool) {
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
+    let text = |value: &Option<String>| value.clone().unwrap_or_default();
+    let mut headers = vec![
+        "NAME",
+        "NAMESPACE",
+        "REPOSITORY",
+        "SYNC",
+        "HEALTH",
+        "PROVISIONING",
+        "HOST",
+    ];
+    if wide {
+        headers.extend(["ENVIRONMENT", "APPLICATION", "TUTOR", "OPENEDX"]);
     }
+    headers.push("PROBLEMS");
+    let rows: Vec<Vec<String>> = states
+        .iter()
+        .map(|state| {
+            let mut row = vec![
+                state.name.clone(),
+                yes_no(state.namespace),
+                yes_no(state.in_repository),
+                text(&state.sync),
+                text(&state.health),
+                state.provisioning(),
+                text(&state.host),
+            ];
+            if wide {
+                row.extend([
+                    text(&state.environment),
+                    text(&state.application),
+                    text(&state.tutor_version),
+                    text(&state.openedx_release),
+                ]);
+            }
+            row.push(state.problems.join("; "));
+            row
+        })
+        .collect();
+    output::print_table(&headers, &rows);
 }
 
 async fn gather(
@@ -293,11 +313,7 @@ async fn gather(
             let known = Resources::from_config(&text).is_ok();
             let instance = state(&mut states, &name);
             instance.in_repository = true;
-            instance.urls = ["LMS_HOST", "CMS_HOST", "MFE_HOST", "PREVIEW_LMS_HOST"]
-                .iter()
-                .filter_map(|key| text_of(key))
-                .map(|host| format!("https://{host}"))
-                .collect();
+            instance.urls = super::site_urls(&config);
             instance.host = host;
             if let Ok(release) =
                 super::render::release_of(config.as_object().unwrap_or(&serde_json::Map::new()))

@@ -26,6 +26,7 @@ pub use delete::delete;
 pub use list::{list, status};
 pub use update::update;
 
+use crate::outcome::{External, InstanceDetails};
 use crate::session::Session;
 
 pub const INSTANCE_LABEL: &str = "kubectl-phd/instance";
@@ -445,6 +446,70 @@ impl Resources {
             })
             .collect()
     }
+}
+
+impl Resources {
+    /// The databases and bucket as the `external` entries of a result:
+    /// MongoDB's only when `mongodb` (a provider is set), at `mongodb_host`
+    /// when config.yml names it.
+    pub fn external(&self, mongodb: bool, mongodb_host: Option<&str>) -> Vec<External> {
+        let mut external = vec![External::new(
+            "mysqlDatabase",
+            &self.mysql_database,
+            Some(format!("{}:{}", self.mysql_host, self.mysql_port)),
+        )];
+        if mongodb {
+            for database in [&self.mongodb_database, &self.forum_database] {
+                external.push(External::new(
+                    "mongodbDatabase",
+                    database,
+                    mongodb_host.map(str::to_owned),
+                ));
+            }
+        }
+        let storage = if self.storage_endpoint.is_empty() {
+            format!("{} {}", self.storage_type, self.storage_region)
+        } else {
+            format!(
+                "{} {} at {}",
+                self.storage_type, self.storage_region, self.storage_endpoint
+            )
+        };
+        external.push(External::new("bucket", &self.bucket, Some(storage)));
+        external
+    }
+}
+
+/// The site's addresses, `https://<host>`, from the hosts of a parsed
+/// config.yml (LMS, Studio, MFEs, preview; those it sets).
+pub fn site_urls(config: &Value) -> Vec<String> {
+    ["LMS_HOST", "CMS_HOST", "MFE_HOST", "PREVIEW_LMS_HOST"]
+        .iter()
+        .filter_map(|key| config[key].as_str())
+        .map(|host| format!("https://{host}"))
+        .collect()
+}
+
+/// An instance result's own keys and its hosts and databases, from the
+/// instance's config.yml text (`None` when there is none).
+pub fn described(
+    config: Option<&str>,
+    environment: Option<String>,
+    resources: Option<&Resources>,
+    mongodb: bool,
+) -> (InstanceDetails, Vec<External>) {
+    let parsed: Value = config
+        .and_then(|text| serde_saphyr::from_str(text).ok())
+        .unwrap_or_default();
+    let urls = site_urls(&parsed);
+    let mut external: Vec<External> = resources
+        .map(|resources| resources.external(mongodb, parsed["MONGODB_HOST"].as_str()))
+        .unwrap_or_default();
+    external.extend(
+        urls.iter()
+            .map(|url| External::new("host", url.trim_start_matches("https://"), None)),
+    );
+    (InstanceDetails { environment, urls }, external)
 }
 
 /// Admin credentials and provider settings from the environment, all checked

@@ -3,13 +3,14 @@
 //! change, no file changes.
 
 use anyhow::{Context as _, bail};
-use phd_common::apply::Applier;
+use phd_common::apply::{Applier, Outcome as ApplyOutcome};
 use phd_common::{manifest, naming, tutor};
 
 use super::create::{application_set, apply_foundation, foundation_objects, require_argo};
 use super::render::{self, TUTOR_VERSION_KEY};
 use super::{Resources, instances_dir};
 use crate::cli::InstanceUpdateArgs;
+use crate::outcome::{Action, External, ObjectRef, Outcome};
 use crate::output;
 use crate::session::Session;
 
@@ -110,12 +111,23 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
         render::describe(&env, &dir),
         tutor.release.tutor
     ));
+    let (details, mut external) =
+        super::described(Some(&new), Some(environment.clone()), None, false);
+    let mut changed = new != old || !env.is_empty();
+    if changed {
+        external.push(External::new("directory", dir.display().to_string(), None));
+    }
+    let mut outcome = Outcome::new("Instance", name, Action::Updated, details);
     if let Some(client) = client {
         let applier = Applier::new(client.clone());
         let report = apply_foundation(&client, &foundation, name)
             .await
             .context("cannot update the instance namespace")?;
         output::info(format!("namespace {name}: {}", report.summary()));
+        changed |= report.count(ApplyOutcome::Unchanged) < report.objects.len();
+        outcome
+            .objects
+            .extend(ObjectRef::from_applied(&report.objects));
         super::bind_developers(&client, name).await?;
         match application_set(&client, &environment).await? {
             Some(set) => output::info(format!(
@@ -132,9 +144,18 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
                     "Argo CD Application {name}-{environment}: {}",
                     report.summary()
                 ));
+                changed |= report.count(ApplyOutcome::Unchanged) < report.objects.len();
+                outcome
+                    .objects
+                    .extend(ObjectRef::from_applied(&report.objects));
             }
         }
     }
+    outcome = outcome.on(session);
+    if !changed {
+        outcome.action = Action::Unchanged;
+    }
+    outcome.print(args.output)?;
     if new != old || !env.is_empty() {
         output::info(format!(
             "Next: commit and push {dir}, then Argo CD syncs it:\n  git add {dir} && git commit -m 'Update instance {name}' && git push",
