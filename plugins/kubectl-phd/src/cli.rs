@@ -169,6 +169,29 @@ impl StructuredFormat for ListFormat {
     }
 }
 
+/// Formats of `argo install` and `argo repository`: their report as a table,
+/// JSON or YAML, or the objects they applied as `kind/name` (as `kubectl
+/// apply -o name`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    #[default]
+    Table,
+    Json,
+    Yaml,
+    /// One `kind/name` per object applied
+    Name,
+}
+
+impl StructuredFormat for ReportFormat {
+    fn structured(self) -> Option<Structured> {
+        match self {
+            Self::Json => Some(Structured::Json),
+            Self::Yaml => Some(Structured::Yaml),
+            Self::Table | Self::Name => None,
+        }
+    }
+}
+
 /// Formats of a mutating command's result (schema: docs/output.md).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum ResultFormat {
@@ -250,7 +273,7 @@ pub struct ArgoRepositoryArgs {
     pub username: String,
     /// Output format of the report
     #[arg(short = 'o', long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    pub output: ReportFormat,
 }
 
 #[derive(Debug, Args)]
@@ -297,7 +320,7 @@ pub struct ArgoInstallArgs {
     pub ingress_class: Option<String>,
     /// Output format of the report
     #[arg(short = 'o', long, value_enum, default_value_t)]
-    pub output: OutputFormat,
+    pub output: ReportFormat,
 }
 
 #[derive(Debug, Subcommand)]

@@ -98,15 +98,22 @@ pub fn candidates(words: &[String]) -> Vec<String> {
             .filter(|name| name.starts_with(current))
             .collect();
     }
-    // The first positional of the verbs that name an existing instance.
-    if positionals == 0
-        && !current.starts_with('-')
-        && matches!(
-            path.as_slice(),
-            ["instance", "status" | "update" | "delete"]
-        )
-    {
-        return instance_names(current);
+    // The first positional of the verbs that name an existing instance or
+    // user: from the repository and the cluster.
+    if positionals == 0 && !current.starts_with('-') {
+        match path.as_slice() {
+            ["instance", "status" | "update" | "delete"] => {
+                let mut names = instance_names(current);
+                names.extend(from_cluster(before, current, Names::Instances));
+                names.sort();
+                names.dedup();
+                return names;
+            }
+            ["user", "update" | "delete"] => {
+                return from_cluster(before, current, Names::Users);
+            }
+            _ => {}
+        }
     }
     if current.starts_with('-') {
         let mut flags: Vec<String> = command
@@ -127,6 +134,72 @@ pub fn candidates(words: &[String]) -> Vec<String> {
             Some(about) => format!("{}\t{about}", sub.get_name()),
             None => sub.get_name().to_owned(),
         })
+        .collect()
+}
+
+/// What [`from_cluster`] lists.
+#[derive(Clone, Copy)]
+enum Names {
+    Instances,
+    Users,
+}
+
+/// How long completion may wait for the cluster before it offers only what
+/// it found locally.
+const CLUSTER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Instance or user names starting with `prefix`, from the cluster the words
+/// choose (`--kubeconfig`, `--context`, `--cluster`, `--user`, else
+/// KUBECONFIG and the repository's kubeconfig, as every command). Nothing
+/// when the cluster cannot be reached within [`CLUSTER_WAIT`]: completion
+/// never prints an error.
+fn from_cluster(words: &[String], prefix: &str, what: Names) -> Vec<String> {
+    let mut global = crate::cli::GlobalArgs::default();
+    let mut words = words.iter();
+    while let Some(word) = words.next() {
+        let Some(flag) = word.strip_prefix("--") else {
+            continue;
+        };
+        let (flag, value) = match flag.split_once('=') {
+            Some((flag, value)) => (flag, Some(value.to_owned())),
+            None => (flag, None),
+        };
+        let slot = match flag {
+            "context" => &mut global.context,
+            "cluster" => &mut global.cluster,
+            "user" => &mut global.user,
+            "kubeconfig" => {
+                global.kubeconfig = value.or_else(|| words.next().cloned()).map(Into::into);
+                continue;
+            }
+            _ => continue,
+        };
+        *slot = value.or_else(|| words.next().cloned());
+    }
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return Vec::new();
+    };
+    let names = runtime.block_on(async {
+        tokio::time::timeout(CLUSTER_WAIT, async {
+            let session = crate::session::Session::new(global).ok()?;
+            let client = session.connect().await.ok()?.client;
+            match what {
+                Names::Instances => crate::instance::names_in_cluster(&client).await.ok(),
+                Names::Users => crate::user::names(&client).await.ok(),
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+    });
+    runtime.shutdown_background();
+    names
+        .into_iter()
+        .filter(|name| name.starts_with(prefix))
         .collect()
 }
 

@@ -227,8 +227,11 @@ impl<D: Serialize> Outcome<D> {
                 }
                 Ok(())
             }
+            // As kubectl's: nothing for what --ignore-not-found passed over.
             ResultFormat::Name => {
-                println!("{}/{}", self.kind.to_lowercase(), self.name);
+                if self.action != Action::NotFound {
+                    println!("{}/{}", self.kind.to_lowercase(), self.name);
+                }
                 Ok(())
             }
             ResultFormat::Json => output::print_structured(self, Structured::Json),

@@ -633,6 +633,12 @@ pub async fn list(session: &Session, args: &UserListArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The names of the users in the cluster (either half), sorted: shell
+/// completion's candidates.
+pub async fn names(client: &kube::Client) -> anyhow::Result<Vec<String>> {
+    Ok(read_states(client).await?.into_keys().collect())
+}
+
 /// Every user found in either half, with what does not match between them.
 async fn read_states(client: &kube::Client) -> anyhow::Result<BTreeMap<String, UserState>> {
     let argocd = read_argocd(client).await?;

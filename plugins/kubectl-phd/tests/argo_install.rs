@@ -391,11 +391,29 @@ async fn workflows_only_installs_only_workflows() {
     let client = plane.client().await.expect("client");
     let home = tempfile::tempdir().expect("home");
     // Neither the domain nor the repository is needed for Argo Workflows alone.
-    install(&plane.admin_kubeconfig, home.path(), &["--workflows-only"])
-        .env_remove("PHD_CLUSTER_DOMAIN")
-        .env_remove("PHD_CLUSTER_REPOSITORY")
-        .assert()
-        .success();
+    // -o name: every object applied, as `kubectl apply -o name` prints them.
+    let output = install(
+        &plane.admin_kubeconfig,
+        home.path(),
+        &["--workflows-only", "-o", "name"],
+    )
+    .env_remove("PHD_CLUSTER_DOMAIN")
+    .env_remove("PHD_CLUSTER_REPOSITORY")
+    .output()
+    .expect("run");
+    assert!(output.status.success(), "{output:?}");
+    let names = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "namespace/argo",
+        "customresourcedefinition/clusterworkflowtemplates.argoproj.io",
+        "deployment/workflow-controller",
+    ] {
+        assert!(
+            names.lines().any(|line| line == expected),
+            "{expected} in {names}"
+        );
+    }
+    assert!(names.lines().all(|line| line.contains('/')), "{names}");
     assert!(exists::<Namespace>(&client, "argo").await);
     assert!(
         exists::<CustomResourceDefinition>(&client, "clusterworkflowtemplates.argoproj.io").await
@@ -772,6 +790,12 @@ async fn doctor_follows_the_path_to_a_site_and_repository_access_is_granted() {
     let again_json: Value = serde_json::from_slice(&again.stdout).expect("json");
     assert_eq!(again_json["outcome"], "unchanged");
     assert!(!String::from_utf8_lossy(&again.stderr).contains("b3BlbnNzaC1rZXkt"));
+    // -o name: the object applied, as `kubectl apply -o name` prints it.
+    let named = grant(&["-o", "name"]);
+    assert_eq!(
+        String::from_utf8_lossy(&named.stdout),
+        "secret/phd-cluster-repository\n"
+    );
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "argocd");
     let secret = secrets.get("phd-cluster-repository").await.expect("secret");
     let labels = secret.metadata.labels.clone().unwrap_or_default();

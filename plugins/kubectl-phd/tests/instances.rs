@@ -2365,3 +2365,174 @@ fn defaults_come_from_the_cluster_repository() {
             && !String::from_utf8_lossy(&output.stderr).contains("not-for-settings")
     );
 }
+
+/// Issue 19.3: `instance create|update|delete -o json|yaml|name` print one
+/// result object (docs/output.md, every key always present) naming the
+/// cluster, the objects, the databases, the bucket and the hosts; a re-run
+/// that changes nothing says `unchanged`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_update_and_delete_report_their_result() {
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let name = unique_name("result");
+    let repo = Repo::new();
+    let _controller = WorkflowController::start(client.clone(), &name);
+    let _argocd = ApplicationController::start(client.clone());
+    let keys = [
+        "action",
+        "cluster",
+        "environment",
+        "external",
+        "kind",
+        "name",
+        "objects",
+        "urls",
+    ];
+    let result = |args: &[&str]| -> Value {
+        let (stdout, _) = run_ok(repo.phd(&plane.admin_kubeconfig).args(args));
+        let value: Value = if args.contains(&"yaml") {
+            serde_saphyr::from_str(&stdout).expect("only YAML on stdout")
+        } else {
+            serde_json::from_str(&stdout).expect("only JSON on stdout")
+        };
+        let mut found: Vec<&str> = value
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        found.sort_unstable();
+        assert_eq!(found, keys, "{value}");
+        value
+    };
+    let has = |list: &Value, kind: &str, name: &str| {
+        list.as_array()
+            .expect("a list")
+            .iter()
+            .find(|entry| entry["kind"] == kind && entry["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kind} {name} in {list}"))
+    };
+
+    let created = result(&[
+        "instance",
+        "create",
+        &name,
+        "--timeout",
+        "60s",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(created["kind"], "Instance");
+    assert_eq!(created["action"], "created");
+    assert_eq!(created["environment"], "production");
+    assert_eq!(created["cluster"]["context"], "phd-test");
+    assert_eq!(
+        has(&created["objects"], "Namespace", &name)["action"],
+        "created"
+    );
+    assert!(has(&created["objects"], "Namespace", &name)["namespace"].is_null());
+    let workflow = format!("mysql-provision-{name}");
+    assert_eq!(
+        has(&created["objects"], "Workflow", &workflow)["namespace"],
+        name.as_str()
+    );
+    let application = format!("{name}-production");
+    assert_eq!(
+        has(&created["objects"], "Application", &application)["namespace"],
+        "argocd"
+    );
+    let external = &created["external"];
+    let config: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(repo.instances().join(&name).join("config.yml"))
+            .expect("config.yml"),
+    )
+    .expect("YAML");
+    let database = config["OPENEDX_MYSQL_DATABASE"].as_str().expect("database");
+    assert_eq!(
+        has(external, "mysqlDatabase", database)["location"],
+        "mysql.example.internal:3306"
+    );
+    let bucket = config["STORAGE_BUCKET_NAME"]
+        .as_str()
+        .expect("bucket")
+        .to_owned();
+    assert!(
+        has(external, "bucket", &bucket)["location"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("s3 ")),
+        "{external}"
+    );
+    let host = config["LMS_HOST"].as_str().expect("LMS_HOST");
+    has(external, "host", host);
+    assert!(
+        created["urls"]
+            .as_array()
+            .expect("urls")
+            .contains(&Value::from(format!("https://{host}"))),
+        "{created}"
+    );
+
+    let again = result(&[
+        "instance",
+        "create",
+        &name,
+        "--timeout",
+        "60s",
+        "-o",
+        "yaml",
+    ]);
+    assert_eq!(again["action"], "unchanged", "{again}");
+
+    let (named, _) = run_ok(repo.phd(&plane.admin_kubeconfig).args([
+        "instance",
+        "update",
+        &name,
+        "--set",
+        "PLATFORM_NAME=Renamed",
+        "-o",
+        "name",
+    ]));
+    assert_eq!(named, format!("instance/{name}\n"));
+
+    // Issue 19.6: kubectl completes the name from the cluster, outside the repository.
+    let offered = common::kubectl_complete(&plane.admin_kubeconfig, &["instance", "status", ""]);
+    assert!(offered.contains(&name), "{name} in {offered:?}");
+
+    let deleted = result(&[
+        "instance",
+        "delete",
+        &name,
+        "--yes",
+        "--timeout",
+        "60s",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(deleted["action"], "deleted");
+    assert_eq!(
+        has(&deleted["objects"], "Namespace", &name)["action"],
+        "deleted"
+    );
+    assert_eq!(
+        has(&deleted["objects"], "Application", &application)["action"],
+        "deleted"
+    );
+    has(&deleted["external"], "bucket", &bucket);
+    let directory = repo.instances().join(&name).display().to_string();
+    has(&deleted["external"], "directory", &directory);
+
+    let (nothing, _) = run_ok(repo.phd(&plane.admin_kubeconfig).args([
+        "instance",
+        "delete",
+        &name,
+        "--yes",
+        "--ignore-not-found",
+        "-o",
+        "name",
+    ]));
+    assert_eq!(
+        nothing, "",
+        "kubectl prints nothing for what it did not find"
+    );
+}

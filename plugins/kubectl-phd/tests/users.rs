@@ -975,7 +975,15 @@ async fn mutating_commands_report_their_result_as_json_yaml_and_name() {
     // nothing else is on standard output.
     let stdout = stdout_of(
         kubeconfig,
-        &["create", &name, "--role", "readonly", "--show-token", "-o", "json"],
+        &[
+            "create",
+            &name,
+            "--role",
+            "readonly",
+            "--show-token",
+            "-o",
+            "json",
+        ],
     );
     let created: Value = serde_json::from_str(&stdout).expect("only JSON on stdout");
     check_keys(&created);
@@ -985,16 +993,23 @@ async fn mutating_commands_report_their_result_as_json_yaml_and_name() {
     assert_eq!(created["role"], "readonly");
     assert_eq!(created["cluster"]["context"], "phd-test");
     assert_eq!(
-        created["cluster"]["server"].as_str().map(|s| s.trim_end_matches('/')),
+        created["cluster"]["server"]
+            .as_str()
+            .map(|s| s.trim_end_matches('/')),
         Some(plane.server.trim_end_matches('/'))
     );
     let password = created["password"].as_str().expect("generated password");
     let client = plane.client().await.expect("client");
     let (_, _, secret) = argocd_data(&client).await;
     let hash = &secret[&format!("accounts.{name}.password")];
-    assert!(bcrypt::verify(password, hash).expect("bcrypt"), "the shown password works");
     assert!(
-        created["token"].as_str().is_some_and(|t| t.starts_with("Bearer ")),
+        bcrypt::verify(password, hash).expect("bcrypt"),
+        "the shown password works"
+    );
+    assert!(
+        created["token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Bearer ")),
         "{created}"
     );
     let objects = created["objects"].as_array().expect("objects");
@@ -1012,7 +1027,10 @@ async fn mutating_commands_report_their_result_as_json_yaml_and_name() {
             .expect("JSON");
     check_keys(&again);
     assert_eq!(again["action"], "unchanged");
-    assert!(again["password"].is_null() && again["token"].is_null(), "{again}");
+    assert!(
+        again["password"].is_null() && again["token"].is_null(),
+        "{again}"
+    );
 
     // Update: YAML, updated then unchanged.
     let updated: Value = serde_saphyr::from_str(&stdout_of(
@@ -1032,10 +1050,16 @@ async fn mutating_commands_report_their_result_as_json_yaml_and_name() {
 
     // Lists: name and wide.
     let names = stdout_of(kubeconfig, &["list", "-o", "name"]);
-    assert!(names.lines().any(|l| l == format!("user/{name}")), "{names}");
+    assert!(
+        names.lines().any(|l| l == format!("user/{name}")),
+        "{names}"
+    );
     let wide = stdout_of(kubeconfig, &["list", "-o", "wide"]);
     let header = wide.lines().next().unwrap_or_default();
-    assert!(header.starts_with("USER") && header.contains("SERVICE ACCOUNT"), "{wide}");
+    assert!(
+        header.starts_with("USER") && header.contains("SERVICE ACCOUNT"),
+        "{wide}"
+    );
     let row = wide
         .lines()
         .find(|l| l.starts_with(&format!("{name} ")))
@@ -1055,4 +1079,35 @@ async fn mutating_commands_report_their_result_as_json_yaml_and_name() {
     check_keys(&nothing);
     assert_eq!(nothing["action"], "notFound");
     assert_eq!(nothing["objects"], serde_json::json!([]));
+}
+
+/// Issue 19.6: `kubectl phd user delete <TAB>` completes the names of the
+/// cluster's users, through kubectl's plugin completion (`kubectl __complete
+/// phd ...` runs `kubectl_complete-phd`), on the cluster KUBECONFIG names.
+#[tokio::test]
+async fn kubectl_completes_user_names_from_the_cluster() {
+    let plane = cluster().await;
+    let name = unique_name("tab");
+    phd(&plane.admin_kubeconfig)
+        .args(["user", "create", &name])
+        .write_stdin("")
+        .assert()
+        .success();
+    let complete = |words: &[&str]| common::kubectl_complete(&plane.admin_kubeconfig, words);
+    let offered = complete(&["user", "delete", ""]);
+    assert!(offered.contains(&name), "{name} in {offered:?}");
+    let prefix = &name[..name.len() - 1];
+    let narrowed = complete(&["user", "update", prefix]);
+    assert!(narrowed.contains(&name), "{narrowed:?}");
+    assert!(
+        narrowed
+            .iter()
+            .all(|n| n.starts_with(prefix) || n.starts_with(':')),
+        "{narrowed:?}"
+    );
+    // Roles, from the command line's definition.
+    assert_eq!(
+        complete(&["user", "update", &name, "--role", "ad"]),
+        ["admin", ":4"]
+    );
 }

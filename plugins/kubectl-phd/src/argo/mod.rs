@@ -23,7 +23,7 @@ use phd_common::{manifests, naming, password};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::cli::{ArgoInstallArgs, OutputFormat};
+use crate::cli::{ArgoInstallArgs, ReportFormat};
 use crate::output;
 use crate::prompt;
 use crate::session::Session;
@@ -167,8 +167,15 @@ pub async fn install(session: &Session, args: &ArgoInstallArgs) -> anyhow::Resul
         workflows: workflows?,
     };
 
+    if args.output == ReportFormat::Name {
+        for part in [&report.argocd, &report.workflows].into_iter().flatten() {
+            for object in &part.applied.objects {
+                println!("{}/{}", object.kind.to_lowercase(), object.name);
+            }
+        }
+    }
     match args.output {
-        OutputFormat::Table => {
+        ReportFormat::Table | ReportFormat::Name => {
             let password = report
                 .argocd
                 .as_ref()

@@ -16,7 +16,7 @@ use phd_common::manifest::Document;
 use serde::Serialize;
 
 use super::ARGOCD_NAMESPACE;
-use crate::cli::{ArgoRepositoryArgs, OutputFormat};
+use crate::cli::{ArgoRepositoryArgs, ReportFormat};
 use crate::output;
 use crate::prompt;
 use crate::session::Session;
@@ -145,7 +145,8 @@ pub async fn repository(session: &Session, args: &ArgoRepositoryArgs) -> anyhow:
         outcome,
     };
     match args.output {
-        OutputFormat::Table => output::info(format!(
+        ReportFormat::Name => println!("secret/{REPOSITORY_SECRET}"),
+        ReportFormat::Table => output::info(format!(
             "Argo CD reads {} with {} (Secret {}: {})",
             report.url,
             report.method,

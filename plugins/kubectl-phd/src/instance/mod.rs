@@ -38,6 +38,24 @@ pub const CREDENTIALS_SECRET: &str = "phd-instance-credentials";
 pub const EXECUTOR: &str = "workflow-executor";
 const ANNOTATION_PREFIX: &str = "kubectl-phd/";
 
+/// The names of the instances in the cluster (the values of the instance
+/// label on namespaces), sorted: shell completion's candidates.
+pub async fn names_in_cluster(client: &kube::Client) -> Result<Vec<String>, kube::Error> {
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(client.clone());
+    let list = namespaces
+        .list_metadata(&kube::api::ListParams::default().labels(INSTANCE_LABEL))
+        .await?;
+    let mut names: Vec<String> = list
+        .items
+        .into_iter()
+        .filter_map(|namespace| namespace.metadata.labels?.remove(INSTANCE_LABEL))
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
 /// Checks an instance name for every `instance` verb, before anything
 /// changes: the name rules of [`phd_common::naming::check_instance_namespace`]
 /// (a DNS label of at most 28 characters that is not a system, Argo,

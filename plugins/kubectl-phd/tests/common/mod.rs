@@ -133,3 +133,33 @@ impl Repo {
         command
     }
 }
+
+/// What `kubectl __complete phd WORDS...` offers (kubectl's plugin
+/// completion, which runs `kubectl_complete-phd` from PATH), with KUBECONFIG
+/// naming `kubeconfig`, in an empty directory (no cluster repository):
+/// the candidates without their descriptions, then `:DIRECTIVE`.
+#[allow(dead_code)]
+pub fn kubectl_complete(kubeconfig: &Path, words: &[&str]) -> Vec<String> {
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let binary = Path::new(env!("CARGO_BIN_EXE_kubectl-phd"));
+    for name in ["kubectl-phd", "kubectl_complete-phd"] {
+        std::os::unix::fs::symlink(binary, temp.path().join(name)).expect("link");
+    }
+    let path = std::env::join_paths(std::iter::once(temp.path().to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .expect("PATH");
+    let output = std::process::Command::new("kubectl")
+        .args(["__complete", "phd"])
+        .args(words)
+        .env("PATH", &path)
+        .env("KUBECONFIG", kubeconfig)
+        .current_dir(temp.path())
+        .output()
+        .expect("kubectl");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| line.split('\t').next().unwrap_or_default().to_owned())
+        .collect()
+}
