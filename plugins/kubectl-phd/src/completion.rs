@@ -13,14 +13,73 @@ use crate::cli::{Cli, CompletionArgs};
 /// Cobra's ShellCompDirectiveNoFileComp: no file names as a fallback.
 const NO_FILE_COMPLETION: u32 = 4;
 
+/// Bash: asks `kubectl-phd __complete` for the words up to the cursor, as
+/// kubectl does for plugins, so every word is completed by [`candidates`],
+/// values from the cluster included. (clap_complete's static bash script
+/// completes nothing past the first word for a binary whose name has a
+/// hyphen: clap-rs/clap#6421.)
+const BASH: &str = r#"# bash completion for kubectl-phd: source <(kubectl-phd completion bash)
+_kubectl_phd() {
+    local IFS=$'\n' line
+    local -a candidates=()
+    while read -r line; do
+        case "$line" in
+            :*) ;;
+            *) candidates+=("${line%%$'\t'*}") ;;
+        esac
+    done < <(kubectl-phd __complete "${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null)
+    COMPREPLY=("${candidates[@]}")
+}
+complete -F _kubectl_phd kubectl-phd
+"#;
+
+/// Zsh: the same protocol, with the candidates' descriptions.
+const ZSH: &str = r#"#compdef kubectl-phd
+# zsh completion for kubectl-phd: kubectl-phd completion zsh > "${fpath[1]}/_kubectl-phd"
+_kubectl_phd() {
+    local line
+    local -a names descriptions
+    for line in "${(@f)$(kubectl-phd __complete "${(@)words[2,CURRENT]}" 2>/dev/null)}"; do
+        [[ $line == :* || -z $line ]] && continue
+        names+=("${line%%$'\t'*}")
+        if [[ $line == *$'\t'* ]]; then
+            descriptions+=("${line%%$'\t'*} -- ${line#*$'\t'}")
+        else
+            descriptions+=("${line}")
+        fi
+    done
+    compadd -l -d descriptions -a names
+}
+if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
+    _kubectl_phd "$@"
+else
+    compdef _kubectl_phd kubectl-phd
+fi
+"#;
+
+/// Fish: the same protocol; fish reads `candidate<TAB>description` itself.
+const FISH: &str = r#"# fish completion for kubectl-phd: kubectl-phd completion fish > ~/.config/fish/completions/kubectl-phd.fish
+complete -c kubectl-phd -f -a '(kubectl-phd __complete (commandline -opc)[2..-1] (commandline -ct) 2>/dev/null | string match -v -r "^:")'
+"#;
+
+/// Prints the completion script of `args.shell`: bash, zsh and fish ask the
+/// binary itself (every word, names from the cluster); PowerShell and Elvish
+/// get clap_complete's static script.
 pub fn print(args: &CompletionArgs) {
-    let mut command = Cli::command();
-    clap_complete::generate(
-        args.shell,
-        &mut command,
-        "kubectl-phd",
-        &mut std::io::stdout(),
-    );
+    use clap_complete::Shell;
+    use std::io::Write as _;
+    let script = match args.shell {
+        Shell::Bash => BASH,
+        Shell::Zsh => ZSH,
+        Shell::Fish => FISH,
+        shell => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "kubectl-phd", &mut std::io::stdout());
+            return;
+        }
+    };
+    // A closed pipe (`| head -1`) ends quietly (see main.rs).
+    let _ = std::io::stdout().write_all(script.as_bytes());
 }
 
 /// Answers kubectl's completion request when invoked as

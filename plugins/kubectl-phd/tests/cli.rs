@@ -105,15 +105,89 @@ fn global_flags_are_accepted_after_the_subcommand() {
         ));
 }
 
+/// Issue 19.6: the scripts of `kubectl-phd completion bash|zsh|fish`
+/// complete every word, flag values included, run by the shells themselves
+/// with the binary on PATH (the scripts ask `kubectl-phd __complete`).
 #[test]
-fn completion_scripts_for_each_shell() {
+fn completion_scripts_complete_every_word_in_each_shell() {
     let home = tempfile::tempdir().expect("home");
-    for shell in ["bash", "zsh", "fish"] {
-        phd(home.path())
+    let binary = assert_cmd::cargo::cargo_bin("kubectl-phd");
+    let bin_dir = binary.parent().expect("target dir").to_path_buf();
+    let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .expect("PATH");
+    // Each shell: (program, a script that sources the completion and
+    // prints the candidates for WORDS, one per line).
+    let cases: [(&str, &str); 3] = [
+        (
+            "bash",
+            r#"source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _kubectl_phd; printf '%s\n' "${COMPREPLY[@]}""#,
+        ),
+        (
+            "zsh",
+            r#"compdef() { :; }; source "$1"; shift; compadd() { print -rl -- "${names[@]}"; }; words=("$@"); CURRENT=$#; _kubectl_phd"#,
+        ),
+        (
+            "fish",
+            r#"source $argv[1]; complete -C (string join ' ' -- $argv[2..-1])"#,
+        ),
+    ];
+    for (shell, driver) in cases {
+        if which::which(shell).is_err() {
+            phd_testkit::skipped(&format!(
+                "the {shell} completion script was not run: {shell} is not installed"
+            ));
+            continue;
+        }
+        let script = home.path().join(format!("completion.{shell}"));
+        let output = phd(home.path())
             .args(["completion", shell])
-            .assert()
-            .success()
-            .stdout(predicate::str::contains("doctor"));
+            .output()
+            .expect("run");
+        assert!(output.status.success());
+        std::fs::write(&script, &output.stdout).expect("script");
+        let complete = |words: &[&str]| -> Vec<String> {
+            let mut command = std::process::Command::new(shell);
+            command.env("PATH", &path).env("HOME", home.path());
+            if shell == "fish" {
+                // fish's `complete -C` reads one command line; the last word is completed.
+                command
+                    .args(["--no-config", "-c", driver, "--"])
+                    .arg(&script)
+                    .args(words);
+            } else {
+                command.args(["-c", driver, shell]).arg(&script).args(words);
+            }
+            let output = command.output().expect("shell");
+            assert!(output.status.success(), "{shell}: {output:?}");
+            // Sorted: fish sorts what it offers, bash and zsh keep the order.
+            let mut offered: Vec<String> = String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .map(|line| line.split('\t').next().unwrap_or_default().to_owned())
+                .filter(|line| !line.is_empty())
+                .collect();
+            offered.sort();
+            offered
+        };
+        // fish completes the last word of a line; an empty last word is a trailing space.
+        let top = complete(&["kubectl-phd", ""]);
+        assert!(top.contains(&"instance".to_owned()), "{shell}: {top:?}");
+        assert_eq!(
+            complete(&["kubectl-phd", "user", ""]),
+            ["create", "delete", "list", "update"],
+            "{shell}"
+        );
+        assert_eq!(
+            complete(&["kubectl-phd", "user", "create", "alice", "--role", ""]),
+            ["admin", "developer", "readonly"],
+            "{shell}"
+        );
+        assert_eq!(
+            complete(&["kubectl-phd", "instance", "create", "demo", "--no"]),
+            ["--no-color", "--no-wait"],
+            "{shell}"
+        );
     }
 }
 
