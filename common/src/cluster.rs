@@ -5,6 +5,7 @@
 //! infrastructure `kubeconfig` output; `KUBECONFIG_CONTENT`; the kubeconfig
 //! kubectl would use. Nothing here ever writes the user's kubeconfig.
 
+use crate::request_log::RequestLog;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -122,6 +123,8 @@ pub struct AccessOptions {
     /// How long one request may wait for the API server's answer
     /// (`--request-timeout`); [`DEFAULT_REQUEST_TIMEOUT`] when `None`.
     pub request_timeout: Option<Duration>,
+    /// Reports each API request (method, path, status, time) when set: `-v`.
+    pub request_log: Option<crate::request_log::RequestLogger>,
 }
 
 /// How long one request may wait for the API server unless
@@ -342,10 +345,17 @@ impl ClusterAccess {
             .exec
             .as_ref()
             .and_then(|exec| exec.command.clone());
+        let request_log = self.options.request_log;
         let waited = REACHABILITY_TIMEOUT.min(request_timeout);
         let built = tokio::time::timeout(
             waited,
-            tokio::task::spawn_blocking(move || kube::Client::try_from(config)),
+            tokio::task::spawn_blocking(move || {
+                let builder = kube::client::ClientBuilder::try_from(config)?;
+                Ok(match request_log {
+                    Some(log) => builder.with_layer(&RequestLog::new(log)).build(),
+                    None => builder.build(),
+                })
+            }),
         )
         .await;
         let client = match built {

@@ -13,6 +13,7 @@ pub mod naming;
 pub mod password;
 pub mod rbac;
 pub mod render;
+pub mod request_log;
 pub mod tofu;
 pub mod tutor;
 pub mod workflow;

@@ -48,6 +48,7 @@ impl Session {
             cluster: self.global.cluster.clone(),
             user: self.global.user.clone(),
             request_timeout: self.global.request_timeout,
+            request_log: (output::verbosity() > 0).then_some(log_request as fn(&str)),
         }
     }
 
@@ -176,4 +177,9 @@ impl Session {
     pub fn connected(&self) -> Option<&ClusterRef> {
         self.connected.get()
     }
+}
+
+/// `-v`: one line per API request, when its answer arrives.
+fn log_request(line: &str) {
+    output::debug(format!("request: {line}"));
 }

@@ -1111,3 +1111,50 @@ async fn kubectl_completes_user_names_from_the_cluster() {
         ["admin", ":4"]
     );
 }
+
+/// Issue 18: `-v` reports each API request (method, path, status, time),
+/// and never a body: no password or token reaches the log.
+#[tokio::test]
+async fn verbose_reports_each_api_request_and_no_secret() {
+    let plane = cluster().await;
+    let name = unique_name("verbose");
+    let output = phd(&plane.admin_kubeconfig)
+        .args(["-v", "user", "create", &name, "--show-token"])
+        .write_stdin("")
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let requests: Vec<&str> = stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("request: "))
+        .collect();
+    assert!(
+        requests
+            .iter()
+            .any(|line| line.starts_with("GET /version 200 ")),
+        "{stderr}"
+    );
+    assert!(
+        requests.iter().any(|line| line
+            .starts_with("PATCH /api/v1/namespaces/argocd/configmaps/argocd-cm?")
+            && line.contains(" 200 ")
+            && line.ends_with("ms")),
+        "{stderr}"
+    );
+    // The generated password and the token are on stdout, never in the log.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for secret in stdout.lines().filter(|line| !line.is_empty()) {
+        let secret = secret.trim_start_matches("Bearer ");
+        assert!(
+            !stderr.contains(secret),
+            "a secret reached the log: {stderr}"
+        );
+    }
+    // Without -v: no request lines.
+    let quiet = phd(&plane.admin_kubeconfig)
+        .args(["user", "list"])
+        .output()
+        .expect("run");
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("request: "));
+}
