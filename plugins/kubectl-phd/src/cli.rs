@@ -250,7 +250,7 @@ pub struct ArgoRepositoryArgs {
     pub url: Option<String>,
     /// SSH deploy key: a file holding the private key (the URL must be an ssh one: git@host:path or ssh://)
     #[arg(long, value_name = "FILE")]
-    pub ssh_key_file: Option<std::path::PathBuf>,
+    pub ssh_key_file: Option<PathBuf>,
     /// GitHub App: its ID (with --github-app-installation-id and --github-app-key-file)
     #[arg(long, value_name = "ID", requires_all = ["github_app_installation_id", "github_app_key_file"])]
     pub github_app_id: Option<u64>,
@@ -259,7 +259,7 @@ pub struct ArgoRepositoryArgs {
     pub github_app_installation_id: Option<u64>,
     /// GitHub App: a file holding the App's private key (RSA, PEM); the URL must be an https one
     #[arg(long, value_name = "FILE")]
-    pub github_app_key_file: Option<std::path::PathBuf>,
+    pub github_app_key_file: Option<PathBuf>,
     /// HTTPS token (a fine-grained read-only token), read from standard input; the URL must be an https one
     #[arg(long)]
     pub token_stdin: bool,

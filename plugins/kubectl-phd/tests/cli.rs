@@ -521,7 +521,7 @@ fn doctor_reports_tutor_missing_installable_and_installed() {
 /// workspace's target directory, so the test reuses what the suite built).
 #[test]
 fn the_quick_start_installs_a_plugin_kubectl_finds() {
-    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let readme = std::fs::read_to_string(workspace.join("README.md")).expect("README");
     let install = "cargo install --locked --path plugins/kubectl-phd";
     assert!(readme.contains(install), "the README's quick start changed");

@@ -926,7 +926,7 @@ fn a_fork_is_named_once_and_every_file_follows() {
         "9.8.7",
         "--no-git",
     ]);
-    let context: serde_json::Value =
+    let context: Value =
         serde_json::from_str(&read(&repo.join("context.json"))).expect("context.json");
     assert_eq!(context["phd_repository"], "acme-mirror/kubectl-phd-fork");
     assert_eq!(context["phd_version"], "9.8.7");

@@ -236,7 +236,7 @@ async fn plan(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<Plan>
         session.env_var("PHD_ARGO_ADMIN_PASSWORD")
     };
     if let Some(password) = &explicit_password {
-        phd_common::password::check(password)
+        password::check(password)
             .context("cannot use the Argo CD admin password (--admin-password-stdin or PHD_ARGO_ADMIN_PASSWORD)")?;
     }
     let ingress = settings.ingress(
@@ -338,8 +338,8 @@ async fn plan(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<Plan>
 fn is_download_error(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         matches!(
-            cause.downcast_ref::<phd_common::manifest::ManifestError>(),
-            Some(phd_common::manifest::ManifestError::Download { .. })
+            cause.downcast_ref::<manifest::ManifestError>(),
+            Some(manifest::ManifestError::Download { .. })
         )
     })
 }
@@ -851,7 +851,7 @@ mod tests {
     use super::*;
 
     fn documents(text: &str) -> Vec<Document> {
-        phd_common::manifest::parse("test", text).expect("parse")
+        manifest::parse("test", text).expect("parse")
     }
 
     #[test]
