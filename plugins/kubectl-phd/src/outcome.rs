@@ -4,7 +4,7 @@
 //! The schema is documented in docs/output.md; every key is always present
 //! (`null` or `[]` when it does not apply).
 
-use phd_common::apply::{Applied, Outcome as ApplyOutcome};
+use phd_common::apply::{Applied, ApplyReport, Outcome as ApplyOutcome};
 use serde::Serialize;
 
 use crate::cli::ResultFormat;
@@ -188,6 +188,13 @@ impl<D: Serialize> Outcome<D> {
             external: Vec::new(),
             details,
         }
+    }
+
+    /// Adds the objects of an apply report; whether any was created or changed.
+    pub fn record(&mut self, report: &ApplyReport) -> bool {
+        self.objects
+            .extend(ObjectRef::from_applied(&report.objects));
+        report.count(ApplyOutcome::Unchanged) < report.objects.len()
     }
 
     /// Records the cluster the session connected to, if it did.

@@ -13,7 +13,7 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Api, PostParams};
-use phd_common::apply::{Applier, Outcome as ApplyOutcome};
+use phd_common::apply::Applier;
 use phd_common::config::Setting;
 use phd_common::manifest::{self, Document};
 use phd_common::render::{self as scaffold, RenderedFile};
@@ -141,10 +141,7 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         .await
         .context("cannot prepare the instance namespace")?;
     output::info(format!("namespace {name}: {}", report.summary()));
-    changed |= report.count(ApplyOutcome::Unchanged) < report.objects.len();
-    outcome
-        .objects
-        .extend(ObjectRef::from_applied(&report.objects));
+    changed |= outcome.record(&report);
     drop(lock);
     super::bind_developers(&client, name).await?;
     super::grant_ci_secrets(&client, name).await?;
@@ -286,20 +283,9 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
             ));
         }
         None => {
-            let report = Applier::new(client.clone())
-                .apply(&application, None, &|applied| {
-                    output::debug(format!("  {applied}"))
-                })
+            changed |= apply_application(&client, &application, &environment, &mut outcome)
                 .await
                 .context("cannot create the Argo CD Application")?;
-            output::info(format!(
-                "Argo CD Application {name}-{environment}: {}",
-                report.summary()
-            ));
-            changed |= report.count(ApplyOutcome::Unchanged) < report.objects.len();
-            outcome
-                .objects
-                .extend(ObjectRef::from_applied(&report.objects));
         }
     }
     outcome.action = action_of(existing.is_some(), changed);
@@ -310,6 +296,28 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         dir = files.dir.display()
     ));
     Ok(())
+}
+
+/// Applies the instance's Argo CD Application (when phd, not an
+/// ApplicationSet, owns it) and records it in `outcome`; whether it was
+/// created or changed.
+pub(super) async fn apply_application<D: serde::Serialize>(
+    client: &kube::Client,
+    application: &[Document],
+    environment: &str,
+    outcome: &mut Outcome<D>,
+) -> Result<bool, phd_common::apply::ApplyError> {
+    let report = Applier::new(client.clone())
+        .apply(application, None, &|applied| {
+            output::debug(format!("  {applied}"))
+        })
+        .await?;
+    output::info(format!(
+        "Argo CD Application {}-{environment}: {}",
+        outcome.name,
+        report.summary()
+    ));
+    Ok(outcome.record(&report))
 }
 
 /// `created` for a new instance, else `updated` or `unchanged`.

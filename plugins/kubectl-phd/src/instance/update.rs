@@ -3,14 +3,15 @@
 //! change, no file changes.
 
 use anyhow::{Context as _, bail};
-use phd_common::apply::{Applier, Outcome as ApplyOutcome};
 use phd_common::{manifest, naming, tutor};
 
-use super::create::{application_set, apply_foundation, foundation_objects, require_argo};
+use super::create::{
+    application_set, apply_application, apply_foundation, foundation_objects, require_argo,
+};
 use super::render::{self, TUTOR_VERSION_KEY};
 use super::{Resources, instances_dir};
 use crate::cli::InstanceUpdateArgs;
-use crate::outcome::{Action, External, ObjectRef, Outcome};
+use crate::outcome::{Action, External, Outcome};
 use crate::output;
 use crate::session::Session;
 
@@ -119,35 +120,20 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
     }
     let mut outcome = Outcome::new("Instance", name, Action::Updated, details);
     if let Some(client) = client {
-        let applier = Applier::new(client.clone());
         let report = apply_foundation(&client, &foundation, name)
             .await
             .context("cannot update the instance namespace")?;
         output::info(format!("namespace {name}: {}", report.summary()));
-        changed |= report.count(ApplyOutcome::Unchanged) < report.objects.len();
-        outcome
-            .objects
-            .extend(ObjectRef::from_applied(&report.objects));
+        changed |= outcome.record(&report);
         super::bind_developers(&client, name).await?;
         match application_set(&client, &environment).await? {
             Some(set) => output::info(format!(
                 "Argo CD Application {name}-{environment}: kept by ApplicationSet {set}"
             )),
             None => {
-                let report = applier
-                    .apply(&application, None, &|applied| {
-                        output::debug(format!("  {applied}"))
-                    })
+                changed |= apply_application(&client, &application, &environment, &mut outcome)
                     .await
                     .context("cannot update the Argo CD Application")?;
-                output::info(format!(
-                    "Argo CD Application {name}-{environment}: {}",
-                    report.summary()
-                ));
-                changed |= report.count(ApplyOutcome::Unchanged) < report.objects.len();
-                outcome
-                    .objects
-                    .extend(ObjectRef::from_applied(&report.objects));
             }
         }
     }
