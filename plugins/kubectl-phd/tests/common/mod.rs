@@ -163,3 +163,20 @@ pub fn kubectl_complete(kubeconfig: &Path, words: &[&str]) -> Vec<String> {
         .map(|line| line.split('\t').next().unwrap_or_default().to_owned())
         .collect()
 }
+
+/// The result object of a mutating command (docs/output.md): its keys are
+/// exactly the shared ones plus `own`, every one present whatever happened.
+#[allow(dead_code)]
+pub fn assert_result_keys(result: &serde_json::Value, own: &[&str]) {
+    let mut found: Vec<&str> = result
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    found.sort_unstable();
+    let mut expected = vec!["action", "cluster", "external", "kind", "name", "objects"];
+    expected.extend(own);
+    expected.sort_unstable();
+    assert_eq!(found, expected, "{result}");
+}
