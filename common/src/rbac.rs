@@ -123,3 +123,55 @@ pub async fn bind_developers_everywhere(
     }
     Ok(instances.len())
 }
+
+/// How long the token controller may take to fill a ServiceAccount token Secret.
+pub const TOKEN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Why [`service_account_token`] has no token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("cannot read Secret {namespace}/{name}")]
+    Read {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "the token controller did not fill Secret {namespace}/{name} within {}s (is kube-controller-manager running?)",
+        TOKEN_WAIT.as_secs()
+    )]
+    Timeout { namespace: String, name: String },
+}
+
+/// The `token` and `ca.crt` of ServiceAccount token Secret `namespace/name`
+/// (type `kubernetes.io/service-account-token`), once the token controller
+/// has filled them: read every 100 ms for at most [`TOKEN_WAIT`]. Needs only
+/// `get` on that Secret.
+pub async fn service_account_token(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(k8s_openapi::ByteString, k8s_openapi::ByteString), TokenError> {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), namespace);
+    let start = std::time::Instant::now();
+    loop {
+        let secret = secrets.get(name).await.map_err(|source| TokenError::Read {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            source,
+        })?;
+        let mut data = secret.data.unwrap_or_default();
+        if let (Some(token), Some(ca)) = (data.remove("token"), data.remove("ca.crt")) {
+            return Ok((token, ca));
+        }
+        if start.elapsed() > TOKEN_WAIT {
+            return Err(TokenError::Timeout {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -359,24 +359,8 @@ pub async fn credentials(session: &Session, args: &CiCredentialsArgs) -> anyhow:
     output::info(format!("CI account {}: {}", username(), applied.summary()));
 
     // The token controller fills the Secret.
-    let start = Instant::now();
-    let (token, ca) = loop {
-        let secret = secrets
-            .get(TOKEN_SECRET)
-            .await
-            .context("cannot read the token Secret")?;
-        let data = secret.data.unwrap_or_default();
-        if let (Some(token), Some(ca)) = (data.get("token"), data.get("ca.crt")) {
-            break (token.clone(), ca.clone());
-        }
-        if start.elapsed() > TOKEN_WAIT {
-            bail!(
-                "the token controller did not fill {CI_NAME}/{TOKEN_SECRET} within {}s",
-                TOKEN_WAIT.as_secs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (token, ca) =
+        phd_common::rbac::service_account_token(&client, CI_NAME, TOKEN_SECRET).await?;
     let kubeconfig = kubeconfig(&cluster.server, &ca, &token)?;
     let text = if args.base64 {
         base64::engine::general_purpose::STANDARD.encode(&kubeconfig) + "\n"

@@ -7,7 +7,6 @@
 //! overwrite each other's entries and deleting a user releases exactly its keys.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::ByteString;
@@ -984,23 +983,8 @@ async fn remove_leftover_keys(client: &kube::Client, user: &UserObjects) -> anyh
 }
 
 async fn wait_for_token(client: &kube::Client, user: &UserObjects) -> anyhow::Result<String> {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), WORKFLOWS_NAMESPACE);
-    let start = Instant::now();
-    loop {
-        let secret = secrets
-            .get(&user.token_secret)
-            .await
-            .context("cannot read the user's token Secret")?;
-        if let Some(token) = secret.data.and_then(|d| d.get("token").cloned()) {
-            return String::from_utf8(token.0).context("the token is not text");
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            bail!(
-                "the token controller did not fill Secret {}/{} within 30s",
-                WORKFLOWS_NAMESPACE,
-                user.token_secret
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (token, _) =
+        phd_common::rbac::service_account_token(client, WORKFLOWS_NAMESPACE, &user.token_secret)
+            .await?;
+    String::from_utf8(token.0).context("the token is not text")
 }
