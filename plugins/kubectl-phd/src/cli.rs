@@ -195,14 +195,14 @@ impl StructuredFormat for ReportFormat {
 /// Formats of a mutating command's result (schema: docs/output.md).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum ResultFormat {
-    /// Progress and a summary on standard error
+    /// Progress and a summary on standard error; a generated password or a token on standard output
     #[default]
     Text,
     /// The result object on standard output
     Json,
     /// The result object on standard output
     Yaml,
-    /// `kind/name` on standard output
+    /// `kind/name` on standard output, then a generated password or a token
     Name,
 }
 
@@ -327,7 +327,7 @@ pub struct ArgoInstallArgs {
 pub enum UserCommand {
     /// Create a user: an Argo CD account and an Argo Workflows identity with a role
     #[command(
-        after_help = "Examples:\n  kubectl phd user create alice                 # developer; password asked, or generated and shown once\n  kubectl phd user create bob --role admin\n  printf %s \"$PASSWORD\" | kubectl phd user create carol --password-stdin"
+        after_help = "Examples:\n  kubectl phd user create alice                 # developer; password asked or generated\n  kubectl phd user create bob --role admin\n  printf %s \"$PASSWORD\" | kubectl phd user create carol --password-stdin"
     )]
     Create(UserCreateArgs),
     /// Change a user's role
@@ -370,7 +370,7 @@ pub struct UserCreateArgs {
     /// Print the Argo Workflows token (Bearer ...) on standard output
     #[arg(long)]
     pub show_token: bool,
-    /// Output format of the result (docs/output.md)
+    /// Output format of the result: text (a summary on standard error), json or yaml (one result object: kind, name, action, cluster, objects, external), name (kind/name)
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: ResultFormat,
 }
@@ -383,7 +383,7 @@ pub struct UserUpdateArgs {
     /// The new role
     #[arg(long, value_enum, required = true)]
     pub role: Role,
-    /// Output format of the result (docs/output.md)
+    /// Output format of the result: text (a summary on standard error), json or yaml (one result object: kind, name, action, cluster, objects, external), name (kind/name)
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: ResultFormat,
 }
@@ -399,7 +399,7 @@ pub struct UserDeleteArgs {
     /// Succeed when the user does not exist
     #[arg(long)]
     pub ignore_not_found: bool,
-    /// Output format of the result (docs/output.md)
+    /// Output format of the result: text (a summary on standard error), json or yaml (one result object: kind, name, action, cluster, objects, external), name (kind/name)
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: ResultFormat,
 }
@@ -471,7 +471,7 @@ pub struct InstanceCreateArgs {
     /// Print the files and objects that would be created; change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Output format of the result (docs/output.md)
+    /// Output format of the result: text (a summary on standard error), json or yaml (one result object: kind, name, action, cluster, objects, external), name (kind/name); not with --dry-run
     #[arg(
         short = 'o',
         long,
@@ -550,7 +550,7 @@ pub struct InstanceUpdateArgs {
     /// Print what would change; change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Output format of the result (docs/output.md)
+    /// Output format of the result: text (a summary on standard error), json or yaml (one result object: kind, name, action, cluster, objects, external), name (kind/name); not with --dry-run
     #[arg(
         short = 'o',
         long,
@@ -578,7 +578,7 @@ pub struct InstanceDeleteArgs {
     /// Succeed when the instance does not exist
     #[arg(long)]
     pub ignore_not_found: bool,
-    /// Output format of the result (docs/output.md)
+    /// Output format of the result: text (a summary on standard error), json or yaml (one result object: kind, name, action, cluster, objects, external), name (kind/name); not with --dry-run
     #[arg(
         short = 'o',
         long,

@@ -12,6 +12,8 @@ use crate::cli::{Cli, CompletionArgs};
 
 /// Cobra's ShellCompDirectiveNoFileComp: no file names as a fallback.
 const NO_FILE_COMPLETION: u32 = 4;
+/// Cobra's ShellCompDirectiveDefault: the shell completes file names.
+const FILE_COMPLETION: u32 = 0;
 
 /// Bash: asks `kubectl-phd __complete` for the words up to the cursor, as
 /// kubectl does for plugins, so every word is completed by [`candidates`],
@@ -20,15 +22,20 @@ const NO_FILE_COMPLETION: u32 = 4;
 /// hyphen: clap-rs/clap#6421.)
 const BASH: &str = r#"# bash completion for kubectl-phd: source <(kubectl-phd completion bash)
 _kubectl_phd() {
-    local IFS=$'\n' line
+    local IFS=$'\n' line directive=4
     local -a candidates=()
     while read -r line; do
         case "$line" in
-            :*) ;;
+            :*) directive="${line#:}" ;;
             *) candidates+=("${line%%$'\t'*}") ;;
         esac
     done < <(kubectl-phd __complete "${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null)
-    COMPREPLY=("${candidates[@]}")
+    if [[ ${#candidates[@]} -eq 0 && "$directive" == 0 ]]; then
+        # A flag that takes a file.
+        COMPREPLY=($(compgen -f -- "${COMP_WORDS[COMP_CWORD]}"))
+    else
+        COMPREPLY=("${candidates[@]}")
+    fi
 }
 complete -F _kubectl_phd kubectl-phd
 "#;
@@ -37,9 +44,10 @@ complete -F _kubectl_phd kubectl-phd
 const ZSH: &str = r#"#compdef kubectl-phd
 # zsh completion for kubectl-phd: kubectl-phd completion zsh > "${fpath[1]}/_kubectl-phd"
 _kubectl_phd() {
-    local line
+    local line directive=4
     local -a names descriptions
     for line in "${(@f)$(kubectl-phd __complete "${(@)words[2,CURRENT]}" 2>/dev/null)}"; do
+        [[ $line == :* ]] && directive=${line#:}
         [[ $line == :* || -z $line ]] && continue
         names+=("${line%%$'\t'*}")
         if [[ $line == *$'\t'* ]]; then
@@ -48,7 +56,11 @@ _kubectl_phd() {
             descriptions+=("${line}")
         fi
     done
-    compadd -l -d descriptions -a names
+    if (( ${#names} == 0 )) && [[ $directive == 0 ]]; then
+        _files
+    else
+        compadd -l -d descriptions -a names
+    fi
 }
 if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
     _kubectl_phd "$@"
@@ -59,7 +71,16 @@ fi
 
 /// Fish: the same protocol; fish reads `candidate<TAB>description` itself.
 const FISH: &str = r#"# fish completion for kubectl-phd: kubectl-phd completion fish > ~/.config/fish/completions/kubectl-phd.fish
-complete -c kubectl-phd -f -a '(kubectl-phd __complete (commandline -opc)[2..-1] (commandline -ct) 2>/dev/null | string match -v -r "^:")'
+function __kubectl_phd_complete
+    set -l out (kubectl-phd __complete (commandline -opc)[2..-1] (commandline -ct) 2>/dev/null)
+    set -l candidates (string match -v -r '^:' -- $out)
+    if test (count $candidates) -eq 0; and contains -- ':0' $out
+        __fish_complete_path (commandline -ct)
+    else
+        printf '%s\n' $candidates
+    end
+end
+complete -c kubectl-phd -f -a '(__kubectl_phd_complete)'
 "#;
 
 /// Prints the completion script of `args.shell`: bash, zsh and fish ask the
@@ -99,15 +120,70 @@ pub fn kubectl_plugin_completion(args: &[OsString]) -> Option<ExitCode> {
         _ if as_completer => words,
         _ => return None,
     };
-    for candidate in candidates(&words) {
+    let (candidates, directive) = complete(&words);
+    for candidate in candidates {
         println!("{candidate}");
     }
-    println!(":{NO_FILE_COMPLETION}");
+    println!(":{directive}");
     Some(ExitCode::SUCCESS)
 }
 
 /// Completions of the last word, after the words before it.
+#[cfg(test)]
 pub fn candidates(words: &[String]) -> Vec<String> {
+    complete(words).0
+}
+
+/// The argument of `command` (or a global one of `root`) a flag word names:
+/// `--output`, `-o`.
+fn flag_arg<'a>(
+    command: &'a clap::Command,
+    root: &'a clap::Command,
+    flag: &str,
+) -> Option<&'a clap::Arg> {
+    let matches = |arg: &&clap::Arg| match flag.strip_prefix("--") {
+        Some(long) => arg.get_long() == Some(long),
+        None => {
+            let mut chars = flag.trim_start_matches('-').chars();
+            matches!((chars.next(), chars.next()), (Some(short), None) if arg.get_short() == Some(short))
+        }
+    };
+    command
+        .get_arguments()
+        .chain(root.get_arguments())
+        .find(matches)
+}
+
+/// The values of flag `arg` starting with `prefix` (each after `lead`, for
+/// `--flag=value`), and the directive: file names for a flag that takes a
+/// path, none otherwise.
+fn flag_values(arg: &clap::Arg, prefix: &str, lead: &str) -> (Vec<String>, u32) {
+    let values: Vec<String> = arg
+        .get_possible_values()
+        .iter()
+        .map(|value| value.get_name().to_owned())
+        .filter(|name| name.starts_with(prefix))
+        .map(|name| format!("{lead}{name}"))
+        .collect();
+    let takes_path = matches!(
+        arg.get_value_hint(),
+        clap::ValueHint::FilePath | clap::ValueHint::AnyPath | clap::ValueHint::DirPath
+    ) || arg.get_value_names().is_some_and(|names| {
+        names
+            .iter()
+            .any(|n| n.contains("FILE") || n.contains("PATH"))
+    });
+    let directive = if values.is_empty() && takes_path {
+        FILE_COMPLETION
+    } else {
+        NO_FILE_COMPLETION
+    };
+    (values, directive)
+}
+
+/// Completions of the last word, after the words before it, and the cobra
+/// directive that goes with them.
+pub fn complete(words: &[String]) -> (Vec<String>, u32) {
     let (current, before) = match words.split_last() {
         Some((last, before)) => (last.as_str(), before),
         None => ("", &[][..]),
@@ -122,16 +198,11 @@ pub fn candidates(words: &[String]) -> Vec<String> {
             skip_value = false;
             continue;
         }
-        if let Some(flag) = word.strip_prefix("--") {
-            let takes_value = command
-                .get_arguments()
-                .chain(root.get_arguments())
-                .find(|arg| arg.get_long() == Some(flag))
-                .is_some_and(|arg| arg.get_action().takes_values());
-            skip_value = takes_value && !flag.contains('=');
-            continue;
-        }
         if word.starts_with('-') {
+            // `--flag value` and `-o value`; `--flag=value` and `-ovalue` carry theirs.
+            let takes_value =
+                flag_arg(command, &root, word).is_some_and(|arg| arg.get_action().takes_values());
+            skip_value = takes_value;
             continue;
         }
         match command.find_subcommand(word) {
@@ -142,20 +213,19 @@ pub fn candidates(words: &[String]) -> Vec<String> {
             None => positionals += 1,
         }
     }
-    // The value of a flag: its possible values (roles, providers, shells, formats).
+    // The value of a flag: its possible values (roles, providers, shells,
+    // formats), or file names for a path.
     if skip_value
-        && let Some(flag) = before.last().and_then(|w| w.strip_prefix("--"))
-        && let Some(arg) = command
-            .get_arguments()
-            .chain(root.get_arguments())
-            .find(|arg| arg.get_long() == Some(flag))
+        && let Some(flag) = before.last()
+        && let Some(arg) = flag_arg(command, &root, flag)
     {
-        return arg
-            .get_possible_values()
-            .iter()
-            .map(|value| value.get_name().to_owned())
-            .filter(|name| name.starts_with(current))
-            .collect();
+        return flag_values(arg, current, "");
+    }
+    if let Some((flag, prefix)) = current.split_once('=')
+        && flag.starts_with("--")
+        && let Some(arg) = flag_arg(command, &root, flag)
+    {
+        return flag_values(arg, prefix, &format!("{flag}="));
     }
     // The first positional of the verbs that name an existing instance or
     // user: from the repository and the cluster.
@@ -166,10 +236,13 @@ pub fn candidates(words: &[String]) -> Vec<String> {
                 names.extend(from_cluster(before, current, Names::Instances));
                 names.sort();
                 names.dedup();
-                return names;
+                return (names, NO_FILE_COMPLETION);
             }
             ["user", "update" | "delete"] => {
-                return from_cluster(before, current, Names::Users);
+                return (
+                    from_cluster(before, current, Names::Users),
+                    NO_FILE_COMPLETION,
+                );
             }
             _ => {}
         }
@@ -178,22 +251,24 @@ pub fn candidates(words: &[String]) -> Vec<String> {
         let mut flags: Vec<String> = command
             .get_arguments()
             .chain(root.get_arguments().filter(|arg| arg.is_global_set()))
-            .filter(|arg| !arg.is_hide_set())
+            // -n/--namespace is only there to be refused with a message.
+            .filter(|arg| !arg.is_hide_set() && arg.get_id() != "namespace")
             .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))
             .filter(|flag| flag.starts_with(current))
             .collect();
         flags.sort();
         flags.dedup();
-        return flags;
+        return (flags, NO_FILE_COMPLETION);
     }
-    command
+    let subcommands = command
         .get_subcommands()
         .filter(|sub| !sub.is_hide_set() && sub.get_name().starts_with(current))
         .map(|sub| match sub.get_about() {
             Some(about) => format!("{}\t{about}", sub.get_name()),
             None => sub.get_name().to_owned(),
         })
-        .collect()
+        .collect();
+    (subcommands, NO_FILE_COMPLETION)
 }
 
 /// What [`from_cluster`] lists.
@@ -333,5 +408,34 @@ mod tests {
             ["digitalocean", "aws"]
         );
         assert!(names(&["instance", "list", "--output", ""]).contains(&"json".to_owned()));
+    }
+
+    /// From a trial: the short `-o`, `--flag=value`, flags that take a file
+    /// (the shell completes file names: directive 0), and no `--namespace`,
+    /// which is only there to be refused.
+    #[test]
+    fn short_flags_equals_values_and_files() {
+        assert_eq!(
+            names(&["user", "list", "-o", ""]),
+            ["table", "wide", "json", "yaml", "name"]
+        );
+        assert_eq!(
+            names(&["user", "create", "alice", "--role=a"]),
+            ["--role=admin"]
+        );
+        let words = |w: &[&str]| w.iter().map(|w| (*w).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            complete(&words(&["argo", "install", "--argocd-manifest", ""])),
+            (Vec::new(), FILE_COMPLETION)
+        );
+        assert_eq!(
+            complete(&words(&["user", "list", "--kubeconfig", ""])),
+            (Vec::new(), FILE_COMPLETION)
+        );
+        assert_eq!(
+            complete(&words(&["user", "list", "-o", "x"])).1,
+            NO_FILE_COMPLETION
+        );
+        assert!(!names(&["user", "list", "--"]).contains(&"--namespace".to_owned()));
     }
 }

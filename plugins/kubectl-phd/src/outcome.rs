@@ -45,6 +45,9 @@ pub enum Action {
     Deleted,
     /// `delete --ignore-not-found` of something that does not exist.
     NotFound,
+    /// A step failed after something was made that must not be lost (a
+    /// generated password); the command exits 1.
+    Failed,
 }
 
 impl Action {
@@ -55,6 +58,7 @@ impl Action {
             Self::Unchanged => "unchanged",
             Self::Deleted => "deleted",
             Self::NotFound => "does not exist; nothing to delete",
+            Self::Failed => "failed",
         }
     }
 }

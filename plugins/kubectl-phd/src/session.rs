@@ -167,7 +167,8 @@ impl Session {
         ));
         let _ = self.connected.set(ClusterRef {
             context: cluster.context.clone(),
-            server: cluster.server.clone(),
+            // As the kubeconfig spells it (the parsed URL ends in '/').
+            server: cluster.server.trim_end_matches('/').to_owned(),
         });
         Ok(cluster)
     }

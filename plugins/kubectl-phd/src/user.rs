@@ -171,6 +171,8 @@ struct UserState {
     argocd_password: bool,
     workflows_identity: bool,
     workflows_role: Option<String>,
+    /// `argo/phd-user-<name>`, the Argo Workflows identity; `null` without one.
+    service_account: Option<String>,
     problems: Vec<String>,
 }
 
@@ -359,13 +361,21 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
     }
     .await;
     if let Err(error) = finished {
-        // A generated password that -o json|yaml held back is not lost.
+        // A generated password that -o json|yaml|name held back is not lost:
+        // the result, with action `failed`, carries it.
         if let Some(password) = shown_password.filter(|_| args.output != ResultFormat::Text) {
-            output::info(format!(
-                "Argo CD password of {} generated and stored; it is shown only this once:",
-                user.name
-            ));
-            println!("{password}");
+            let outcome = Outcome::new(
+                "User",
+                &user.name,
+                Action::Failed,
+                UserDetails {
+                    role: Some(role.name()),
+                    password: Some(password),
+                    token: None,
+                },
+            )
+            .on(session);
+            print_user_outcome(&outcome, args.output)?;
         }
         return Err(error);
     }
@@ -412,16 +422,36 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
         },
     )
     .on(session);
-    outcome.objects = user.objects("applied", new_password.is_some());
+    let object_action = match action {
+        Action::Created => "created",
+        Action::Unchanged => "unchanged",
+        _ => "applied",
+    };
+    outcome.objects = user.objects(object_action, new_password.is_some());
+    outcome.details.token = token;
     if args.output == ResultFormat::Text {
+        // Printed as soon as it was stored.
         outcome.details.password = None;
-        outcome.print(args.output)?;
-        if let Some(token) = token {
+    }
+    print_user_outcome(&outcome, args.output)
+}
+
+/// Prints a user's result. The generated password and the token are
+/// results too: in the JSON/YAML object; on their own lines of standard
+/// output after `user/<name>` with `-o name`, and after the summary in text.
+fn print_user_outcome(outcome: &Outcome<UserDetails>, format: ResultFormat) -> anyhow::Result<()> {
+    outcome.print(format)?;
+    if matches!(format, ResultFormat::Text | ResultFormat::Name) {
+        if let Some(password) = &outcome.details.password {
+            output::info(format!(
+                "Argo CD password of {} generated and stored; it is shown only this once:",
+                outcome.name
+            ));
+            println!("{password}");
+        }
+        if let Some(token) = &outcome.details.token {
             println!("{token}");
         }
-    } else {
-        outcome.details.token = token;
-        outcome.print(args.output)?;
     }
     Ok(())
 }
@@ -606,14 +636,7 @@ pub async fn list(session: &Session, args: &UserListArgs) -> anyhow::Result<()> 
                         row.extend([
                             yes_no(user.argocd_password),
                             user.workflows_role.clone().unwrap_or_default(),
-                            if user.workflows_identity {
-                                format!(
-                                    "{WORKFLOWS_NAMESPACE}/{}",
-                                    UserObjects::new(&user.name).service_account
-                                )
-                            } else {
-                                String::new()
-                            },
+                            user.service_account.clone().unwrap_or_default(),
                         ]);
                     }
                     row.push(user.problems.join("; "));
@@ -706,6 +729,12 @@ async fn read_states(client: &kube::Client) -> anyhow::Result<BTreeMap<String, U
         }
     }
     for state in states.values_mut() {
+        if state.workflows_identity {
+            state.service_account = Some(format!(
+                "{WORKFLOWS_NAMESPACE}/{}",
+                UserObjects::new(&state.name).service_account
+            ));
+        }
         if !state.argocd_login {
             state.problems.push("no Argo CD login".into());
         } else if !state.argocd_password {
@@ -715,6 +744,9 @@ async fn read_states(client: &kube::Client) -> anyhow::Result<BTreeMap<String, U
             state.problems.push("no Argo Workflows identity".into());
         }
         match (&state.role, &state.workflows_role) {
+            (None, None) if state.workflows_identity => state
+                .problems
+                .push("no Argo CD role and no Argo Workflows role (no ClusterRoleBinding)".into()),
             (None, _) => state.problems.push("no Argo CD role".into()),
             (Some(_), None) => state.problems.push("no Argo Workflows role".into()),
             (Some(a), Some(b)) if a != b => state

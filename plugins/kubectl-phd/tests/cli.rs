@@ -188,6 +188,11 @@ fn completion_scripts_complete_every_word_in_each_shell() {
             ["--no-color", "--no-wait"],
             "{shell}"
         );
+        assert_eq!(
+            complete(&["kubectl-phd", "user", "list", "-o", ""]),
+            ["json", "name", "table", "wide", "yaml"],
+            "{shell}"
+        );
     }
 }
 

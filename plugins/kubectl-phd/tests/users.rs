@@ -903,7 +903,7 @@ async fn create_changes_nothing_it_was_not_asked_to_and_delete_of_nothing_fails(
     // Issue 19.3: a mutating command names the cluster it acted on, last.
     assert_eq!(
         stderr.lines().last(),
-        Some(format!("cluster: context phd-test at {}/", plane.server).as_str()),
+        Some(format!("cluster: context phd-test at {}", plane.server).as_str()),
         "{stderr}"
     );
     assert!(stderr.contains("kept its Argo CD password"), "{stderr}");
@@ -980,10 +980,8 @@ async fn mutating_commands_report_their_result_as_json_yaml_and_name() {
     assert_eq!(created["role"], "readonly");
     assert_eq!(created["cluster"]["context"], "phd-test");
     assert_eq!(
-        created["cluster"]["server"]
-            .as_str()
-            .map(|s| s.trim_end_matches('/')),
-        Some(plane.server.trim_end_matches('/'))
+        created["cluster"]["server"].as_str(),
+        Some(plane.server.as_str())
     );
     let password = created["password"].as_str().expect("generated password");
     let client = plane.client().await.expect("client");
@@ -1066,6 +1064,33 @@ async fn mutating_commands_report_their_result_as_json_yaml_and_name() {
     check_keys(&nothing);
     assert_eq!(nothing["action"], "notFound");
     assert_eq!(nothing["objects"], serde_json::json!([]));
+
+    // -o name of a new user: the name, then the generated password and the
+    // token, each on its own line: nothing the user must see is lost.
+    let other = unique_name("named");
+    let named = stdout_of(
+        kubeconfig,
+        &["create", &other, "--show-token", "-o", "name"],
+    );
+    let lines: Vec<&str> = named.lines().collect();
+    assert_eq!(lines.len(), 3, "{named}");
+    assert_eq!(lines[0], format!("user/{other}"));
+    let (_, _, secret) = argocd_data(&client).await;
+    assert!(
+        bcrypt::verify(lines[1], &secret[&format!("accounts.{other}.password")]).expect("bcrypt"),
+        "the password shown works"
+    );
+    assert!(lines[2].starts_with("Bearer "), "{named}");
+    let listed = stdout_of(kubeconfig, &["list", "-o", "json"]);
+    let listed: Vec<Value> = serde_json::from_str(&listed).expect("JSON");
+    let entry = listed
+        .iter()
+        .find(|user| user["name"] == other.as_str())
+        .expect("listed");
+    assert_eq!(
+        entry["serviceAccount"],
+        format!("argo/phd-user-{other}").as_str()
+    );
 }
 
 /// Issue 19.6: `kubectl phd user delete <TAB>` completes the names of the
