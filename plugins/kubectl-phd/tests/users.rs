@@ -771,6 +771,33 @@ async fn a_generated_password_is_shown_even_when_a_later_step_fails() {
     assert!(output.stdout.is_empty(), "a re-run shows no new password");
     let (_, _, secret) = argocd_data(&client).await;
     assert!(bcrypt::verify(&shown, &stored(secret)).expect("bcrypt"));
+
+    // With -o json, standard output stays one JSON object: the result,
+    // action `failed`, carrying the password (from a trial).
+    let other = unique_name("gina");
+    let blocker: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": format!("phd-user-{other}-token") },
+        "stringData": { "x": "y" }
+    }))
+    .expect("secret");
+    secrets
+        .create(&PostParams::default(), &blocker)
+        .await
+        .expect("blocking Secret");
+    let output = phd(&plane.admin_kubeconfig)
+        .args(["user", "create", &other, "-o", "json"])
+        .write_stdin("")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let result: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("only JSON on stdout");
+    assert_eq!(result["action"], "failed");
+    let password = result["password"].as_str().expect("the password");
+    let (_, _, secret) = argocd_data(&client).await;
+    assert!(
+        bcrypt::verify(password, &secret[&format!("accounts.{other}.password")]).expect("bcrypt")
+    );
 }
 
 /// Issue 15.5: two `user create` of one name at once: one password is
