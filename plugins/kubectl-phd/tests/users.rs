@@ -790,8 +790,7 @@ async fn a_generated_password_is_shown_even_when_a_later_step_fails() {
         .output()
         .expect("run");
     assert_eq!(output.status.code(), Some(1));
-    let result: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("only JSON on stdout");
+    let result: Value = serde_json::from_slice(&output.stdout).expect("only JSON on stdout");
     assert_eq!(result["action"], "failed");
     let password = result["password"].as_str().expect("the password");
     let (_, _, secret) = argocd_data(&client).await;
