@@ -72,17 +72,29 @@ impl UserObjects {
         }
     }
 
-    /// The objects of the user, each with `action`; `argocd-secret` (the
-    /// password) only when `password`.
-    fn objects(&self, action: &str, password: bool) -> Vec<ObjectRef> {
+    /// The objects of the user, each with the action of `user`; the shared
+    /// Argo CD objects (whose user entries were written) `applied` unless
+    /// unchanged; `argocd-secret` (the password) only when `password`.
+    fn objects(&self, user: Action, password: bool) -> Vec<ObjectRef> {
+        let action = match user {
+            Action::Created => "created",
+            Action::Unchanged => "unchanged",
+            Action::Deleted => "deleted",
+            _ => "applied",
+        };
+        let shared = match user {
+            Action::Unchanged => "unchanged",
+            Action::Deleted => "keysRemoved",
+            _ => "applied",
+        };
         let argocd = Some(ARGOCD_NAMESPACE);
         let workflows = Some(WORKFLOWS_NAMESPACE);
         let mut objects = vec![
-            ObjectRef::new("ConfigMap", argocd, "argocd-cm", action),
-            ObjectRef::new("ConfigMap", argocd, "argocd-rbac-cm", action),
+            ObjectRef::new("ConfigMap", argocd, "argocd-cm", shared),
+            ObjectRef::new("ConfigMap", argocd, "argocd-rbac-cm", shared),
         ];
         if password {
-            objects.push(ObjectRef::new("Secret", argocd, "argocd-secret", action));
+            objects.push(ObjectRef::new("Secret", argocd, "argocd-secret", shared));
         }
         objects.extend([
             ObjectRef::new("ServiceAccount", workflows, &self.service_account, action),
@@ -422,12 +434,7 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
         },
     )
     .on(session);
-    let object_action = match action {
-        Action::Created => "created",
-        Action::Unchanged => "unchanged",
-        _ => "applied",
-    };
-    outcome.objects = user.objects(object_action, new_password.is_some());
+    outcome.objects = user.objects(action, new_password.is_some());
     outcome.details.token = token;
     if args.output == ResultFormat::Text {
         // Printed as soon as it was stored.
@@ -461,14 +468,12 @@ pub async fn update(session: &Session, args: &UserUpdateArgs) -> anyhow::Result<
     let user = UserObjects::new(&args.name);
     let cluster = session.connect().await?;
     let client = cluster.client;
-    let argocd = read_argocd(&client).await?;
+    // One read of both halves: the user's state before, and whether it exists
+    // (an account in argocd-cm, or its ServiceAccount, labelled or not).
+    let before = read_states(&client).await?.remove(&user.name);
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), WORKFLOWS_NAMESPACE);
     let has_identity = accounts.get_opt(&user.service_account).await?.is_some();
-    let before = read_states(&client)
-        .await?
-        .remove(&user.name)
-        .and_then(|state| state.role);
-    if !argocd.config.contains_key(&user.account_key) && !has_identity {
+    if before.is_none() && !has_identity {
         bail!(
             "user {} does not exist; create it with `kubectl phd user create {}`",
             user.name,
@@ -482,16 +487,25 @@ pub async fn update(session: &Session, args: &UserUpdateArgs) -> anyhow::Result<
     ensure_workflows_identity(&client, &user, args.role).await?;
     ensure_role(&client, &user, args.role).await?;
     bind_developers(&client).await?;
+    // Unchanged only when the role was already this one and nothing was missing.
+    let action = match &before {
+        Some(state)
+            if state.role.as_deref() == Some(args.role.name()) && state.problems.is_empty() =>
+        {
+            Action::Unchanged
+        }
+        _ => Action::Updated,
+    };
     output::info(format!(
-        "user {} now has role {}",
+        "user {} {} role {}",
         user.name,
+        if action == Action::Unchanged {
+            "already has"
+        } else {
+            "now has"
+        },
         args.role.name()
     ));
-    let action = if before.as_deref() == Some(args.role.name()) {
-        Action::Unchanged
-    } else {
-        Action::Updated
-    };
     let mut outcome = Outcome::new(
         "User",
         &user.name,
@@ -502,7 +516,7 @@ pub async fn update(session: &Session, args: &UserUpdateArgs) -> anyhow::Result<
         },
     )
     .on(session);
-    outcome.objects = user.objects("applied", false);
+    outcome.objects = user.objects(action, false);
     outcome.print(args.output)
 }
 
@@ -600,13 +614,8 @@ pub async fn delete(session: &Session, args: &UserDeleteArgs) -> anyhow::Result<
     bind_developers(&client).await?;
     let mut outcome =
         Outcome::new("User", &user.name, Action::Deleted, UserDetails::default()).on(session);
-    outcome.objects = user.objects("deleted", true);
     // The shared ConfigMaps and Secret stay: only the user's keys leave them.
-    for object in &mut outcome.objects {
-        if object.namespace.as_deref() == Some(ARGOCD_NAMESPACE) {
-            object.action = "keysRemoved".to_owned();
-        }
-    }
+    outcome.objects = user.objects(Action::Deleted, true);
     outcome.print(args.output)
 }
 

@@ -1058,6 +1058,14 @@ async fn mutating_commands_report_their_result_as_json_yaml_and_name() {
     ))
     .expect("YAML");
     assert_eq!(same["action"], "unchanged");
+    // The objects agree with the whole (from a trial): all unchanged.
+    for result in [&again, &same] {
+        let objects = result["objects"].as_array().expect("objects");
+        assert!(
+            !objects.is_empty() && objects.iter().all(|o| o["action"] == "unchanged"),
+            "{result}"
+        );
+    }
 
     // Lists: name and wide.
     let names = stdout_of(kubeconfig, &["list", "-o", "name"]);

@@ -47,9 +47,10 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let namespace = super::owned_namespace(&client, name).await?;
     let config = dir.join("config.yml");
-    let resources = match std::fs::read_to_string(&config) {
-        Ok(text) => Some(Resources::from_config(&text)?),
-        Err(_) => namespace
+    let config_text = std::fs::read_to_string(&config).ok();
+    let resources = match &config_text {
+        Some(text) => Some(Resources::from_config(text)?),
+        None => namespace
             .as_ref()
             .and_then(|ns| ns.metadata.annotations.as_ref())
             .and_then(Resources::from_annotations),
@@ -165,7 +166,6 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
         return Ok(());
     }
 
-    let config_text = std::fs::read_to_string(&config).ok();
     let (details, mut external) = super::described(
         config_text.as_deref(),
         Some(environment.clone()),
