@@ -16,20 +16,123 @@ pub const ARGOCD_NAMESPACE: &str = "argocd";
 /// its webhook handler on a push).
 pub const APPLICATION_SET_REFRESH: &str = "argocd.argoproj.io/application-set-refresh";
 
-/// Argo CD's Application kind (`argoproj.io/v1alpha1`).
-pub fn application_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
-        "applications",
-    )
+/// The kinds of Argo CD and Argo Workflows that phd reads or writes, all
+/// of API group `argoproj.io`, version `v1alpha1` (the CRDs of the upstream
+/// install manifests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Application,
+    ApplicationSet,
+    AppProject,
+    Workflow,
+    WorkflowTemplate,
+    ClusterWorkflowTemplate,
 }
 
-/// Argo CD's ApplicationSet kind (`argoproj.io/v1alpha1`).
+impl Kind {
+    /// The kind's name and its plural (the resource in API paths).
+    pub fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Application => ("Application", "applications"),
+            Self::ApplicationSet => ("ApplicationSet", "applicationsets"),
+            Self::AppProject => ("AppProject", "appprojects"),
+            Self::Workflow => ("Workflow", "workflows"),
+            Self::WorkflowTemplate => ("WorkflowTemplate", "workflowtemplates"),
+            Self::ClusterWorkflowTemplate => {
+                ("ClusterWorkflowTemplate", "clusterworkflowtemplates")
+            }
+        }
+    }
+
+    /// The kind as a resource for [`Api::namespaced_with`] / [`Api::all_with`].
+    pub fn resource(self) -> ApiResource {
+        let (kind, plural) = self.names();
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, kind), plural)
+    }
+}
+
+/// The API group of every Argo kind.
+pub const GROUP: &str = "argoproj.io";
+/// The API version of every Argo kind phd uses.
+pub const VERSION: &str = "v1alpha1";
+
+/// Argo CD's Application kind.
+pub fn application_resource() -> ApiResource {
+    Kind::Application.resource()
+}
+
+/// Argo CD's ApplicationSet kind.
 pub fn application_set_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "ApplicationSet"),
-        "applicationsets",
+    Kind::ApplicationSet.resource()
+}
+
+/// A part of Argo that commands need installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    ArgoCd,
+    Workflows,
+}
+
+impl Part {
+    /// The product's name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ArgoCd => "Argo CD",
+            Self::Workflows => "Argo Workflows",
+        }
+    }
+
+    /// The CustomResourceDefinition whose presence means the part is
+    /// installed (its API is served).
+    pub fn definition(self) -> &'static str {
+        match self {
+            Self::ArgoCd => "applications.argoproj.io",
+            Self::Workflows => "workflows.argoproj.io",
+        }
+    }
+}
+
+/// Why [`require_installed`] refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InstalledError {
+    #[error("{} is not installed (no {}); run `kubectl phd argo install` first", .0.name(), .0.definition())]
+    Missing(Part),
+    #[error("cannot check whether {} is installed", .part.name())]
+    Read {
+        part: Part,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Checks, all at once and before any change, that every part in `parts` is
+/// installed: its CustomResourceDefinition exists ([`Part::definition`]).
+/// Needs `get` on customresourcedefinitions.
+///
+/// # Errors
+/// [`InstalledError::Missing`] for the first part (in the order given) that
+/// is not installed; [`InstalledError::Read`] when the API server refuses or
+/// fails the read.
+pub async fn require_installed(
+    client: &kube::Client,
+    parts: &[Part],
+) -> Result<(), InstalledError> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let definitions: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let found = futures::future::join_all(
+        parts
+            .iter()
+            .map(|part| definitions.get_opt(part.definition())),
     )
+    .await;
+    for (&part, found) in parts.iter().zip(found) {
+        match found {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(InstalledError::Missing(part)),
+            Err(source) => return Err(InstalledError::Read { part, source }),
+        }
+    }
+    Ok(())
 }
 
 /// Applications in [`ARGOCD_NAMESPACE`].

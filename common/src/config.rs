@@ -213,11 +213,20 @@ pub enum Setting {
     IngressNamespace,
     StorageEndpointUrl,
     RepositoryBranch,
+    StorageVersioning,
+    StorageMakePublic,
+    MysqlCaCertificate,
+    AtlasProjectId,
+    AtlasClusterName,
+    AtlasApiUrl,
+    DigitaloceanApiUrl,
+    Python,
+    CacheDir,
 }
 
 impl Setting {
     /// The environment variable that sets it.
-    pub fn env_name(self) -> &'static str {
+    pub const fn env_name(self) -> &'static str {
         match self {
             Self::ClusterDomain => "PHD_CLUSTER_DOMAIN",
             Self::Environment => "PHD_ENVIRONMENT",
@@ -243,6 +252,15 @@ impl Setting {
             Self::IngressNamespace => "PHD_INGRESS_NAMESPACE",
             Self::StorageEndpointUrl => "PHD_STORAGE_ENDPOINT_URL",
             Self::RepositoryBranch => "PHD_CLUSTER_REPOSITORY_BRANCH",
+            Self::StorageVersioning => "PHD_STORAGE_VERSIONING",
+            Self::StorageMakePublic => "PHD_STORAGE_MAKE_PUBLIC",
+            Self::MysqlCaCertificate => "PHD_MYSQL_CA_CERTIFICATE",
+            Self::AtlasProjectId => "PHD_ATLAS_PROJECT_ID",
+            Self::AtlasClusterName => "PHD_ATLAS_CLUSTER_NAME",
+            Self::AtlasApiUrl => "PHD_ATLAS_API_URL",
+            Self::DigitaloceanApiUrl => "PHD_DIGITALOCEAN_API_URL",
+            Self::Python => "PHD_PYTHON",
+            Self::CacheDir => "PHD_CACHE_DIR",
         }
     }
 
@@ -273,6 +291,15 @@ impl Setting {
             Self::IngressNamespace => "the ingress controller's namespace",
             Self::StorageEndpointUrl => "the storage endpoint URL",
             Self::RepositoryBranch => "the cluster repository branch",
+            Self::StorageVersioning => "whether new buckets keep object versions",
+            Self::StorageMakePublic => "whether new buckets are publicly readable",
+            Self::MysqlCaCertificate => "the MySQL server's CA certificate",
+            Self::AtlasProjectId => "the MongoDB Atlas project ID",
+            Self::AtlasClusterName => "the MongoDB Atlas cluster name",
+            Self::AtlasApiUrl => "the MongoDB Atlas API URL",
+            Self::DigitaloceanApiUrl => "the DigitalOcean API URL",
+            Self::Python => "the Python interpreter that installs Tutor",
+            Self::CacheDir => "the directory of the tools phd installs",
         }
     }
 
@@ -288,16 +315,20 @@ impl Setting {
             Self::ArgocdVersion | Self::WorkflowsVersion | Self::RepositoryBranch => Kind::Version,
             Self::MysqlPort | Self::MongodbPort => Kind::Port,
             Self::StorageType => Kind::OneOf(&["s3", "spaces"]),
+            Self::StorageVersioning | Self::StorageMakePublic => Kind::OneOf(&["true", "false"]),
+            Self::MysqlCaCertificate => Kind::PemOrPath,
             Self::Provider => Kind::OneOf(&["aws", "digitalocean"]),
             Self::MysqlHost | Self::MongodbHost | Self::DockerRegistry => Kind::Host,
             Self::Region | Self::StorageRegion => Kind::Region,
             Self::Repository => Kind::RepositoryUrl,
-            Self::StorageEndpointUrl => Kind::Url,
+            Self::StorageEndpointUrl | Self::AtlasApiUrl | Self::DigitaloceanApiUrl => Kind::Url,
             Self::MysqlRootUser
             | Self::MongodbAuthSource
             | Self::MongodbReplicaSet
-            | Self::MongodbClusterId => Kind::Token,
-            Self::InstancesDirectory => Kind::Path,
+            | Self::MongodbClusterId
+            | Self::AtlasProjectId
+            | Self::AtlasClusterName => Kind::Token,
+            Self::InstancesDirectory | Self::Python | Self::CacheDir => Kind::Path,
         }
     }
 
@@ -375,7 +406,56 @@ impl Setting {
             Self::IngressClass => Some(DEFAULT_INGRESS_CLASS),
             Self::ClusterIssuer => Some(DEFAULT_CLUSTER_ISSUER),
             Self::IngressNamespace => Some(DEFAULT_INGRESS_NAMESPACE),
+            Self::StorageVersioning | Self::StorageMakePublic => Some("false"),
+            Self::AtlasApiUrl => Some("https://cloud.mongodb.com"),
+            Self::DigitaloceanApiUrl => Some("https://api.digitalocean.com"),
             _ => None,
+        }
+    }
+}
+
+/// A secret phd reads from the environment only: never from a flag (process
+/// arguments are visible to every user of the machine), `context.json` (in
+/// git) or a log. Commands hand them to the cluster in Secrets, never in
+/// Workflow parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Credential {
+    MysqlRootPassword,
+    StorageAccessKeyId,
+    StorageSecretAccessKey,
+    DigitaloceanToken,
+    AtlasPublicKey,
+    AtlasPrivateKey,
+    ArgoAdminPassword,
+    DockerRegistryCredentials,
+}
+
+impl Credential {
+    /// The environment variable that holds it.
+    pub const fn env_name(self) -> &'static str {
+        match self {
+            Self::MysqlRootPassword => "PHD_MYSQL_ROOT_PASSWORD",
+            Self::StorageAccessKeyId => "PHD_STORAGE_ACCESS_KEY_ID",
+            Self::StorageSecretAccessKey => "PHD_STORAGE_SECRET_ACCESS_KEY",
+            Self::DigitaloceanToken => "PHD_DIGITALOCEAN_TOKEN",
+            Self::AtlasPublicKey => "PHD_ATLAS_PUBLIC_KEY",
+            Self::AtlasPrivateKey => "PHD_ATLAS_PRIVATE_KEY",
+            Self::ArgoAdminPassword => "PHD_ARGO_ADMIN_PASSWORD",
+            Self::DockerRegistryCredentials => "PHD_DOCKER_REGISTRY_CREDENTIALS",
+        }
+    }
+
+    /// A short human name for messages.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::MysqlRootPassword => "the MySQL admin password",
+            Self::StorageAccessKeyId => "the storage access key ID",
+            Self::StorageSecretAccessKey => "the storage secret access key",
+            Self::DigitaloceanToken => "the DigitalOcean API token",
+            Self::AtlasPublicKey => "the MongoDB Atlas public API key",
+            Self::AtlasPrivateKey => "the MongoDB Atlas private API key",
+            Self::ArgoAdminPassword => "the Argo CD admin password",
+            Self::DockerRegistryCredentials => "the Docker registry credentials (user:token)",
         }
     }
 }
@@ -407,6 +487,9 @@ enum Kind {
     Token,
     /// A file system path without control characters.
     Path,
+    /// PEM text (`-----BEGIN ...`) or the path of a file holding it; the
+    /// blocks themselves are checked by whoever reads them.
+    PemOrPath,
 }
 
 impl Kind {
@@ -432,6 +515,9 @@ impl Kind {
             }
             Self::Token => chars_in(&|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)),
             Self::Path => !value.is_empty() && !value.chars().any(char::is_control),
+            Self::PemOrPath => {
+                value.trim_start().starts_with("-----BEGIN") || Self::Path.accepts(value)
+            }
         }
     }
 
@@ -453,6 +539,7 @@ impl Kind {
             Self::Url => "an http(s) URL without spaces, quotes or control characters",
             Self::Token => "a name of letters, digits, '-', '_', '.' and '@'",
             Self::Path => "a path without control characters",
+            Self::PemOrPath => "PEM text or the path of a PEM file",
         };
         text.to_owned()
     }
@@ -579,6 +666,12 @@ impl<'a> Settings<'a> {
             })
     }
 
+    /// The value of `credential` from the environment (empty meaning unset);
+    /// no other source is consulted.
+    pub fn credential(&self, credential: Credential) -> Option<String> {
+        self.env.var(credential.env_name())
+    }
+
     /// Like [`Settings::get`], but a missing value is an error naming the flag
     /// and variable that would set it.
     pub fn require(
@@ -662,7 +755,7 @@ impl<'a> Settings<'a> {
             }
             // The cluster ID may come from the repository's infrastructure.
             None if self.get(Setting::MongodbClusterId, None)?.is_some()
-                && self.env.var("PHD_DIGITALOCEAN_TOKEN").is_some() =>
+                && self.credential(Credential::DigitaloceanToken).is_some() =>
             {
                 MongodbProvider::DigitalOcean
             }
@@ -673,7 +766,7 @@ impl<'a> Settings<'a> {
             .iter()
             .copied()
             .filter(|name| match *name {
-                "PHD_MONGODB_CLUSTER_ID" => {
+                name if name == Setting::MongodbClusterId.env_name() => {
                     !matches!(self.get(Setting::MongodbClusterId, None), Ok(Some(_)))
                 }
                 _ => self.env.var(name).is_none(),
@@ -690,11 +783,16 @@ impl<'a> Settings<'a> {
     }
 }
 
+const DIGITALOCEAN_VARIABLES: [&str; 2] = [
+    Setting::MongodbClusterId.env_name(),
+    Credential::DigitaloceanToken.env_name(),
+];
+
 const ATLAS_VARIABLES: [&str; 4] = [
-    "PHD_ATLAS_PUBLIC_KEY",
-    "PHD_ATLAS_PRIVATE_KEY",
-    "PHD_ATLAS_PROJECT_ID",
-    "PHD_ATLAS_CLUSTER_NAME",
+    Credential::AtlasPublicKey.env_name(),
+    Credential::AtlasPrivateKey.env_name(),
+    Setting::AtlasProjectId.env_name(),
+    Setting::AtlasClusterName.env_name(),
 ];
 
 impl ClusterContext {
@@ -736,7 +834,7 @@ impl MongodbProvider {
     /// The variables this provider cannot work without.
     pub fn required_variables(self) -> &'static [&'static str] {
         match self {
-            Self::DigitalOcean => &["PHD_MONGODB_CLUSTER_ID", "PHD_DIGITALOCEAN_TOKEN"],
+            Self::DigitalOcean => &DIGITALOCEAN_VARIABLES,
             Self::Atlas => &ATLAS_VARIABLES,
             Self::Disabled => &[],
         }

@@ -16,6 +16,7 @@ pub mod render;
 pub mod request_log;
 pub mod tofu;
 pub mod tutor;
+pub mod wait;
 pub mod workflow;
 
 pub use cluster::{AccessError, AccessOptions, Cluster, ClusterAccess, KubeconfigSource};

@@ -13,11 +13,14 @@
 //! where a developer may run Workflows.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, Patch, PatchParams};
+
+use crate::wait::{self, WaitError};
 
 /// The ClusterRole that may write Workflows (from manifests/rbac/user-roles.yaml).
 pub const WORKFLOW_RUNNER_ROLE: &str = "phd-argo-workflow-runner";
@@ -125,7 +128,7 @@ pub async fn bind_developers_everywhere(
 }
 
 /// How long the token controller may take to fill a ServiceAccount token Secret.
-pub const TOKEN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+pub const TOKEN_WAIT: Duration = Duration::from_secs(30);
 
 /// Why [`service_account_token`] has no token.
 #[derive(Debug, thiserror::Error)]
@@ -155,23 +158,22 @@ pub async fn service_account_token(
 ) -> Result<(k8s_openapi::ByteString, k8s_openapi::ByteString), TokenError> {
     let secrets: Api<k8s_openapi::api::core::v1::Secret> =
         Api::namespaced(client.clone(), namespace);
-    let start = std::time::Instant::now();
-    loop {
-        let secret = secrets.get(name).await.map_err(|source| TokenError::Read {
+    let filled = wait::until(TOKEN_WAIT, Duration::from_millis(100), |_| async {
+        let mut data = secrets.get(name).await?.data.unwrap_or_default();
+        Ok(match (data.remove("token"), data.remove("ca.crt")) {
+            (Some(token), Some(ca)) => Some((token, ca)),
+            _ => None,
+        })
+    });
+    filled.await.map_err(|error| match error {
+        WaitError::Failed(source) => TokenError::Read {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             source,
-        })?;
-        let mut data = secret.data.unwrap_or_default();
-        if let (Some(token), Some(ca)) = (data.remove("token"), data.remove("ca.crt")) {
-            return Ok((token, ca));
-        }
-        if start.elapsed() > TOKEN_WAIT {
-            return Err(TokenError::Timeout {
-                namespace: namespace.to_owned(),
-                name: name.to_owned(),
-            });
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+        },
+        WaitError::TimedOut { .. } | WaitError::Stalled { .. } => TokenError::Timeout {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        },
+    })
 }

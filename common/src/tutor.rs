@@ -124,7 +124,7 @@ pub fn release(version: &str) -> Result<&'static Release, TutorError> {
 /// The cache directory for tools phd installs: `$PHD_CACHE_DIR`, else
 /// `$XDG_CACHE_HOME/phd`, else `~/.cache/phd`.
 pub fn cache_dir(env: &dyn crate::Environment) -> PathBuf {
-    if let Some(dir) = env.var("PHD_CACHE_DIR") {
+    if let Some(dir) = env.var(crate::config::Setting::CacheDir.env_name()) {
         return PathBuf::from(dir);
     }
     if let Some(dir) = env.var("XDG_CACHE_HOME") {

@@ -1,11 +1,13 @@
 //! Argo Workflows as phd uses them: submit a Workflow (replacing a failed one
 //! of the same name), and wait for several at once.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::core::ApiResource;
 use serde_json::Value;
+
+use crate::wait::{self, WaitError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkflowError {
@@ -48,10 +50,7 @@ pub enum WorkflowError {
 
 /// The Workflow kind of Argo Workflows.
 pub fn resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Workflow"),
-        "workflows",
-    )
+    crate::argo::Kind::Workflow.resource()
 }
 
 /// Where a Workflow is.
@@ -182,27 +181,23 @@ async fn wait_until_gone(
     name: &str,
 ) -> Result<(), WorkflowError> {
     let timeout = Duration::from_secs(60);
-    let start = Instant::now();
-    loop {
-        match workflows.get_opt(name).await {
-            Ok(None) => return Ok(()),
-            Ok(Some(_)) if start.elapsed() > timeout => {
-                return Err(WorkflowError::NotRemoved {
-                    namespace: namespace.to_owned(),
-                    name: name.to_owned(),
-                    timeout,
-                });
-            }
-            Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
-            Err(source) => {
-                return Err(WorkflowError::Read {
-                    namespace: namespace.to_owned(),
-                    name: name.to_owned(),
-                    source,
-                });
+    let gone = wait::until(timeout, Duration::from_millis(200), |_| async {
+        Ok::<_, kube::Error>(workflows.get_opt(name).await?.is_none().then_some(()))
+    });
+    gone.await.map_err(|error| match error {
+        WaitError::Failed(source) => WorkflowError::Read {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            source,
+        },
+        WaitError::TimedOut { timeout } | WaitError::Stalled { timeout } => {
+            WorkflowError::NotRemoved {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                timeout,
             }
         }
-    }
+    })
 }
 
 /// The current phase of one Workflow; `Gone` when it does not exist.
@@ -238,29 +233,37 @@ pub async fn wait_all(
     timeout: Duration,
     progress: &WaitProgress<'_>,
 ) -> Result<Vec<(String, Phase)>, WorkflowError> {
-    let start = Instant::now();
-    loop {
-        // `timeout` is a deadline for the whole wait, also when a request
-        // hangs on a stalled API server.
-        let remaining = timeout.saturating_sub(start.elapsed()) + Duration::from_secs(1);
-        let phases = tokio::time::timeout(
-            remaining,
-            futures::future::join_all(names.iter().map(|name| phase(client, namespace, name))),
-        )
-        .await
-        .map_err(|_| WorkflowError::Stalled {
+    // The phases of the last poll, returned as they are when time runs out.
+    let last = std::sync::Mutex::new(Vec::new());
+    let done = wait::until(timeout, Duration::from_millis(250), |waited| {
+        let last = &last;
+        async move {
+            let phases =
+                futures::future::join_all(names.iter().map(|name| phase(client, namespace, name)))
+                    .await;
+            let mut current = Vec::with_capacity(names.len());
+            for (name, phase) in names.iter().zip(phases) {
+                current.push((name.clone(), phase?));
+            }
+            progress(&current, waited);
+            let all_done = current.iter().all(|(_, phase)| phase.is_done());
+            let mut kept = last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *kept = current;
+            Ok(all_done.then(|| kept.clone()))
+        }
+    });
+    match done.await {
+        Ok(phases) => Ok(phases),
+        Err(WaitError::Failed(error)) => Err(error),
+        Err(WaitError::TimedOut { .. }) => Ok(last
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)),
+        Err(WaitError::Stalled { timeout }) => Err(WorkflowError::Stalled {
             namespace: namespace.to_owned(),
             timeout,
-        })?;
-        let mut current = Vec::with_capacity(names.len());
-        for (name, phase) in names.iter().zip(phases) {
-            current.push((name.clone(), phase?));
-        }
-        progress(&current, start.elapsed());
-        if current.iter().all(|(_, phase)| phase.is_done()) || start.elapsed() >= timeout {
-            return Ok(current);
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        }),
     }
 }
 

@@ -7,7 +7,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::sync::PoisonError;
+use std::time::Duration;
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -18,6 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::manifest::Document;
+use crate::wait::{self, WaitError};
 
 mod upgrade;
 
@@ -327,25 +329,36 @@ impl Applier {
         &self,
         kinds: impl Iterator<Item = (&'a str, &'a str)> + Clone,
     ) -> Result<HashMap<(String, String), (ApiResource, Scope)>, ApplyError> {
-        let start = Instant::now();
-        loop {
-            let known = self
-                .discover(kinds.clone().map(|(api_version, _)| api_version))
-                .await?;
-            let missing = kinds.clone().find(|(api_version, kind)| {
-                !known.contains_key(&((*api_version).to_owned(), (*kind).to_owned()))
-            });
-            match missing {
-                None => return Ok(known),
-                Some((api_version, kind)) if start.elapsed() > self.crd_timeout => {
-                    return Err(ApplyError::NotEstablished {
-                        name: format!("{kind} of {api_version}"),
-                        timeout: self.crd_timeout,
-                    });
-                }
-                Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        // The first kind not served yet, named when time runs out.
+        let missing = std::sync::Mutex::new(String::new());
+        let served = wait::until(self.crd_timeout, Duration::from_millis(100), |_| {
+            let (kinds, missing) = (kinds.clone(), &missing);
+            async move {
+                let known = self
+                    .discover(kinds.clone().map(|(api_version, _)| api_version))
+                    .await?;
+                let unknown = kinds.clone().find(|(api_version, kind)| {
+                    !known.contains_key(&((*api_version).to_owned(), (*kind).to_owned()))
+                });
+                Ok(match unknown {
+                    None => Some(known),
+                    Some((api_version, kind)) => {
+                        *missing.lock().unwrap_or_else(PoisonError::into_inner) =
+                            format!("{kind} of {api_version}");
+                        None
+                    }
+                })
             }
-        }
+        });
+        served.await.map_err(|error| match error {
+            WaitError::Failed(error) => error,
+            WaitError::TimedOut { timeout } | WaitError::Stalled { timeout } => {
+                ApplyError::NotEstablished {
+                    name: missing.into_inner().unwrap_or_else(PoisonError::into_inner),
+                    timeout,
+                }
+            }
+        })
     }
 
     /// Waits until every named definition exists and is Established, all at

@@ -18,7 +18,7 @@
 //!   destination the instance's own namespace).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
@@ -31,6 +31,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams};
 use phd_common::apply::Applier;
 use phd_common::manifest::Document;
+use phd_common::wait::{self, WaitError};
 use serde::Serialize;
 use serde_json::json;
 
@@ -313,17 +314,7 @@ struct Report {
 pub async fn credentials(session: &Session, args: &CiCredentialsArgs) -> anyhow::Result<()> {
     let cluster = session.connect().await?;
     let client = cluster.client.clone();
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    if namespaces
-        .get_opt("argocd")
-        .await
-        .context("cannot check for Argo CD")?
-        .is_none()
-    {
-        bail!(
-            "Argo CD is not installed (no namespace argocd); run `kubectl phd argo install` first"
-        );
-    }
+    phd_common::argo::require_installed(&client, &[phd_common::argo::Part::ArgoCd]).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), CI_NAME);
     if args.rotate {
         match secrets.delete(TOKEN_SECRET, &DeleteParams::default()).await {
@@ -334,20 +325,18 @@ pub async fn credentials(session: &Session, args: &CiCredentialsArgs) -> anyhow:
             Err(error) => return Err(error).context("cannot delete the old token"),
         }
         // The new Secret gets a new token only once the old one is gone.
-        let start = Instant::now();
-        while secrets
-            .get_opt(TOKEN_SECRET)
-            .await
-            .context("cannot read the token Secret")?
-            .is_some()
-        {
-            if start.elapsed() > TOKEN_WAIT {
-                bail!(
-                    "the old token Secret {CI_NAME}/{TOKEN_SECRET} is still there after {}s",
-                    TOKEN_WAIT.as_secs()
-                );
+        let gone = wait::until(TOKEN_WAIT, Duration::from_millis(100), |_| async {
+            Ok::<_, kube::Error>(secrets.get_opt(TOKEN_SECRET).await?.is_none().then_some(()))
+        });
+        match gone.await {
+            Ok(()) => {}
+            Err(WaitError::Failed(error)) => {
+                return Err(anyhow::Error::new(error).context("cannot read the token Secret"));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            Err(WaitError::TimedOut { timeout } | WaitError::Stalled { timeout }) => bail!(
+                "the old token Secret {CI_NAME}/{TOKEN_SECRET} is still there after {}s",
+                timeout.as_secs()
+            ),
         }
     }
     let applied = Applier::new(client.clone())

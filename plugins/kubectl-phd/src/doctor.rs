@@ -10,6 +10,7 @@ use k8s_openapi::api::authorization::v1::{
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use phd_common::Cluster;
+use phd_common::config::Setting;
 use phd_common::tofu::Tool;
 use serde::Serialize;
 
@@ -461,7 +462,7 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
     });
 
     let repository = settings
-        .get(phd_common::Setting::Repository, None)
+        .get(Setting::Repository, None)
         .ok()
         .flatten()
         .map(|r| r.value);
@@ -575,7 +576,7 @@ fn check_tutor(session: &Session) -> Check {
         );
     }
     let python = session
-        .env_var("PHD_PYTHON")
+        .env_var(Setting::Python.env_name())
         .map(std::path::PathBuf::from)
         .or_else(|| which::which("python3").ok());
     match python {

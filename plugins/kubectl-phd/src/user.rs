@@ -224,21 +224,6 @@ async fn read_argocd(client: &kube::Client) -> anyhow::Result<ArgocdObjects> {
     })
 }
 
-async fn require_workflows(client: &kube::Client) -> anyhow::Result<()> {
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    if namespaces
-        .get_opt(WORKFLOWS_NAMESPACE)
-        .await
-        .context("cannot read namespaces")?
-        .is_none()
-    {
-        bail!(
-            "Argo Workflows is not installed in namespace {WORKFLOWS_NAMESPACE}; run `kubectl phd argo install` first"
-        );
-    }
-    Ok(())
-}
-
 pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<()> {
     check_username(&args.name)?;
     let user = UserObjects::new(&args.name);
@@ -250,7 +235,7 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
     let cluster = session.connect().await?;
     let client = cluster.client;
     let argocd = read_argocd(&client).await?;
-    require_workflows(&client).await?;
+    phd_common::argo::require_installed(&client, &[phd_common::argo::Part::Workflows]).await?;
     // An existing user keeps its role unless the same one is asked for:
     // changing it is `user update`'s job, never a side effect.
     let current = read_states(&client).await?.remove(&user.name);

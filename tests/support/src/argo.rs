@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
+use phd_common::argo;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -43,10 +44,7 @@ pub struct WorkflowController {
 }
 
 fn workflows(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Workflow"),
-        "workflows",
-    );
+    let resource = argo::Kind::Workflow.resource();
     Api::namespaced_with(client.clone(), namespace, &resource)
 }
 
@@ -188,10 +186,7 @@ async fn delete_deployed(client: &kube::Client, application: &DynamicObject) {
 
 impl ApplicationController {
     pub fn start(client: kube::Client) -> Self {
-        let resource = ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
-            "applications",
-        );
+        let resource = argo::Kind::Application.resource();
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "argocd", &resource);
         let task = tokio::spawn(async move {
             loop {

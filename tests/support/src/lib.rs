@@ -8,13 +8,14 @@
 //! The servers stop when the test process exits, however it exits: each reads
 //! its standard input from a pipe held by this process and stops at end of file.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
@@ -66,27 +67,48 @@ struct Process {
     log: PathBuf,
 }
 
-static SHARED: OnceCell<ControlPlane> = OnceCell::const_new();
-static SHARED_CLEANUP: Mutex<Option<(Vec<u32>, PathBuf)>> = Mutex::new(None);
+/// The shared control planes of this process, by name, each started once.
+static SHARED: Mutex<BTreeMap<&'static str, &'static OnceCell<ControlPlane>>> =
+    Mutex::new(BTreeMap::new());
+/// What `stop_shared` stops at exit: each shared plane's processes and directory.
+static SHARED_CLEANUP: Mutex<Vec<(Vec<u32>, PathBuf)>> = Mutex::new(Vec::new());
+static AT_EXIT: Once = Once::new();
 
 impl ControlPlane {
-    /// The control plane shared by every test of this test binary, started on first use.
+    /// The bare control plane shared by the tests of this test binary,
+    /// started on first use: tests that install nothing cluster-wide on it.
     pub async fn shared() -> &'static ControlPlane {
-        SHARED
-            .get_or_init(|| async {
-                let plane = match Self::start().await {
-                    Ok(plane) => plane,
-                    Err(error) => panic!("cannot start the local control plane: {error:?}"),
-                };
-                let pids = plane.processes.iter().map(|p| p.child.id()).collect();
-                if let Ok(mut cleanup) = SHARED_CLEANUP.lock() {
-                    *cleanup = Some((pids, plane.dir.clone()));
-                }
-                // SAFETY: registering a plain extern "C" function without arguments.
-                unsafe { libc::atexit(stop_shared) };
-                plane
-            })
-            .await
+        Self::shared_named("bare").await
+    }
+
+    /// The control plane shared by the tests of this test binary that ask
+    /// for `name`, started on first use and stopped when the process exits.
+    /// Tests that set up the same cluster-wide state (such as Argo installed)
+    /// share one name; tests that must not see that state use another.
+    pub async fn shared_named(name: &'static str) -> &'static ControlPlane {
+        let cell: &'static OnceCell<ControlPlane> = {
+            let mut planes = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+            planes
+                .entry(name)
+                .or_insert_with(|| Box::leak(Box::new(OnceCell::const_new())))
+        };
+        cell.get_or_init(|| async {
+            let plane = match Self::start().await {
+                Ok(plane) => plane,
+                Err(error) => panic!("cannot start the local control plane {name}: {error:?}"),
+            };
+            let pids = plane.processes.iter().map(|p| p.child.id()).collect();
+            SHARED_CLEANUP
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((pids, plane.dir.clone()));
+            // SAFETY: registering a plain extern "C" function without arguments.
+            AT_EXIT.call_once(|| unsafe {
+                libc::atexit(stop_shared);
+            });
+            plane
+        })
+        .await
     }
 
     /// Starts a new control plane in a fresh temporary directory.
@@ -403,9 +425,9 @@ impl Drop for ControlPlane {
 extern "C" fn stop_shared() {
     let taken = SHARED_CLEANUP
         .lock()
-        .ok()
-        .and_then(|mut cleanup| cleanup.take());
-    if let Some((pids, dir)) = taken {
+        .map(|mut cleanup| std::mem::take(&mut *cleanup))
+        .unwrap_or_default();
+    for (pids, dir) in taken {
         stop_processes(&pids);
         let _ = fs::remove_dir_all(dir);
     }

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use kube::api::{Api, DynamicObject, ListParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use tokio::task::JoinHandle;
 
 use crate::{Children, cache_dir};
@@ -85,10 +84,7 @@ impl WorkflowsController {
 
         let phases = Arc::new(Mutex::new(BTreeMap::new()));
         let seen = Arc::clone(&phases);
-        let resource = ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Workflow"),
-            "workflows",
-        );
+        let resource = phd_common::argo::Kind::Workflow.resource();
         let api: Api<DynamicObject> = Api::all_with(client, &resource);
         let watch = tokio::spawn(async move {
             loop {

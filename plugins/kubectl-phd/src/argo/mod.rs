@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams};
 use phd_common::apply::{Applied, Applier, ApplyReport};
 use phd_common::config::IngressSetting;
-use phd_common::config::Setting;
+use phd_common::config::{Credential, Setting};
 use phd_common::manifest::{self, Document, ManifestSource};
 use phd_common::{manifests, naming, password};
 use serde::Serialize;
@@ -233,7 +233,7 @@ async fn plan(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<Plan>
     let explicit_password = if args.admin_password_stdin {
         Some(prompt::password_from_stdin("--admin-password-stdin")?)
     } else {
-        session.env_var("PHD_ARGO_ADMIN_PASSWORD")
+        settings.credential(Credential::ArgoAdminPassword)
     };
     if let Some(password) = &explicit_password {
         password::check(password)

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use phd_common::apply::{Applier, Outcome};
 use phd_common::config::Setting;
@@ -113,17 +113,7 @@ pub async fn repository(session: &Session, args: &ArgoRepositoryArgs) -> anyhow:
         ..Default::default()
     };
     let cluster = session.connect().await?;
-    let namespaces: kube::Api<Namespace> = kube::Api::all(cluster.client.clone());
-    if namespaces
-        .get_opt(ARGOCD_NAMESPACE)
-        .await
-        .context("cannot check for Argo CD")?
-        .is_none()
-    {
-        bail!(
-            "Argo CD is not installed (no namespace {ARGOCD_NAMESPACE}); run `kubectl phd argo install` first"
-        );
-    }
+    phd_common::argo::require_installed(&cluster.client, &[phd_common::argo::Part::ArgoCd]).await?;
     let document = Document::from_object(
         "Argo CD repository Secret (kubectl-phd)",
         1,

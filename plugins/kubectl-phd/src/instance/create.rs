@@ -835,22 +835,8 @@ pub(super) async fn application_set(
 
 /// Argo CD and Argo Workflows must be installed; checked before any change.
 pub async fn require_argo(client: &kube::Client) -> anyhow::Result<()> {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let definitions: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for (name, part) in [
-        ("workflows.argoproj.io", "Argo Workflows"),
-        ("applications.argoproj.io", "Argo CD"),
-    ] {
-        if definitions
-            .get_opt(name)
-            .await
-            .with_context(|| format!("cannot check for {part}"))?
-            .is_none()
-        {
-            bail!("{part} is not installed (no {name}); run `kubectl phd argo install` first");
-        }
-    }
-    Ok(())
+    use phd_common::argo::{Part, require_installed};
+    Ok(require_installed(client, &[Part::Workflows, Part::ArgoCd]).await?)
 }
 
 /// Inside a cluster repository the database hosts come from the
@@ -861,7 +847,7 @@ fn check_outputs(session: &Session, dry_run: bool) -> anyhow::Result<()> {
     let Some(problem) = session.outputs_problem() else {
         return Ok(());
     };
-    if session.env_var("PHD_MYSQL_HOST").is_some() {
+    if session.env_var(Setting::MysqlHost.env_name()).is_some() {
         return Ok(());
     }
     let message = format!(

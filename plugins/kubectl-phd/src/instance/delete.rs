@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use phd_common::argo;
 use phd_common::naming;
+use phd_common::wait::{self, WaitError};
 use phd_common::workflow::{self, Phase};
 
 use super::create::require_argo;
@@ -526,28 +527,29 @@ where
     Fut: Future<Output = Result<bool, kube::Error>>,
 {
     let progress = Progress::new(format!("waiting for {what}"));
-    let start = Instant::now();
-    loop {
-        let remaining = timeout.saturating_sub(start.elapsed()) + Duration::from_secs(1);
-        let Ok(answer) = tokio::time::timeout(remaining, done()).await else {
-            progress.finish();
-            bail!(
-                "the API server did not answer within the {}s deadline while waiting for {what}; run the same command again once it answers",
-                timeout.as_secs()
-            );
-        };
-        if answer? {
-            progress.finish();
-            return Ok(());
+    let waited = wait::until(timeout, Duration::from_millis(250), |_| {
+        let answer = done();
+        let progress = &progress;
+        async move {
+            let done = answer.await?;
+            if !done {
+                progress.update("in progress");
+            }
+            Ok::<_, kube::Error>(done.then_some(()))
         }
-        if start.elapsed() > timeout {
-            progress.finish();
-            bail!(
-                "timed out after {}s waiting for {what}; run the same command again to keep waiting",
-                timeout.as_secs()
-            );
-        }
-        progress.update("in progress");
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    })
+    .await;
+    progress.finish();
+    match waited {
+        Ok(()) => Ok(()),
+        Err(WaitError::Failed(error)) => Err(error.into()),
+        Err(WaitError::Stalled { timeout }) => bail!(
+            "the API server did not answer within the {}s deadline while waiting for {what}; run the same command again once it answers",
+            timeout.as_secs()
+        ),
+        Err(WaitError::TimedOut { timeout }) => bail!(
+            "timed out after {}s waiting for {what}; run the same command again to keep waiting",
+            timeout.as_secs()
+        ),
     }
 }

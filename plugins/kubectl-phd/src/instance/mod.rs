@@ -17,7 +17,7 @@ use anyhow::{Context as _, bail};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use phd_common::config::{MongodbProvider, Setting};
+use phd_common::config::{Credential, MongodbProvider, Setting};
 use phd_common::workflow::Phase;
 use serde_json::{Value, json};
 
@@ -261,18 +261,22 @@ pub async fn grant_ci_secrets(client: &kube::Client, namespace: &str) -> anyhow:
         },
         ..Default::default()
     };
-    let start = std::time::Instant::now();
-    loop {
-        let answer = reviews
-            .create(&kube::api::PostParams::default(), &review)
-            .await
-            .context("cannot ask the API server for Secret access")?;
-        if answer.status.is_some_and(|status| status.allowed)
-            || start.elapsed() > std::time::Duration::from_secs(10)
-        {
-            return Ok(());
+    let allowed = phd_common::wait::until(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(100),
+        |_| async {
+            let answer = reviews
+                .create(&kube::api::PostParams::default(), &review)
+                .await?;
+            Ok::<_, kube::Error>(answer.status.filter(|status| status.allowed).map(|_| ()))
+        },
+    );
+    match allowed.await {
+        Err(phd_common::wait::WaitError::Failed(error)) => {
+            Err(anyhow::Error::new(error).context("cannot ask the API server for Secret access"))
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // Not allowed yet after the wait: the create that follows says why.
+        _ => Ok(()),
     }
 }
 
@@ -301,7 +305,10 @@ pub const PULL_SECRET: &str = "phd-docker-registry";
 /// A value that is not base64 of `user:token` is an error, before any change.
 pub fn registry_pull_secret(session: &Session, namespace: &str) -> anyhow::Result<Option<Secret>> {
     use base64::Engine as _;
-    let Some(auth) = session.env_var("PHD_DOCKER_REGISTRY_CREDENTIALS") else {
+    let Some(auth) = session
+        .settings()
+        .credential(Credential::DockerRegistryCredentials)
+    else {
         return Ok(None);
     };
     let auth = auth.trim().to_owned();
@@ -343,15 +350,15 @@ pub fn registry_pull_secret(session: &Session, namespace: &str) -> anyhow::Resul
 /// `PHD_MYSQL_CA_CERTIFICATE`: the PEM text itself, or the path of a file
 /// holding it.
 fn mysql_ca_certificate(value: &str) -> anyhow::Result<String> {
+    let variable = Setting::MysqlCaCertificate.env_name();
     let pem = if value.trim_start().starts_with("-----BEGIN") {
         value.to_owned()
     } else {
-        std::fs::read_to_string(value).with_context(|| {
-            format!("PHD_MYSQL_CA_CERTIFICATE: cannot read the certificate file {value}")
-        })?
+        std::fs::read_to_string(value)
+            .with_context(|| format!("{variable}: cannot read the certificate file {value}"))?
     };
     if !pem.contains("-----BEGIN CERTIFICATE-----") {
-        bail!("PHD_MYSQL_CA_CERTIFICATE holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+        bail!("{variable} holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
     }
     Ok(pem)
 }
@@ -548,43 +555,47 @@ impl Provisioning {
     /// invalid is an error.
     pub fn from_environment(session: &Session) -> anyhow::Result<Self> {
         let settings = session.settings();
-        let env = |name: &str| session.env_var(name);
+        let credential = |credential: Credential| settings.credential(credential);
+        let setting = |setting: Setting| -> anyhow::Result<String> {
+            Ok(settings
+                .get(setting, None)?
+                .map(|resolved| resolved.value)
+                .unwrap_or_default())
+        };
         let mut missing = Vec::new();
-        // A variable, else the value `fallback` found elsewhere.
-        let mut require = |name: &'static str, fallback: Option<String>| {
-            let value = env(name).or(fallback);
+        // A credential, else the value `fallback` found elsewhere.
+        let mut require = |wanted: Credential, fallback: Option<String>| {
+            let value = credential(wanted).or(fallback);
             if value.is_none() {
-                missing.push(name);
+                missing.push(wanted.env_name());
             }
             value.unwrap_or_default()
         };
         let mut secret = BTreeMap::from([
             (
                 "mysql-root-user".to_owned(),
-                settings
-                    .get(Setting::MysqlRootUser, None)?
-                    .map(|r| r.value)
-                    .unwrap_or_default(),
+                setting(Setting::MysqlRootUser)?,
             ),
             (
                 "mysql-root-password".to_owned(),
                 // Inside a cluster repository, the infrastructure's sensitive
                 // output of the same value, read in this process only.
                 require(
-                    "PHD_MYSQL_ROOT_PASSWORD",
+                    Credential::MysqlRootPassword,
                     session.sensitive_output("mysql_root_password"),
                 ),
             ),
             (
                 "storage-access-key-id".to_owned(),
-                require("PHD_STORAGE_ACCESS_KEY_ID", None),
+                require(Credential::StorageAccessKeyId, None),
             ),
             (
                 "storage-secret-access-key".to_owned(),
-                require("PHD_STORAGE_SECRET_ACCESS_KEY", None),
+                require(Credential::StorageSecretAccessKey, None),
             ),
         ]);
-        if let Some(ca) = env("PHD_MYSQL_CA_CERTIFICATE") {
+        if let Some(ca) = settings.get(Setting::MysqlCaCertificate, None)? {
+            let ca = ca.value;
             secret.insert(
                 "mysql-ca-certificate".to_owned(),
                 mysql_ca_certificate(&ca)?,
@@ -603,64 +614,33 @@ impl Provisioning {
             ("provider", mongodb.name().to_owned()),
             (
                 "digitalocean-cluster-id",
-                settings
-                    .get(Setting::MongodbClusterId, None)?
-                    .map(|resolved| resolved.value)
-                    .unwrap_or_default(),
+                setting(Setting::MongodbClusterId)?,
             ),
-            (
-                "atlas-project-id",
-                env("PHD_ATLAS_PROJECT_ID").unwrap_or_default(),
-            ),
-            (
-                "atlas-cluster-name",
-                env("PHD_ATLAS_CLUSTER_NAME").unwrap_or_default(),
-            ),
+            ("atlas-project-id", setting(Setting::AtlasProjectId)?),
+            ("atlas-cluster-name", setting(Setting::AtlasClusterName)?),
             (
                 "digitalocean-api-url",
-                env("PHD_DIGITALOCEAN_API_URL")
-                    .unwrap_or_else(|| "https://api.digitalocean.com".to_owned()),
+                setting(Setting::DigitaloceanApiUrl)?,
             ),
-            (
-                "atlas-api-url",
-                env("PHD_ATLAS_API_URL").unwrap_or_else(|| "https://cloud.mongodb.com".to_owned()),
-            ),
-            (
-                "versioning",
-                env("PHD_STORAGE_VERSIONING").unwrap_or_else(|| "false".to_owned()),
-            ),
-            (
-                "public",
-                env("PHD_STORAGE_MAKE_PUBLIC").unwrap_or_else(|| "false".to_owned()),
-            ),
+            ("atlas-api-url", setting(Setting::AtlasApiUrl)?),
+            ("versioning", setting(Setting::StorageVersioning)?),
+            ("public", setting(Setting::StorageMakePublic)?),
         ]);
-        for flag in ["versioning", "public"] {
-            if !matches!(parameters[flag].as_str(), "true" | "false") {
-                bail!(
-                    "PHD_STORAGE_{} must be true or false",
-                    if flag == "public" {
-                        "MAKE_PUBLIC"
-                    } else {
-                        "VERSIONING"
-                    }
-                );
-            }
-        }
         match mongodb {
             MongodbProvider::DigitalOcean => {
                 secret.insert(
                     "digitalocean-token".into(),
-                    env("PHD_DIGITALOCEAN_TOKEN").unwrap_or_default(),
+                    credential(Credential::DigitaloceanToken).unwrap_or_default(),
                 );
             }
             MongodbProvider::Atlas => {
                 secret.insert(
                     "atlas-public-key".into(),
-                    env("PHD_ATLAS_PUBLIC_KEY").unwrap_or_default(),
+                    credential(Credential::AtlasPublicKey).unwrap_or_default(),
                 );
                 secret.insert(
                     "atlas-private-key".into(),
-                    env("PHD_ATLAS_PRIVATE_KEY").unwrap_or_default(),
+                    credential(Credential::AtlasPrivateKey).unwrap_or_default(),
                 );
             }
             MongodbProvider::Disabled => {
@@ -834,7 +814,7 @@ pub fn instances_dir(session: &Session) -> anyhow::Result<PathBuf> {
     }
     let base = match (
         &session.repository,
-        session.env_var("PHD_INSTANCES_DIRECTORY"),
+        session.env_var(Setting::InstancesDirectory.env_name()),
     ) {
         (Some(repository), None) => repository.root.clone(),
         _ => std::env::current_dir().context("cannot determine the working directory")?,

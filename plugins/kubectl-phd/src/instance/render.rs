@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use phd_common::config::IngressSetting;
+use phd_common::config::{IngressSetting, Setting};
 use phd_common::tutor::{self, Release, Rendering, SyncReport, Tutor};
 use serde_json::{Map, Value};
 
@@ -37,7 +37,10 @@ pub fn parse_config(text: &str) -> anyhow::Result<Map<String, Value>> {
 pub fn tutor_for(session: &Session, config: &Map<String, Value>) -> anyhow::Result<Tutor> {
     let release = release_of(config)?;
     let cache = tutor::cache_dir(&session.env);
-    let python = session.env_var("PHD_PYTHON");
+    let python = session
+        .settings()
+        .get(Setting::Python, None)?
+        .map(|resolved| resolved.value);
     Ok(Tutor::ensure(
         &cache,
         release,

@@ -1,0 +1,553 @@
+//! GitOps end to end with the real Argo CD (issue 16): `argo install` from
+//! the upstream manifests, Argo CD's application controller and repo server
+//! running against the test control plane, the cluster repository served by
+//! a git server on loopback. `instance create`, commit and push: Argo CD
+//! renders the instance with kustomize and syncs it into its namespace.
+//! `instance delete`: Argo CD prunes what it deployed and lets the
+//! Application go (its resources finalizer), then phd deprovisions and the
+//! namespace goes.
+//!
+//! In the first test workloads come to life without a kubelet: kube-scheduler
+//! and kwok (`phd_testkit::kwok`) run the pods, so Argo CD walks Drydock's
+//! waves and hooks to Synced and Healthy; the ingress controller is the one
+//! stand-in, at its boundary (it writes the Ingresses' address). Its
+//! provisioning Workflows run under the real Argo Workflows controller
+//! (`phd_testkit::workflows`), their pods on kwok's node; the second test
+//! keeps the Workflows stand-in (`phd_testkit::argo::WorkflowController`).
+
+use crate::common;
+
+use std::path::Path;
+use std::process::Command as Process;
+use std::time::{Duration, Instant};
+
+use common::Repo;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::api::{Api, DynamicObject};
+use phd_common::argo;
+use phd_common::config::{DEFAULT_ARGOCD_VERSION, DEFAULT_WORKFLOWS_VERSION};
+use phd_testkit::ControlPlane;
+use phd_testkit::argo::WorkflowController;
+use phd_testkit::argocd::{self, ArgoCd, GitServer};
+use phd_testkit::kwok::{self, IngressStandIn, Kwok};
+use phd_testkit::workflows::WorkflowsController;
+use serde_json::Value;
+
+fn git(dir: &Path, args: &[&str]) {
+    let output = Process::new("git")
+        .current_dir(dir)
+        .args([
+            "-c",
+            "user.name=phd test",
+            "-c",
+            "user.email=phd@example.org",
+        ])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Commits everything in `dir` and pushes it, as an operator does.
+fn push(dir: &Path, message: &str) {
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "--allow-empty", "-m", message]);
+    git(dir, &["push", "-q", "origin", "main"]);
+}
+
+/// Commits everything in repository `dir` and serves it as `cluster.git` of
+/// the git server whose root is `served`.
+fn publish(dir: &Path, served: &Path) {
+    git(dir, &["add", "-A"]);
+    git(
+        dir,
+        &["commit", "-q", "--allow-empty", "-m", "Cluster repository"],
+    );
+    let source = dir.display().to_string();
+    git(served, &["clone", "-q", "--bare", &source, "cluster.git"]);
+}
+
+/// Runs `command`, asserts it succeeded, and returns its stderr.
+fn succeeded(command: &mut assert_cmd::Command, what: &str) -> String {
+    let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{what}: {stderr}");
+    stderr
+}
+
+/// `kubectl phd argo install` with the upstream manifests of the pinned releases.
+fn argo_install(mut command: assert_cmd::Command) {
+    command
+        .args(["argo", "install", "--argocd-manifest"])
+        .arg(common::argocd_manifest())
+        .arg("--workflows-manifest")
+        .arg(common::workflows_manifest())
+        .write_stdin("");
+    succeeded(&mut command, "argo install");
+}
+
+/// Whether Argo CD's sync of an instance has applied Drydock's wave 0 and now
+/// waits for its health (which takes a kubelet, storage and an ingress
+/// controller this control plane does not have).
+fn waiting_on_wave_zero(status: Option<&Value>) -> bool {
+    status.is_some_and(|s| {
+        s["operationState"]["phase"] == "Running"
+            && s["operationState"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("waiting for healthy state"))
+    })
+}
+
+fn applications(client: &kube::Client) -> Api<DynamicObject> {
+    argo::applications(client)
+}
+
+/// Whether Application `name` exists.
+async fn exists(client: &kube::Client, name: &str) -> bool {
+    applications(client)
+        .get_opt(name)
+        .await
+        .expect("get Application")
+        .is_some()
+}
+
+/// Waits up to `timeout` for `check` on the Application (None when it does
+/// not exist) to hold; panics with its status and Argo CD's logs otherwise.
+async fn wait_for(
+    client: &kube::Client,
+    argocd: &ArgoCd,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(Option<&Value>) -> bool,
+) {
+    let api = applications(client);
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < timeout {
+        let application = api.get_opt(name).await.expect("get Application");
+        let status = application.as_ref().map(|a| a.data["status"].clone());
+        if check(status.as_ref()) {
+            return;
+        }
+        last = status;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!(
+        "Application {name}: not {what} within {timeout:?}; status: {}\n{}",
+        serde_json::to_string_pretty(&last).unwrap_or_default(),
+        argocd.logs(15)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
+    // Workloads come to life: kube-scheduler places pods on kwok's node, kwok
+    // makes them Ready (Jobs' pods Succeeded) and binds volumes; the stand-in
+    // ingress controller gives Ingresses their address.
+    let plane = ControlPlane::start_with_controllers(kwok::WORKLOAD_CONTROLLERS)
+        .await
+        .expect("control plane");
+    let client = plane.client().await.expect("client");
+    let kubeconfig = &plane.admin_kubeconfig;
+    let nodes = Kwok::start(&plane).await.expect("kwok");
+    let _ingress = IngressStandIn::start(client.clone());
+
+    // The cluster repository, pushed to a git server as an operator would.
+    let repo = Repo::new();
+    let served = tempfile::tempdir().expect("git server root");
+    git(repo.dir.path(), &["init", "-q", "-b", "main"]);
+    publish(repo.dir.path(), served.path());
+    let server = GitServer::start(served.path()).expect("git server");
+    let url = server.url("cluster.git");
+    git(repo.dir.path(), &["remote", "add", "origin", &url]);
+
+    let mut install = repo.phd(kubeconfig);
+    install.env("PHD_CLUSTER_REPOSITORY", &url);
+    argo_install(install);
+    let argocd = ArgoCd::start(kubeconfig, DEFAULT_ARGOCD_VERSION, 5).expect("start Argo CD");
+
+    let name = "sync1";
+    let application = format!("{name}-production");
+    // The real Argo Workflows controller runs the provisioning Workflows
+    // (their pods on kwok's node; no script runs there).
+    let workflows =
+        WorkflowsController::start(kubeconfig, DEFAULT_WORKFLOWS_VERSION, client.clone())
+            .expect("start the Argo Workflows controller");
+    succeeded(
+        repo.phd(kubeconfig)
+            .env("PHD_CLUSTER_REPOSITORY", &url)
+            .args(["instance", "create", name, "--timeout", "120s"]),
+        "instance create",
+    );
+    push(repo.dir.path(), "Add instance sync1");
+
+    // Argo CD renders instances/sync1/env with kustomize and syncs it in
+    // Drydock's waves: wave 0 (settings, Services, Ingresses, volumes, the
+    // backing Deployments), each wave once the one before is healthy, the
+    // init Jobs, then the Open edX Deployments: Synced and Healthy.
+    wait_for(
+        &client,
+        &argocd,
+        &application,
+        "Synced and Healthy",
+        Duration::from_secs(300),
+        |status| {
+            status.is_some_and(|s| {
+                s["sync"]["status"] == "Synced"
+                    && s["health"]["status"] == "Healthy"
+                    && s["operationState"]["phase"] == "Succeeded"
+            })
+        },
+    )
+    .await;
+    let status = applications(&client)
+        .get(&application)
+        .await
+        .expect("get")
+        .data["status"]
+        .clone();
+    assert_eq!(status["sourceType"], "Kustomize");
+    let commit = String::from_utf8(
+        Process::new("git")
+            .current_dir(repo.dir.path())
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .expect("git")
+            .stdout,
+    )
+    .expect("utf-8");
+    assert_eq!(
+        status["sync"]["revision"],
+        commit.trim(),
+        "the pushed commit"
+    );
+    let urls = status["summary"]["externalURLs"].to_string();
+    assert!(urls.contains("https://sync1.lms.example.org/"), "{urls}");
+    // Drydock's init Jobs are Sync hooks, each in its own wave: run to
+    // completion (kwok completes their pods), then deleted by their
+    // HookSucceeded policy.
+    let results = status["operationState"]["syncResult"]["resources"]
+        .as_array()
+        .expect("sync result")
+        .clone();
+    let hooks: Vec<_> = results.iter().filter(|r| r["hookType"] == "Sync").collect();
+    for hook in &hooks {
+        assert_eq!(hook["kind"], "Job", "{hook}");
+        assert_eq!(hook["hookPhase"], "Succeeded", "{hook}");
+    }
+    for service in ["lms", "cms"] {
+        let prefix = format!("drydock-{service}-job-");
+        assert!(
+            hooks
+                .iter()
+                .any(|h| h["name"].as_str().is_some_and(|n| n.starts_with(&prefix))),
+            "{prefix}*: {hooks:?}"
+        );
+    }
+    // Every other resource as Argo CD sees it: as git says, and healthy.
+    let resources = status["resources"].as_array().expect("resources").clone();
+    for resource in resources.iter().filter(|r| r["kind"] != "Job") {
+        assert_eq!(resource["status"], "Synced", "{resource}");
+        assert!(
+            resource["health"].is_null() || resource["health"]["status"] == "Healthy",
+            "{resource}"
+        );
+    }
+    let has = |kind: &str, name: &str| {
+        resources
+            .iter()
+            .any(|r| r["kind"] == kind && r["name"] == name)
+    };
+    for (kind, name) in [
+        ("Service", "lms"),
+        ("Ingress", "lms"),
+        ("Deployment", "redis"),
+        ("Deployment", "meilisearch"),
+        ("PersistentVolumeClaim", "meilisearch"),
+        ("Deployment", "lms"),
+        ("Deployment", "cms"),
+        ("Deployment", "lms-worker"),
+    ] {
+        assert!(has(kind, name), "{kind} {name}: {resources:?}");
+    }
+    // In the cluster: the Open edX Deployments available (kwok's pods), the
+    // init Jobs run, with Argo CD's tracking of this Application.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), name);
+    let lms = deployments.get("lms").await.expect("lms Deployment");
+    assert!(
+        lms.status
+            .as_ref()
+            .and_then(|s| s.available_replicas)
+            .is_some_and(|n| n >= 1),
+        "{:?}\n{}",
+        lms.status,
+        nodes.logs(20)
+    );
+    let redis = deployments.get("redis").await.expect("redis Deployment");
+    let tracking = redis
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .get("argocd.argoproj.io/tracking-id")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        tracking.starts_with(&format!("{application}:")),
+        "{tracking}"
+    );
+    let services: Api<Service> = Api::namespaced(client.clone(), name);
+    assert!(services.get_opt("lms").await.expect("get").is_some());
+
+    // Delete: Argo CD prunes, the Application goes, phd deprovisions, the
+    // namespace goes. Watched from the side: what Argo CD deployed must be
+    // gone before the namespace starts terminating (else it was the
+    // namespace's deletion, not Argo CD, that removed it).
+    let order = {
+        let client = client.clone();
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            let deployments: Api<Deployment> = Api::namespaced(client.clone(), &name);
+            let namespaces: Api<Namespace> = Api::all(client);
+            let mut seen = Vec::new();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(240) {
+                let terminating = namespaces
+                    .get_opt(&name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_none_or(|ns| ns.metadata.deletion_timestamp.is_some());
+                if terminating && !seen.contains(&"namespace terminating") {
+                    seen.push("namespace terminating");
+                }
+                let redis_gone = deployments.get_opt("redis").await.ok().flatten().is_none();
+                if redis_gone && !seen.contains(&"redis gone") {
+                    seen.push("redis gone");
+                }
+                if seen.len() == 2 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            seen
+        })
+    };
+    let output = repo
+        .phd(kubeconfig)
+        .env("PHD_CLUSTER_REPOSITORY", &url)
+        .args(["instance", "delete", name, "--yes", "--timeout", "180s"])
+        .output()
+        .expect("instance delete");
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        argocd.logs(40)
+    );
+    // Synced and Healthy, no sync runs: nothing to stop.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("stopped the sync in progress"), "{stderr}");
+    assert!(!exists(&client, &application).await);
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(namespaces.get_opt(name).await.expect("get").is_none());
+    let order = order.await.expect("watcher");
+    assert_eq!(
+        order,
+        ["redis gone", "namespace terminating"],
+        "pruned by Argo CD first"
+    );
+    // Provisioned and deprovisioned by the controller, Workflows of the
+    // WorkflowTemplates `argo install` put in place, Strict references on.
+    let phases = workflows.phases();
+    for operation in ["-provision-", "-deprovision-"] {
+        let done: Vec<_> = phases
+            .iter()
+            .filter(|(name, phase)| name.contains(operation) && *phase == "Succeeded")
+            .collect();
+        assert!(
+            done.len() >= 2,
+            "{operation}: {phases:?}\n{}",
+            workflows.logs(30)
+        );
+    }
+    assert!(
+        phases.values().all(|phase| phase == "Succeeded"),
+        "{phases:?}\n{}",
+        workflows.logs(30)
+    );
+}
+
+/// The path docs/instances.md gives an operator: a cluster repository from
+/// `cluster create`, bootstrapped by `argo install` (its root Application and
+/// the instances' ApplicationSet), the real ApplicationSet controller making
+/// each instance's Application from git. `instance create` leaves the
+/// Application to the ApplicationSet; once pushed, Argo CD makes and syncs
+/// it. `instance delete` refuses while the instance is still in the
+/// repository (the ApplicationSet would bring it back); after the removal is
+/// pushed it deletes, and the Application stays gone. The cluster services'
+/// Application (cluster/apps/harmony.yml) is left out: its Helm chart is on
+/// the internet, which the tests cannot reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_repository_applicationset_deploys_a_pushed_instance() {
+    let plane = ControlPlane::start().await.expect("control plane");
+    let client = plane.client().await.expect("client");
+    let kubeconfig = &plane.admin_kubeconfig;
+    let served = tempfile::tempdir().expect("git server root");
+    let server = GitServer::start(served.path()).expect("git server");
+    let url = server.url("cluster.git");
+
+    // The cluster repository, as `cluster create` writes it, pushed.
+    let home = Repo::new();
+    let output = home
+        .phd(kubeconfig)
+        .args([
+            "cluster",
+            "create",
+            "Sync Test",
+            "lms.example.org",
+            "--github-repo",
+            &url,
+        ])
+        .arg("--output-dir")
+        .arg(home.dir.path())
+        .output()
+        .expect("cluster create");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let root = home.dir.path().join("phd-sync-test-cluster");
+    std::fs::remove_file(root.join("cluster/apps/harmony.yml")).expect("harmony.yml");
+    publish(&root, served.path());
+    git(&root, &["remote", "set-url", "origin", &url]);
+    // Commands run inside the repository: its context.json is the setting.
+    let phd = || {
+        let mut command = home.phd(kubeconfig);
+        command
+            .current_dir(&root)
+            .env_remove("PHD_INSTANCES_DIRECTORY")
+            .env_remove("PHD_CLUSTER_DOMAIN")
+            .env_remove("PHD_CLUSTER_REPOSITORY");
+        command
+    };
+
+    argo_install(phd());
+    // Argo CD's own revision cache (3 minutes), as in a cluster whose git
+    // host sends no webhook: a reconcile soon after a push sees the old
+    // commit unless something asks for a refresh.
+    let options = argocd::Options {
+        resync: 5,
+        revision_cache: None,
+        applicationsets: true,
+    };
+    let argocd =
+        ArgoCd::start_with(kubeconfig, DEFAULT_ARGOCD_VERSION, &options).expect("start Argo CD");
+    let set = "phd-instances-production";
+
+    let name = "sync2";
+    let application = format!("{name}-production");
+    let workflows = WorkflowController::start(client.clone(), name);
+    let stderr = succeeded(
+        phd().args(["instance", "create", name, "--timeout", "120s"]),
+        "instance create",
+    );
+    assert!(
+        stderr.contains(
+            "made by ApplicationSet phd-instances-production once instances/sync2 is pushed"
+        ),
+        "{stderr}"
+    );
+    push(&root, "Add instance sync2");
+    // What Argo CD's webhook handler does on a push from the git host.
+    argo::refresh(
+        &client,
+        argo::Refresh::ApplicationSet,
+        set,
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("refresh the ApplicationSet");
+
+    // The ApplicationSet makes the Application from git; Argo CD syncs it.
+    wait_for(
+        &client,
+        &argocd,
+        &application,
+        "made and waiting on wave 0's health",
+        Duration::from_secs(180),
+        waiting_on_wave_zero,
+    )
+    .await;
+    let made = applications(&client).get(&application).await.expect("get");
+    let owners = made.metadata.owner_references.unwrap_or_default();
+    assert!(
+        owners
+            .iter()
+            .any(|o| o.kind == "ApplicationSet" && o.name == "phd-instances-production"),
+        "{owners:?}"
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), name);
+    assert!(deployments.get_opt("redis").await.expect("get").is_some());
+
+    // Still in the repository: refused, nothing deleted.
+    let output = phd()
+        .args(["instance", "delete", name, "--yes"])
+        .output()
+        .expect("instance delete");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("remove it there first"), "{stderr}");
+    assert!(exists(&client, &application).await);
+
+    // Removed only from the local copy: Argo CD, reading the repository
+    // anew, still finds it there; refused before anything is deleted.
+    std::fs::remove_dir_all(root.join("instances").join(name)).expect("remove locally");
+    let output = phd()
+        .args(["instance", "delete", name, "--yes", "--timeout", "60s"])
+        .output()
+        .expect("instance delete");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("instance sync2 is still in the repository Argo CD reads"),
+        "{stderr}"
+    );
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(namespaces.get_opt(name).await.expect("get").is_some());
+    assert!(
+        applications(&client)
+            .get(&application)
+            .await
+            .expect("get")
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
+    git(&root, &["checkout", "--", "instances"]);
+
+    // Removed and pushed (no webhook): deleted for good. The sync still waiting on wave 0
+    // cannot be terminated by Argo CD any more (its source is gone from
+    // git); phd ends it after the grace period and Argo CD prunes.
+    git(&root, &["rm", "-q", "-r", &format!("instances/{name}")]);
+    push(&root, "Remove instance sync2");
+    let output = phd()
+        .args(["instance", "delete", name, "--yes", "--timeout", "180s"])
+        .output()
+        .expect("instance delete");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}\n{}", argocd.logs(40));
+    assert!(stderr.contains("stopped the sync in progress"), "{stderr}");
+    assert!(namespaces.get_opt(name).await.expect("get").is_none());
+    // The ApplicationSet reconciles after the deletion and does not bring it back.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(!exists(&client, &application).await);
+    let seen = workflows.seen();
+    assert!(seen.iter().any(|w| w.contains("deprovision")), "{seen:?}");
+}
