@@ -917,6 +917,9 @@ mod tests {
             ("PHD_STORAGE_TYPE", "gcs"),
             ("PHD_INGRESS_NAMESPACE", "Bad_NS"),
             ("PHD_STORAGE_REGION", "nyc3"),
+            ("PHD_STORAGE_VERSIONING", "yes"),
+            ("PHD_ATLAS_API_URL", "cloud.mongodb.com"),
+            ("PHD_ATLAS_PROJECT_ID", "p1; rm -rf"),
         ]);
         let settings = Settings::new(&vars, None);
         for (setting, value) in [
@@ -925,6 +928,9 @@ mod tests {
             (Setting::MysqlHost, "db.internal\nEVIL: 1"),
             (Setting::StorageType, "gcs"),
             (Setting::IngressNamespace, "Bad_NS"),
+            (Setting::StorageVersioning, "yes"),
+            (Setting::AtlasApiUrl, "cloud.mongodb.com"),
+            (Setting::AtlasProjectId, "p1; rm -rf"),
         ] {
             let error = settings.get(setting, None).expect_err(value);
             let text = error.to_string();
@@ -1116,5 +1122,64 @@ mod tests {
             Settings::new(&disabled, None).mongodb_provider().ok(),
             Some(MongodbProvider::Disabled)
         );
+    }
+
+    #[test]
+    fn credentials_come_from_the_environment_only() {
+        let vars = env(&[
+            ("PHD_STORAGE_ACCESS_KEY_ID", "AKIA1"),
+            ("PHD_ATLAS_PRIVATE_KEY", ""),
+        ]);
+        let settings = Settings::new(&vars, None);
+        assert_eq!(
+            settings
+                .credential(Credential::StorageAccessKeyId)
+                .as_deref(),
+            Some("AKIA1")
+        );
+        // Empty is unset, as for every variable.
+        assert_eq!(settings.credential(Credential::AtlasPrivateKey), None);
+        assert_eq!(
+            Setting::StorageMakePublic.default_value(),
+            Some("false"),
+            "buckets are private unless asked"
+        );
+    }
+
+    /// The registry is the one reader of `PHD_*` variables: no source file of
+    /// the library or the plugin names one in an environment read.
+    #[test]
+    fn no_phd_variable_is_read_outside_the_registry() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = Vec::new();
+        let mut dirs = vec![
+            root.join("common/src"),
+            root.join("plugins/kubectl-phd/src"),
+        ];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("source directory") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    files.push(path);
+                }
+            }
+        }
+        assert!(files.len() > 20, "sources found: {}", files.len());
+        let reads = ["var(\"PHD_", "var_os(\"PHD_", "env_var(\"PHD_"];
+        for file in files
+            .iter()
+            .filter(|f| !f.ends_with("common/src/config.rs"))
+        {
+            let text = std::fs::read_to_string(file).expect("source");
+            for read in reads {
+                assert!(
+                    !text.contains(read),
+                    "{} reads a PHD_ variable itself ({read}...); declare it in config::Setting or config::Credential",
+                    file.display()
+                );
+            }
+        }
     }
 }

@@ -28,7 +28,7 @@ use super::{
     render,
 };
 use crate::cli::InstanceCreateArgs;
-use crate::outcome::{Action, ObjectRef, Outcome};
+use crate::outcome::{Action, InstanceDetails, ObjectRef, Outcome};
 use crate::output;
 use crate::progress::Progress;
 use crate::session::Session;
@@ -57,6 +57,12 @@ struct InstanceFiles {
     application: String,
 }
 
+/// `kubectl phd instance create NAME`, in the steps docs/instances.md lists:
+/// check every input and render with Tutor before any change (a dry run
+/// stops there); write the files; apply the namespace and its RBAC; store the
+/// instance's Secrets ([`store_secrets`]); submit the provisioning Workflows
+/// ([`submit_workflows`]) and wait for them ([`check_provisioned`]); hand the
+/// instance to Argo CD (the ApplicationSet, else an Application of its own).
 pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Result<()> {
     naming::check_instance_name(&args.name)?;
     // Database hosts and ports default to the infrastructure's outputs.
@@ -145,64 +151,17 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     drop(lock);
     super::bind_developers(&client, name).await?;
     super::grant_ci_secrets(&client, name).await?;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
-    let apply_params = kube::api::PatchParams::apply(phd_common::apply::FIELD_MANAGER).force();
-    let provisioning_secret = kube::api::Patch::Apply(provisioning.secret(name));
-    let (credentials, admin) = tokio::join!(
-        ensure_credentials(&client, name, &rendering),
-        secrets.patch(PROVISIONING_SECRET, &apply_params, &provisioning_secret)
-    );
-    credentials?;
-    admin.context("cannot store the provisioning credentials")?;
-    if let Some(secret) = &pull_secret {
-        secrets
-            .patch(PULL_SECRET, &apply_params, &kube::api::Patch::Apply(secret))
-            .await
-            .context("cannot store the image pull Secret")?;
-        output::info(format!("image pull Secret {PULL_SECRET}: applied"));
-        outcome
-            .objects
-            .push(ObjectRef::new("Secret", Some(name), PULL_SECRET, "applied"));
-    }
-
-    // Independent of each other: submitted at once.
-    let submissions = futures::future::join_all(
-        workflows
-            .iter()
-            .map(|workflow| workflow::submit(&client, workflow)),
+    store_secrets(
+        &client,
+        name,
+        &rendering,
+        &provisioning,
+        pull_secret.as_ref(),
+        &mut outcome,
     )
-    .await;
-    let mut names = Vec::new();
-    for (workflow, submitted) in workflows.iter().zip(submissions) {
-        let workflow_name = workflow["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let (line, action) = match submitted? {
-            Submitted::Created => (format!("submitted Workflow {workflow_name}"), "submitted"),
-            Submitted::Replaced => (
-                format!("replaced failed Workflow {workflow_name}"),
-                "replaced",
-            ),
-            Submitted::Kept(Phase::Succeeded) => (
-                format!("Workflow {workflow_name} already succeeded"),
-                "succeeded",
-            ),
-            Submitted::Kept(_) => (
-                format!("Workflow {workflow_name} is already running"),
-                "running",
-            ),
-        };
-        changed |= action != "succeeded";
-        output::info(line);
-        outcome.objects.push(ObjectRef::new(
-            "Workflow",
-            Some(name),
-            &workflow_name,
-            action,
-        ));
-        names.push(workflow_name);
-    }
+    .await?;
+    let (names, submitted) = submit_workflows(&client, name, &workflows, &mut outcome).await?;
+    changed |= submitted;
     if args.no_wait {
         output::info(format!(
             "not waiting (--no-wait): follow with `kubectl phd instance status {name}`; run `kubectl phd instance create {name}` again to wait, finish and remove the provisioning credentials"
@@ -225,40 +184,11 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         phases,
     )
     .await?;
-    let unfinished: Vec<&(String, Phase)> = phases
-        .iter()
-        .filter(|(_, phase)| !phase.is_done())
-        .collect();
-    let failed: Vec<String> = phases
-        .iter()
-        .filter_map(|(workflow, phase)| match phase {
-            Phase::Failed(message) => Some(format!("Workflow {workflow}: {message}")),
-            Phase::Gone => Some(format!("Workflow {workflow} was deleted while running")),
-            _ => None,
-        })
-        .collect();
-    if !failed.is_empty() {
-        bail!(
-            "provisioning of instance {name} failed; the failed Workflows are kept for inspection \
-             (`kubectl -n {name} get workflows`). Fix the cause and run the same command again.\n  {}",
-            failed.join("\n  ")
-        );
-    }
-    if !unfinished.is_empty() {
-        let list: Vec<&str> = unfinished
-            .iter()
-            .map(|(workflow, _)| workflow.as_str())
-            .collect();
-        bail!(
-            "provisioning of instance {name} did not finish within {}s ({} still running); run the same command again to keep waiting",
-            timeout.as_secs(),
-            list.join(", ")
-        );
-    }
+    check_provisioned(name, &phases, timeout)?;
 
     if let Some((api_url, cluster_id, token)) = provisioning.digitalocean() {
         store_digitalocean_mongodb_password(
-            &secrets,
+            &Api::namespaced(client.clone(), name),
             api_url,
             cluster_id,
             token,
@@ -295,6 +225,128 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         files.dir.display(),
         dir = files.dir.display()
     ));
+    Ok(())
+}
+
+/// The instance's Secrets, at once: the credentials Tutor generates (kept
+/// when they exist), the provisioning admin credentials the Workflows read,
+/// and the image pull Secret when `PHD_DOCKER_REGISTRY_CREDENTIALS` is set.
+async fn store_secrets(
+    client: &kube::Client,
+    name: &str,
+    rendering: &Rendering,
+    provisioning: &Provisioning,
+    pull_secret: Option<&Secret>,
+    outcome: &mut Outcome<InstanceDetails>,
+) -> anyhow::Result<()> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
+    let apply_params = kube::api::PatchParams::apply(phd_common::apply::FIELD_MANAGER).force();
+    let provisioning_secret = kube::api::Patch::Apply(provisioning.secret(name));
+    let (credentials, admin) = tokio::join!(
+        ensure_credentials(client, name, rendering),
+        secrets.patch(PROVISIONING_SECRET, &apply_params, &provisioning_secret)
+    );
+    credentials?;
+    admin.context("cannot store the provisioning credentials")?;
+    if let Some(secret) = pull_secret {
+        secrets
+            .patch(PULL_SECRET, &apply_params, &kube::api::Patch::Apply(secret))
+            .await
+            .context("cannot store the image pull Secret")?;
+        output::info(format!("image pull Secret {PULL_SECRET}: applied"));
+        outcome
+            .objects
+            .push(ObjectRef::new("Secret", Some(name), PULL_SECRET, "applied"));
+    }
+    Ok(())
+}
+
+/// Submits the provisioning Workflows at once (they are independent of each
+/// other), keeping one that succeeded or still runs and replacing a failed
+/// one ([`workflow::submit`]). Returns their names, and whether any was
+/// submitted anew.
+async fn submit_workflows(
+    client: &kube::Client,
+    name: &str,
+    workflows: &[Value],
+    outcome: &mut Outcome<InstanceDetails>,
+) -> anyhow::Result<(Vec<String>, bool)> {
+    let submissions = futures::future::join_all(
+        workflows
+            .iter()
+            .map(|workflow| workflow::submit(client, workflow)),
+    )
+    .await;
+    let mut names = Vec::new();
+    let mut changed = false;
+    for (workflow, submitted) in workflows.iter().zip(submissions) {
+        let workflow_name = workflow["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let (line, action) = match submitted? {
+            Submitted::Created => (format!("submitted Workflow {workflow_name}"), "submitted"),
+            Submitted::Replaced => (
+                format!("replaced failed Workflow {workflow_name}"),
+                "replaced",
+            ),
+            Submitted::Kept(Phase::Succeeded) => (
+                format!("Workflow {workflow_name} already succeeded"),
+                "succeeded",
+            ),
+            Submitted::Kept(_) => (
+                format!("Workflow {workflow_name} is already running"),
+                "running",
+            ),
+        };
+        changed |= action != "succeeded";
+        output::info(line);
+        outcome.objects.push(ObjectRef::new(
+            "Workflow",
+            Some(name),
+            &workflow_name,
+            action,
+        ));
+        names.push(workflow_name);
+    }
+    Ok((names, changed))
+}
+
+/// Fails unless every provisioning Workflow succeeded: the failed ones (kept
+/// for inspection) with their messages, else those still running after
+/// `timeout`.
+fn check_provisioned(
+    name: &str,
+    phases: &[(String, Phase)],
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    let failed: Vec<String> = phases
+        .iter()
+        .filter_map(|(workflow, phase)| match phase {
+            Phase::Failed(message) => Some(format!("Workflow {workflow}: {message}")),
+            Phase::Gone => Some(format!("Workflow {workflow} was deleted while running")),
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "provisioning of instance {name} failed; the failed Workflows are kept for inspection \
+             (`kubectl -n {name} get workflows`). Fix the cause and run the same command again.\n  {}",
+            failed.join("\n  ")
+        );
+    }
+    let unfinished: Vec<&str> = phases
+        .iter()
+        .filter(|(_, phase)| !phase.is_done())
+        .map(|(workflow, _)| workflow.as_str())
+        .collect();
+    if !unfinished.is_empty() {
+        bail!(
+            "provisioning of instance {name} did not finish within {}s ({} still running); run the same command again to keep waiting",
+            timeout.as_secs(),
+            unfinished.join(", ")
+        );
+    }
     Ok(())
 }
 

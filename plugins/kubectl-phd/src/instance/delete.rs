@@ -45,7 +45,6 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
     let dir = instances_dir(session)?.join(name);
     let cluster = session.connect().await?;
     let client = cluster.client;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
     let namespace = super::owned_namespace(&client, name).await?;
     let config = dir.join("config.yml");
     let config_text = std::fs::read_to_string(&config).ok();
@@ -144,26 +143,7 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
     }
 
     if args.dry_run {
-        output::info("dry run: nothing is changed; this is what would be deleted");
-        for application in &found {
-            println!(
-                "Application argocd/{}",
-                application.metadata.name.as_deref().unwrap_or("?")
-            );
-        }
-        if namespace.is_some() {
-            for resource in provisioning.resources() {
-                println!(
-                    "run Workflow {name}/{}",
-                    resource.workflow(Operation::Deprovision, name)
-                );
-            }
-            println!("Namespace {name}");
-        }
-        if dir.exists() {
-            println!("directory {}", dir.display());
-        }
-        provisioning.print_missing();
+        print_dry_run(name, &found, namespace.is_some(), &provisioning, &dir);
         return Ok(());
     }
 
@@ -176,70 +156,33 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
     let mut outcome = Outcome::new("Instance", name, Action::Deleted, details).on(session);
 
     // 1. The Application, and wait until Argo CD has removed what it deployed.
-    for application in &found {
-        let application_name = application.metadata.name.clone().unwrap_or_default();
-        gone(
-            applications
-                .delete(&application_name, &DeleteParams::foreground())
-                .await,
-        )
-        .with_context(|| format!("cannot delete Application {application_name}"))?;
-        let terminating_since = std::cell::Cell::new(None);
-        wait_until(
-            &format!("Argo CD to remove Application {application_name}"),
+    delete_applications(&applications, &found, args.timeout, &mut outcome).await?;
+
+    // 2. The data, then the namespace.
+    if let Some(namespace) = &namespace {
+        delete_namespace(
+            &client,
+            namespace,
+            resources.as_ref(),
+            &provisioning,
+            &config,
             args.timeout,
-            || async {
-                // A sync that starts or resumes meanwhile is stopped too.
-                stop_operation(&applications, &application_name, &terminating_since).await?;
-                Ok(applications.get_opt(&application_name).await?.is_none())
-            },
         )
         .await?;
-        output::info(format!("Application {application_name} deleted"));
-        outcome.objects.push(ObjectRef::new(
-            "Application",
-            Some(argo::ARGOCD_NAMESPACE),
-            &application_name,
-            "deleted",
-        ));
-    }
-
-    // 2. The data, then the namespace. A namespace already Terminating was
-    // deleted by an earlier run after its data was deprovisioned: only wait.
-    let terminating = namespace
-        .as_ref()
-        .is_some_and(|ns| ns.metadata.deletion_timestamp.is_some());
-    if terminating {
-        output::info(format!(
-            "namespace {name} is already being deleted (its data was deprovisioned before); waiting for it to be gone"
-        ));
-        wait_for_namespace(&namespaces, name, args.timeout).await?;
-        output::info(format!("namespace {name} deleted"));
-    } else if namespace.is_some() {
-        let Some(resources) = resources else {
-            bail!(
-                "cannot tell which databases and bucket belong to instance {name}: neither {} nor the namespace's annotations name them; nothing was deprovisioned",
-                config.display()
-            );
-        };
-        require_argo(&client).await?;
-        deprovision(&client, name, &provisioning, &resources, args.timeout).await?;
-        outcome
-            .objects
-            .extend(provisioning.resources().into_iter().map(|resource| {
-                ObjectRef::new(
-                    "Workflow",
-                    Some(name),
-                    &resource.workflow(Operation::Deprovision, name),
-                    "succeeded",
-                )
-            }));
-        gone(namespaces.delete(name, &DeleteParams::default()).await)
-            .context("cannot delete the namespace")?;
-        wait_for_namespace(&namespaces, name, args.timeout).await?;
-        output::info(format!("namespace {name} deleted"));
-    }
-    if namespace.is_some() {
+        outcome.objects.extend(
+            provisioning
+                .resources()
+                .into_iter()
+                .filter(|_| namespace.metadata.deletion_timestamp.is_none())
+                .map(|resource| {
+                    ObjectRef::new(
+                        "Workflow",
+                        Some(name),
+                        &resource.workflow(Operation::Deprovision, name),
+                        "succeeded",
+                    )
+                }),
+        );
         outcome
             .objects
             .push(ObjectRef::new("Namespace", None, name, "deleted"));
@@ -258,6 +201,110 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
     }
     outcome.external = external;
     outcome.print(args.output)
+}
+
+/// What a dry run of `instance delete` would delete, one object per line.
+fn print_dry_run(
+    name: &str,
+    applications: &[DynamicObject],
+    namespace_exists: bool,
+    provisioning: &Provisioning,
+    dir: &std::path::Path,
+) {
+    output::info("dry run: nothing is changed; this is what would be deleted");
+    for application in applications {
+        println!(
+            "Application argocd/{}",
+            application.metadata.name.as_deref().unwrap_or("?")
+        );
+    }
+    if namespace_exists {
+        for resource in provisioning.resources() {
+            println!(
+                "run Workflow {name}/{}",
+                resource.workflow(Operation::Deprovision, name)
+            );
+        }
+        println!("Namespace {name}");
+    }
+    if dir.exists() {
+        println!("directory {}", dir.display());
+    }
+    provisioning.print_missing();
+}
+
+/// Deletes each Application (foreground) and waits until Argo CD has
+/// removed what it deployed and let the Application go, stopping any sync
+/// that starts meanwhile.
+async fn delete_applications(
+    applications: &Api<DynamicObject>,
+    found: &[DynamicObject],
+    timeout: Duration,
+    outcome: &mut Outcome<InstanceDetails>,
+) -> anyhow::Result<()> {
+    for application in found {
+        let application_name = application.metadata.name.clone().unwrap_or_default();
+        gone(
+            applications
+                .delete(&application_name, &DeleteParams::foreground())
+                .await,
+        )
+        .with_context(|| format!("cannot delete Application {application_name}"))?;
+        let terminating_since = std::cell::Cell::new(None);
+        wait_until(
+            &format!("Argo CD to remove Application {application_name}"),
+            timeout,
+            || async {
+                // A sync that starts or resumes meanwhile is stopped too.
+                stop_operation(applications, &application_name, &terminating_since).await?;
+                Ok(applications.get_opt(&application_name).await?.is_none())
+            },
+        )
+        .await?;
+        output::info(format!("Application {application_name} deleted"));
+        outcome.objects.push(ObjectRef::new(
+            "Application",
+            Some(argo::ARGOCD_NAMESPACE),
+            &application_name,
+            "deleted",
+        ));
+    }
+    Ok(())
+}
+
+/// Deprovisions the instance's databases and bucket (its Workflows), then
+/// deletes `namespace` and waits until it is gone. A namespace already
+/// Terminating was deleted by an earlier run after its data was
+/// deprovisioned: only waited for.
+async fn delete_namespace(
+    client: &kube::Client,
+    namespace: &Namespace,
+    resources: Option<&Resources>,
+    provisioning: &Provisioning,
+    config: &std::path::Path,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let name = namespace.metadata.name.as_deref().unwrap_or_default();
+    if namespace.metadata.deletion_timestamp.is_some() {
+        output::info(format!(
+            "namespace {name} is already being deleted (its data was deprovisioned before); waiting for it to be gone"
+        ));
+    } else {
+        let Some(resources) = resources else {
+            bail!(
+                "cannot tell which databases and bucket belong to instance {name}: neither {} nor the namespace's annotations name them; nothing was deprovisioned",
+                config.display()
+            );
+        };
+        require_argo(client).await?;
+        deprovision(client, name, provisioning, resources, timeout).await?;
+        gone(namespaces.delete(name, &DeleteParams::default()).await)
+            .context("cannot delete the namespace")?;
+    }
+    wait_for_namespace(&namespaces, name, timeout).await?;
+    output::info(format!("namespace {name} deleted"));
+    Ok(())
 }
 
 /// The longest wait for Argo CD to refresh an Application (or `--timeout`,
