@@ -60,10 +60,7 @@ where
         let line = format!(
             "{} {}",
             request.method(),
-            request
-                .uri()
-                .path_and_query()
-                .map_or_else(|| request.uri().path(), |p| p.as_str())
+            target(request.uri().path(), request.uri().query())
         );
         let log = self.log;
         let started = Instant::now();
@@ -77,5 +74,40 @@ where
             }
             result
         })
+    }
+}
+
+/// The request's path and query as a reader expects it: without the empty
+/// parameters kube's query builder can leave (`?&fieldManager=phd` becomes
+/// `?fieldManager=phd`, a lone `?` goes).
+fn target(path: &str, query: Option<&str>) -> String {
+    let parameters: Vec<&str> = query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|parameter| !parameter.is_empty())
+        .collect();
+    if parameters.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", parameters.join("&"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::target;
+
+    #[test]
+    fn empty_query_parameters_are_left_out() {
+        assert_eq!(
+            target(
+                "/api/v1/namespaces/argocd/configmaps/argocd-cm",
+                Some("&fieldManager=phd&force=true")
+            ),
+            "/api/v1/namespaces/argocd/configmaps/argocd-cm?fieldManager=phd&force=true"
+        );
+        assert_eq!(target("/api/v1/namespaces", Some("")), "/api/v1/namespaces");
+        assert_eq!(target("/api/v1/namespaces", None), "/api/v1/namespaces");
+        assert_eq!(target("/version", Some("a=1&&b=2")), "/version?a=1&b=2");
     }
 }
