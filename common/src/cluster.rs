@@ -123,8 +123,9 @@ pub struct AccessOptions {
     /// How long one request may wait for the API server's answer
     /// (`--request-timeout`); [`DEFAULT_REQUEST_TIMEOUT`] when `None`.
     pub request_timeout: Option<Duration>,
-    /// Reports each API request (method, path, status, time) when set: `-v`.
-    pub request_log: Option<crate::request_log::RequestLogger>,
+    /// Reports each API request (method, path, status, time) when set: `-v`;
+    /// with bodies, secrets redacted: `-vv`.
+    pub request_log: Option<RequestLog>,
 }
 
 /// How long one request may wait for the API server unless
@@ -352,7 +353,7 @@ impl ClusterAccess {
             tokio::task::spawn_blocking(move || {
                 let builder = kube::client::ClientBuilder::try_from(config)?;
                 Ok(match request_log {
-                    Some(log) => builder.with_layer(&RequestLog::new(log)).build(),
+                    Some(layer) => builder.with_layer(&layer).build(),
                     None => builder.build(),
                 })
             }),

@@ -72,7 +72,7 @@ pub struct GlobalArgs {
         value_name = "NAMESPACE"
     )]
     pub namespace: Option<String>,
-    /// More detail: each object applied, each API request (method, path, status, time; never a body), and the cause chain of errors
+    /// More detail: each object applied, each API request (method, path, status, time), and the cause chain of errors; -vv adds each request's and answer's JSON body, secret values redacted
     #[arg(short = 'v', long, global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Never colour the output (also: NO_COLOR=1)

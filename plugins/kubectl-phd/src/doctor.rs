@@ -10,7 +10,7 @@ use k8s_openapi::api::authorization::v1::{
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use phd_common::Cluster;
-use phd_common::config::Setting;
+use phd_common::config::{IngressSetting, Setting};
 use phd_common::tofu::Tool;
 use serde::Serialize;
 
@@ -331,41 +331,73 @@ const SITE_CHECKS: [&str; 5] = [
 /// ingress controller's IngressClass, a Ready cert-manager ClusterIssuer, a
 /// default StorageClass, Argo CD's access to the cluster repository, the
 /// instances' ApplicationSet. Each miss names the command that fixes it.
+/// What a site needs besides its instance: an IngressClass, a Ready
+/// ClusterIssuer, a default StorageClass, Argo CD's credentials for the
+/// cluster repository (and Applications that can read it), and the
+/// instances' ApplicationSet. The checks read the cluster concurrently and
+/// report in that order.
 async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
-    use k8s_openapi::api::core::v1::Secret;
-    use k8s_openapi::api::networking::v1::IngressClass;
-    use k8s_openapi::api::storage::v1::StorageClass;
-    use kube::api::{Api, DynamicObject, ListParams};
-    use kube::core::{ApiResource, GroupVersionKind};
-
     let client = &cluster.client;
     let settings = session.settings();
-    // Where the services should come from: the Harmony Application, once
-    // applied, else `argo install` in the cluster repository.
-    let harmony = phd_common::argo::applications(client);
-    let services_fix = match harmony.get_opt("harmony").await {
+    let ingress = match settings.ingress(None, None, None) {
+        Ok(ingress) => ingress,
+        Err(error) => {
+            return vec![Check::new(
+                "ingress class",
+                Status::Failed,
+                error.to_string(),
+            )];
+        }
+    };
+    let repository = settings
+        .get(Setting::Repository, None)
+        .ok()
+        .flatten()
+        .map(|r| r.value);
+    let environment = session
+        .environment(None)
+        .unwrap_or_else(|_| "production".to_owned());
+    let services_fix = services_fix(client).await;
+    let (class, issuer, storage, credentials, reads, set) = tokio::join!(
+        check_ingress_class(client, &ingress, services_fix),
+        check_cluster_issuer(client, &ingress, services_fix),
+        check_storage_class(client),
+        check_repository_credentials(client, repository.as_deref()),
+        check_repository_reads(client, repository.as_deref()),
+        check_instance_set(client, &environment),
+    );
+    [class, issuer, storage, credentials]
+        .into_iter()
+        .chain(reads)
+        .chain([set])
+        .collect()
+}
+
+/// Where the cluster services should come from: the Harmony Application,
+/// once applied, else `argo install` in the cluster repository.
+async fn services_fix(client: &kube::Client) -> &'static str {
+    match phd_common::argo::applications(client)
+        .get_opt("harmony")
+        .await
+    {
         Ok(Some(_)) => {
             "Argo CD has not installed it yet from Application harmony: `kubectl -n argocd get application harmony` shows its sync state"
         }
         _ => {
             "apply the cluster services: `kubectl phd argo install` inside the cluster repository (cluster/apps/harmony.yml)"
         }
-    };
-    let mut checks = Vec::new();
-    let ingress = match settings.ingress(None, None, None) {
-        Ok(ingress) => ingress,
-        Err(error) => {
-            checks.push(Check::new(
-                "ingress class",
-                Status::Failed,
-                error.to_string(),
-            ));
-            return checks;
-        }
-    };
+    }
+}
+
+async fn check_ingress_class(
+    client: &kube::Client,
+    ingress: &IngressSetting,
+    services_fix: &str,
+) -> Check {
+    use k8s_openapi::api::networking::v1::IngressClass;
 
     let classes: Api<IngressClass> = Api::all(client.clone());
-    checks.push(match classes.get_opt(&ingress.class).await {
+    match classes.get_opt(&ingress.class).await {
         Ok(Some(_)) => Check::new(
             "ingress class",
             Status::Ok,
@@ -384,14 +416,23 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
             Status::Warning,
             format!("cannot read IngressClasses: {error}"),
         ),
-    });
+    }
+}
+
+async fn check_cluster_issuer(
+    client: &kube::Client,
+    ingress: &IngressSetting,
+    services_fix: &str,
+) -> Check {
+    use kube::api::{Api, DynamicObject};
+    use kube::core::{ApiResource, GroupVersionKind};
 
     let issuer_resource = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("cert-manager.io", "v1", "ClusterIssuer"),
         "clusterissuers",
     );
     let issuers: Api<DynamicObject> = Api::all_with(client.clone(), &issuer_resource);
-    checks.push(match issuers.get_opt(&ingress.cluster_issuer).await {
+    match issuers.get_opt(&ingress.cluster_issuer).await {
         Ok(Some(issuer)) => {
             let ready = issuer.data["status"]["conditions"]
                 .as_array()
@@ -435,10 +476,15 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
             Status::Warning,
             format!("cannot read ClusterIssuers: {error}"),
         ),
-    });
+    }
+}
+
+async fn check_storage_class(client: &kube::Client) -> Check {
+    use k8s_openapi::api::storage::v1::StorageClass;
+    use kube::api::{Api, ListParams};
 
     let storage: Api<StorageClass> = Api::all(client.clone());
-    checks.push(match storage.list(&ListParams::default()).await {
+    match storage.list(&ListParams::default()).await {
         Ok(list) => match list.items.iter().find(|class| {
             class
                 .metadata
@@ -458,25 +504,43 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
                 "no default StorageClass: Tutor's volumes would stay Pending; mark one with `kubectl annotate storageclass NAME storageclass.kubernetes.io/is-default-class=true`",
             ),
         },
-        Err(error) => Check::new("StorageClass", Status::Warning, format!("cannot list StorageClasses: {error}")),
-    });
+        Err(error) => Check::new(
+            "StorageClass",
+            Status::Warning,
+            format!("cannot list StorageClasses: {error}"),
+        ),
+    }
+}
 
-    let repository = settings
-        .get(Setting::Repository, None)
-        .ok()
-        .flatten()
-        .map(|r| r.value);
+/// Whether Argo CD holds a repository Secret for exactly the URL the
+/// Applications use (Argo CD matches credentials by URL).
+async fn check_repository_credentials(client: &kube::Client, repository: Option<&str>) -> Check {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, ListParams};
+
     let secrets: Api<Secret> = Api::namespaced(client.clone(), crate::argo::ARGOCD_NAMESPACE);
     let labelled =
         ListParams::default().labels(&format!("{}=repository", crate::argo::SECRET_TYPE_LABEL));
-    checks.push(match (secrets.list_metadata(&labelled).await, &repository) {
-        (Err(error), _) => Check::new("repository access", Status::Warning, format!("cannot list Argo CD repository Secrets: {error}")),
-        (Ok(_), None) => Check::new("repository access", Status::Skipped, "no cluster repository known (PHD_CLUSTER_REPOSITORY or context.json)"),
+    match (secrets.list_metadata(&labelled).await, repository) {
+        (Err(error), _) => Check::new(
+            "repository access",
+            Status::Warning,
+            format!("cannot list Argo CD repository Secrets: {error}"),
+        ),
+        (Ok(_), None) => Check::new(
+            "repository access",
+            Status::Skipped,
+            "no cluster repository known (PHD_CLUSTER_REPOSITORY or context.json)",
+        ),
         (Ok(list), Some(url)) => {
             // The credential that fits the URL (from a trial: a deploy key
             // was suggested for an https URL, which argo repository refuses).
             let fix = format!("`{}`", crate::cluster::read_access_command(url));
-            let names: Vec<String> = list.items.iter().filter_map(|s| s.metadata.name.clone()).collect();
+            let names: Vec<String> = list
+                .items
+                .iter()
+                .filter_map(|s| s.metadata.name.clone())
+                .collect();
             let mut others = Vec::new();
             let mut matching = false;
             for name in &names {
@@ -487,7 +551,7 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
                         .and_then(|d| d.get("url"))
                         .map(|b| String::from_utf8_lossy(&b.0).into_owned());
                     match secret_url {
-                        Some(found) if found == *url => matching = true,
+                        Some(found) if found == url => matching = true,
                         Some(found) => others.push(found),
                         None => {}
                     }
@@ -503,63 +567,89 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
                     ),
                 )
             } else if matching {
-                Check::new("repository access", Status::Ok, format!("Argo CD has credentials for {url}"))
+                Check::new(
+                    "repository access",
+                    Status::Ok,
+                    format!("Argo CD has credentials for {url}"),
+                )
             } else {
-                Check::new("repository access", Status::Warning, format!("Argo CD has no credentials for {url} (enough only for a public repository); {fix}"))
+                Check::new(
+                    "repository access",
+                    Status::Warning,
+                    format!(
+                        "Argo CD has no credentials for {url} (enough only for a public repository); {fix}"
+                    ),
+                )
             }
         }
-    });
-    // Applications that Argo CD cannot read their repository for.
-    let applications = phd_common::argo::applications(client);
-    if let Ok(list) = applications.list(&ListParams::default()).await {
-        let failing: Vec<String> = list
-            .items
-            .iter()
-            .filter(|app| {
-                app.data["status"]["conditions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|c| {
-                        let message = c["message"].as_str().unwrap_or_default();
-                        message.contains("authentication required")
-                            || message.contains("repository not found")
-                            || message.contains("Permission denied")
-                    })
-            })
-            .filter_map(|app| app.metadata.name.clone())
-            .collect();
-        if !failing.is_empty() {
-            checks.push(Check::new(
-                "repository access",
-                Status::Failed,
-                format!(
-                    "Argo CD cannot read the repository of {}; {}",
-                    failing.join(", "),
-                    repository.as_deref().map_or(
-                        "`kubectl phd argo repository` (see --help)".to_owned(),
-                        |url| format!("`{}`", crate::cluster::read_access_command(url))
-                    )
-                ),
-            ));
-        }
     }
+}
 
-    let environment = session
-        .environment(None)
-        .unwrap_or_else(|_| "production".to_owned());
+/// Applications that Argo CD cannot read their repository for: a failed
+/// check naming them, or none.
+async fn check_repository_reads(client: &kube::Client, repository: Option<&str>) -> Option<Check> {
+    let applications = phd_common::argo::applications(client);
+    let list = applications
+        .list(&kube::api::ListParams::default())
+        .await
+        .ok()?;
+    let failing: Vec<String> = list
+        .items
+        .iter()
+        .filter(|app| {
+            app.data["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| {
+                    let message = c["message"].as_str().unwrap_or_default();
+                    message.contains("authentication required")
+                        || message.contains("repository not found")
+                        || message.contains("Permission denied")
+                })
+        })
+        .filter_map(|app| app.metadata.name.clone())
+        .collect();
+    (!failing.is_empty()).then(|| {
+        Check::new(
+            "repository access",
+            Status::Failed,
+            format!(
+                "Argo CD cannot read the repository of {}; {}",
+                failing.join(", "),
+                repository.map_or(
+                    "`kubectl phd argo repository` (see --help)".to_owned(),
+                    |url| format!("`{}`", crate::cluster::read_access_command(url))
+                )
+            ),
+        )
+    })
+}
+
+/// The ApplicationSet that makes the environment's instances' Applications
+/// from git (so a rebuilt cluster gets its instances back).
+async fn check_instance_set(client: &kube::Client, environment: &str) -> Check {
     let set_name = format!("phd-instances-{environment}");
     let sets = phd_common::argo::application_sets(client);
-    checks.push(match sets.get_opt(&set_name).await {
-        Ok(Some(_)) => Check::new("ApplicationSet", Status::Ok, format!("{set_name} makes the instances' Applications from git")),
+    match sets.get_opt(&set_name).await {
+        Ok(Some(_)) => Check::new(
+            "ApplicationSet",
+            Status::Ok,
+            format!("{set_name} makes the instances' Applications from git"),
+        ),
         Ok(None) | Err(kube::Error::Api(_)) => Check::new(
             "ApplicationSet",
             Status::Warning,
-            format!("no ApplicationSet {set_name}: a rebuilt cluster would not get its instances back; `kubectl phd argo install` inside the cluster repository applies it (cluster/apps/instances.yml)"),
+            format!(
+                "no ApplicationSet {set_name}: a rebuilt cluster would not get its instances back; `kubectl phd argo install` inside the cluster repository applies it (cluster/apps/instances.yml)"
+            ),
         ),
-        Err(error) => Check::new("ApplicationSet", Status::Warning, format!("cannot read ApplicationSets: {error}")),
-    });
-    checks
+        Err(error) => Check::new(
+            "ApplicationSet",
+            Status::Warning,
+            format!("cannot read ApplicationSets: {error}"),
+        ),
+    }
 }
 
 /// Tutor, which renders every instance: installed in phd's cache, or

@@ -48,7 +48,10 @@ impl Session {
             cluster: self.global.cluster.clone(),
             user: self.global.user.clone(),
             request_timeout: self.global.request_timeout,
-            request_log: (output::verbosity() > 0).then_some(log_request as fn(&str)),
+            request_log: (output::verbosity() > 0).then(|| {
+                phd_common::request_log::RequestLog::new(log_request)
+                    .with_bodies(output::verbosity() > 1)
+            }),
         }
     }
 

@@ -236,121 +236,37 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
     let client = cluster.client;
     let argocd = read_argocd(&client).await?;
     phd_common::argo::require_installed(&client, &[phd_common::argo::Part::Workflows]).await?;
-    // An existing user keeps its role unless the same one is asked for:
-    // changing it is `user update`'s job, never a side effect.
+    // 1. What is there: the user's role and password, if it exists.
     let current = read_states(&client).await?.remove(&user.name);
     let had_problems = current
         .as_ref()
         .is_some_and(|state| !state.problems.is_empty());
     let existed = current.is_some();
-    let current_role = current.and_then(|state| state.role);
-    let role = match (args.role, current_role.as_deref()) {
-        (None, None) => Role::Developer,
-        (Some(role), None) => role,
-        (asked, Some(current)) => {
-            let kept = Role::from_name(current)
-                .with_context(|| format!("user {} has the unknown role {current:?}", user.name))?;
-            if let Some(asked) = asked
-                && asked != kept
-            {
-                bail!(
-                    "user {} exists with role {current}; `user create` changes nothing it was not asked to create: change the role with `kubectl phd user update {} --role {}`",
-                    user.name,
-                    user.name,
-                    asked.name()
-                );
-            }
-            output::info(format!(
-                "user {} exists: kept its role {current}",
-                user.name
-            ));
-            kept
-        }
-    };
-
-    // A re-run without a new password keeps the current one; a new user gets
-    // one from the terminal, or a generated one shown once.
+    let role = choose_role(&user, args.role, current.and_then(|state| state.role))?;
     let stored = current_password_hash(&client, &user).await?;
-    let (new_password, generated) = match (given_password, &stored.hash) {
-        (Some(given), Some(hash)) if password::bcrypt_matches(&given, hash) => (None, false),
-        (Some(given), _) => (Some(given), false),
-        (None, Some(_)) => (None, false),
-        (None, None) if prompt::can_prompt() => (Some(prompt::new_password(&user.name)?), false),
-        (None, None) => (Some(password::generate(GENERATED_PASSWORD_LENGTH)), true),
-    };
-    if new_password.is_none() && stored.hash.is_some() {
-        output::info(format!("user {}: kept its Argo CD password", user.name));
-    }
+    let (new_password, generated) = choose_password(&user, given_password, &stored)?;
     if argocd.config.contains_key(&user.account_key) {
         output::debug(format!("user {} exists; making it match", user.name));
     }
-
-    Applier::new(client.clone())
-        .apply(&manifests::user_roles().documents().await?, None, &|_| {})
-        .await
-        .context("cannot apply the user roles")?;
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
-    config_maps
-        .patch(
-            "argocd-cm",
-            &user.apply_params(),
-            &Patch::Apply(config_map(
-                "argocd-cm",
-                BTreeMap::from([(user.account_key.clone(), "login".to_owned())]),
-            )),
-        )
-        .await
-        .context("cannot enable the Argo CD login in argocd-cm")?;
+    // 2. The Argo CD login, then its password.
+    enable_login(&client, &user).await?;
     let mut shown_password: Option<String> = None;
-    if let Some(password) = &new_password {
-        // A password chosen because the user had none is stored only if
-        // argocd-secret is as read: of two runs at once, one stores its
-        // password and the other keeps it, so no run shows one that does not work.
-        let precondition = stored
-            .hash
-            .is_none()
-            .then_some(stored.resource_version.as_deref());
-        let mut precondition = precondition.flatten().map(str::to_owned);
-        let hash = password::bcrypt_hash(password)?;
-        let mut attempts = 0;
-        loop {
-            match store_password(&client, &user, &hash, precondition.as_deref()).await {
-                Err(StoreError::Conflict) if attempts < 10 => {
-                    attempts += 1;
-                    let now = current_password_hash(&client, &user).await?;
-                    if now.hash.is_some() {
-                        output::info(format!(
-                            "user {} got a password from another run at the same time; kept that one",
-                            user.name
-                        ));
-                        break;
-                    }
-                    // Something else in argocd-secret changed: try again.
-                    precondition = now.resource_version;
-                }
-                Err(StoreError::Conflict) => bail!(
-                    "argocd-secret kept changing while the password of {} was being stored; run the same command again",
-                    user.name
-                ),
-                Err(StoreError::Other(error)) => return Err(error),
-                Ok(()) => {
-                    if generated {
-                        shown_password = Some(password.clone());
-                        // Shown as soon as it is stored (in -o json|yaml,
-                        // in the result, or below if a later step fails).
-                        if args.output == ResultFormat::Text {
-                            output::info(format!(
-                                "Argo CD password of {} generated and stored; it is shown only this once:",
-                                user.name
-                            ));
-                            println!("{password}");
-                        }
-                    }
-                    break;
-                }
-            }
+    if let Some(password) = &new_password
+        && store_new_password(&client, &user, password, &stored).await?
+        && generated
+    {
+        shown_password = Some(password.clone());
+        // Shown as soon as it is stored (in -o json|yaml, in the result,
+        // or below if a later step fails).
+        if args.output == ResultFormat::Text {
+            output::info(format!(
+                "Argo CD password of {} generated and stored; it is shown only this once:",
+                user.name
+            ));
+            println!("{password}");
         }
     }
+    // 3. The Argo Workflows identity and the role's bindings.
     let finished = async {
         ensure_workflows_identity(&client, &user, role).await?;
         ensure_role(&client, &user, role).await?;
@@ -376,28 +292,8 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
         }
         return Err(error);
     }
-
-    output::info(format!(
-        "user {} ready with role {}",
-        user.name,
-        role.name()
-    ));
-    let domain = session
-        .settings()
-        .get(Setting::ClusterDomain, None)?
-        .map(|d| d.value);
-    let argocd_address = domain.map_or_else(
-        || "the Argo CD UI".to_owned(),
-        |d| format!("https://argocd.{d}"),
-    );
-    output::info(format!(
-        "  Argo CD: log in at {argocd_address} as {}",
-        user.name
-    ));
-    output::info(format!(
-        "  Argo Workflows: `kubectl -n {WORKFLOWS_NAMESPACE} port-forward svc/argo-server 2746`, then log in at https://localhost:2746 with the token (`kubectl phd user create {} --show-token` prints it)",
-        user.name
-    ));
+    // 4. How to log in, and the result.
+    print_login_help(session, &user, role)?;
     let token = if args.show_token {
         Some(format!("Bearer {}", wait_for_token(&client, &user).await?))
     } else {
@@ -426,6 +322,150 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
         outcome.details.password = None;
     }
     print_user_outcome(&outcome, args.output)
+}
+
+/// The role a created user gets: the one asked for (developer when none)
+/// for a new user; an existing user keeps its role, and asking for another
+/// one is an error, since changing it is `user update`'s job, never a side
+/// effect of `create`.
+fn choose_role(
+    user: &UserObjects,
+    asked: Option<Role>,
+    current: Option<String>,
+) -> anyhow::Result<Role> {
+    let Some(current) = current else {
+        return Ok(asked.unwrap_or(Role::Developer));
+    };
+    let kept = Role::from_name(&current)
+        .with_context(|| format!("user {} has the unknown role {current:?}", user.name))?;
+    if let Some(asked) = asked
+        && asked != kept
+    {
+        bail!(
+            "user {} exists with role {current}; `user create` changes nothing it was not asked to create: change the role with `kubectl phd user update {} --role {}`",
+            user.name,
+            user.name,
+            asked.name()
+        );
+    }
+    output::info(format!(
+        "user {} exists: kept its role {current}",
+        user.name
+    ));
+    Ok(kept)
+}
+
+/// The password to store, and whether it was generated (then shown once):
+/// a re-run without a new password keeps the current one; a new user gets
+/// the one given on stdin, one typed at the terminal, or a generated one.
+fn choose_password(
+    user: &UserObjects,
+    given: Option<String>,
+    stored: &StoredPassword,
+) -> anyhow::Result<(Option<String>, bool)> {
+    let chosen = match (given, &stored.hash) {
+        (Some(given), Some(hash)) if password::bcrypt_matches(&given, hash) => (None, false),
+        (Some(given), _) => (Some(given), false),
+        (None, Some(_)) => (None, false),
+        (None, None) if prompt::can_prompt() => (Some(prompt::new_password(&user.name)?), false),
+        (None, None) => (Some(password::generate(GENERATED_PASSWORD_LENGTH)), true),
+    };
+    if chosen.0.is_none() && stored.hash.is_some() {
+        output::info(format!("user {}: kept its Argo CD password", user.name));
+    }
+    Ok(chosen)
+}
+
+/// Applies the user roles and turns on the user's Argo CD login
+/// (`accounts.<name>: login` in argocd-cm).
+async fn enable_login(client: &kube::Client, user: &UserObjects) -> anyhow::Result<()> {
+    Applier::new(client.clone())
+        .apply(&manifests::user_roles().documents().await?, None, &|_| {})
+        .await
+        .context("cannot apply the user roles")?;
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
+    config_maps
+        .patch(
+            "argocd-cm",
+            &user.apply_params(),
+            &Patch::Apply(config_map(
+                "argocd-cm",
+                BTreeMap::from([(user.account_key.clone(), "login".to_owned())]),
+            )),
+        )
+        .await
+        .context("cannot enable the Argo CD login in argocd-cm")?;
+    Ok(())
+}
+
+/// Stores the bcrypt hash of `password` in argocd-secret. A password chosen
+/// because the user had none is stored only if argocd-secret is as read: of
+/// two runs at once, one stores its password and the other keeps it, so no
+/// run shows one that does not work. `Ok(false)` when another run's password
+/// was kept; an error after ten conflicting changes of argocd-secret.
+async fn store_new_password(
+    client: &kube::Client,
+    user: &UserObjects,
+    password: &str,
+    stored: &StoredPassword,
+) -> anyhow::Result<bool> {
+    let mut precondition = stored
+        .hash
+        .is_none()
+        .then_some(stored.resource_version.as_deref())
+        .flatten()
+        .map(str::to_owned);
+    let hash = password::bcrypt_hash(password)?;
+    for _ in 0..=10 {
+        match store_password(client, user, &hash, precondition.as_deref()).await {
+            Ok(()) => return Ok(true),
+            Err(StoreError::Other(error)) => return Err(error),
+            Err(StoreError::Conflict) => {
+                let now = current_password_hash(client, user).await?;
+                if now.hash.is_some() {
+                    output::info(format!(
+                        "user {} got a password from another run at the same time; kept that one",
+                        user.name
+                    ));
+                    return Ok(false);
+                }
+                // Something else in argocd-secret changed: try again.
+                precondition = now.resource_version;
+            }
+        }
+    }
+    bail!(
+        "argocd-secret kept changing while the password of {} was being stored; run the same command again",
+        user.name
+    )
+}
+
+/// Where the user logs in: the Argo CD UI (at `https://argocd.<domain>`
+/// when the cluster domain is known) and Argo Workflows through a
+/// port-forward with the token.
+fn print_login_help(session: &Session, user: &UserObjects, role: Role) -> anyhow::Result<()> {
+    output::info(format!(
+        "user {} ready with role {}",
+        user.name,
+        role.name()
+    ));
+    let domain = session
+        .settings()
+        .get(Setting::ClusterDomain, None)?
+        .map(|d| d.value);
+    let argocd_address = domain.map_or_else(
+        || "the Argo CD UI".to_owned(),
+        |d| format!("https://argocd.{d}"),
+    );
+    output::info(format!(
+        "  Argo CD: log in at {argocd_address} as {}",
+        user.name
+    ));
+    output::info(format!(
+        "  Argo Workflows: `kubectl -n {WORKFLOWS_NAMESPACE} port-forward svc/argo-server 2746`, then log in at https://localhost:2746 with the token (`kubectl phd user create {} --show-token` prints it)",
+        user.name
+    ));
+    Ok(())
 }
 
 /// Prints a user's result. The generated password and the token are

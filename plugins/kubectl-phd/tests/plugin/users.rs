@@ -1204,3 +1204,68 @@ async fn verbose_reports_each_api_request_and_no_secret() {
         .expect("run");
     assert!(!String::from_utf8_lossy(&quiet.stderr).contains("request: "));
 }
+
+/// Issue 18: `-vv` adds each request's and answer's body, with the values of
+/// Secrets (the password hash written to argocd-secret, the token read
+/// back) redacted: neither the generated password, nor the token, nor the
+/// hash reaches the log.
+#[tokio::test]
+async fn very_verbose_shows_bodies_with_secrets_redacted() {
+    let plane = cluster().await;
+    let name = unique_name("bodies");
+    let output = phd(&plane.admin_kubeconfig)
+        .args(["-vv", "user", "create", &name, "--show-token"])
+        .write_stdin("")
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let bodies: Vec<&str> = stderr
+        .lines()
+        .filter_map(|line| {
+            line.strip_prefix("request: request body: ")
+                .or_else(|| line.strip_prefix("request: response body: "))
+        })
+        .collect();
+    // The ServiceAccount applied is shown as sent.
+    assert!(
+        bodies
+            .iter()
+            .any(|body| body.contains("\"kind\":\"ServiceAccount\"")
+                && body.contains(&format!("\"name\":\"phd-user-{name}\""))),
+        "{stderr}"
+    );
+    // The password hash written to argocd-secret: its key shown, its value not.
+    assert!(
+        bodies
+            .iter()
+            .any(|body| body.contains(&format!("\"accounts.{name}.password\":\"<redacted>\""))),
+        "{stderr}"
+    );
+    let client = plane.client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client, "argocd");
+    let stored = secrets.get("argocd-secret").await.expect("argocd-secret");
+    let hash = stored
+        .data
+        .as_ref()
+        .and_then(|data| data.get(&format!("accounts.{name}.password")))
+        .map(|hash| String::from_utf8_lossy(&hash.0).into_owned())
+        .expect("the password hash is stored");
+    assert!(!stderr.contains(&hash), "the hash reached the log");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let token = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("Bearer "))
+        .expect("the token is printed");
+    for secret in [token, &base64_of(token)] {
+        assert!(
+            !stderr.contains(secret),
+            "the token reached the log: {stderr}"
+        );
+    }
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
