@@ -604,7 +604,7 @@ fn refuse_changes(args: &InstanceCreateArgs, config: &str, path: &Path) -> anyho
             "--edx-platform-version",
             args.edx_platform_version.clone(),
         ),
-        ("PHD_TUTOR_VERSION", "--tutor-version", tutor),
+        (render::TUTOR_VERSION_KEY, "--tutor-version", tutor),
     ];
     let mut different = Vec::new();
     for (key, flag, value) in asked {

@@ -320,7 +320,10 @@ pub fn registry_pull_secret(session: &Session, namespace: &str) -> anyhow::Resul
         text.split_once(':')
             .is_some_and(|(u, t)| !u.is_empty() && !t.is_empty())
     }) {
-        bail!("PHD_DOCKER_REGISTRY_CREDENTIALS must be the base64 of user:token");
+        bail!(
+            "{} must be the base64 of user:token",
+            Credential::DockerRegistryCredentials.env_name()
+        );
     }
     let registry = session
         .settings()
