@@ -4,11 +4,60 @@
 
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 
 /// The namespace Argo CD is installed in and its Applications live in.
 pub const ARGOCD_NAMESPACE: &str = "argocd";
+
+/// The Secret Argo CD reads its local accounts' passwords from.
+pub const ARGOCD_SECRET: &str = "argocd-secret";
+
+/// The [`ARGOCD_SECRET`] keys of a local account's password: its bcrypt
+/// hash and when it was set. `admin.password`/`admin.passwordMtime` for
+/// `admin`, `accounts.<name>.password`/`accounts.<name>.passwordMtime` for
+/// the others (Argo CD's user management docs).
+pub fn password_keys(account: &str) -> (String, String) {
+    let prefix = if account == "admin" {
+        "admin".to_owned()
+    } else {
+        format!("accounts.{account}")
+    };
+    (
+        format!("{prefix}.password"),
+        format!("{prefix}.passwordMtime"),
+    )
+}
+
+/// The part of [`ARGOCD_SECRET`] that sets `account`'s password to the
+/// bcrypt `hash` ([`crate::password::bcrypt_hash`]), set now (UTC, RFC 3339
+/// to the second, as Argo CD writes it), for a server-side apply. With
+/// `resource_version`, the apply succeeds only while argocd-secret is still
+/// at that version (409 Conflict otherwise).
+pub fn password_secret(account: &str, hash: &str, resource_version: Option<String>) -> Secret {
+    let (password_key, mtime_key) = password_keys(account);
+    let mtime = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(ARGOCD_SECRET.to_owned()),
+            namespace: Some(ARGOCD_NAMESPACE.to_owned()),
+            resource_version,
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([
+            (password_key, ByteString(hash.as_bytes().to_vec())),
+            (mtime_key, ByteString(mtime.into_bytes())),
+        ])),
+        ..Secret::default()
+    }
+}
 
 /// The annotation that asks the ApplicationSet controller to reconcile now,
 /// reading the repository without its revision cache; the controller removes
@@ -341,6 +390,30 @@ pub fn source_state(application: &DynamicObject) -> SourceState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_go_under_argocd_s_keys() {
+        assert_eq!(
+            password_keys("admin"),
+            (
+                "admin.password".to_owned(),
+                "admin.passwordMtime".to_owned()
+            )
+        );
+        assert_eq!(
+            password_keys("alice"),
+            (
+                "accounts.alice.password".to_owned(),
+                "accounts.alice.passwordMtime".to_owned()
+            )
+        );
+        let secret = password_secret("alice", "$2b$10$hash", Some("42".to_owned()));
+        assert_eq!(secret.metadata.resource_version.as_deref(), Some("42"));
+        let data = secret.data.unwrap_or_default();
+        assert_eq!(data["accounts.alice.password"].0, b"$2b$10$hash");
+        let mtime = String::from_utf8_lossy(&data["accounts.alice.passwordMtime"].0).into_owned();
+        assert!(mtime.parse::<jiff::Timestamp>().is_ok(), "{mtime}");
+    }
 
     fn application(status: serde_json::Value) -> DynamicObject {
         DynamicObject::new("a", &application_resource()).data(serde_json::json!({"status": status}))

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, bail};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -19,7 +18,7 @@ use phd_common::config::Setting;
 use phd_common::{manifests, naming, password};
 use serde::Serialize;
 
-use crate::argo::{ARGOCD_NAMESPACE, WORKFLOWS_NAMESPACE};
+use crate::argo::{ARGOCD_NAMESPACE, ARGOCD_SECRET, WORKFLOWS_NAMESPACE};
 use crate::cli::{
     ListFormat, ResultFormat, Role, UserCreateArgs, UserDeleteArgs, UserListArgs, UserUpdateArgs,
 };
@@ -53,7 +52,6 @@ struct UserObjects {
     field_manager: String,
     account_key: String,
     password_key: String,
-    password_mtime_key: String,
     policy_key: String,
 }
 
@@ -66,8 +64,7 @@ impl UserObjects {
             binding: format!("phd-user-{name}"),
             field_manager: format!("kubectl-phd-user-{name}"),
             account_key: format!("accounts.{name}"),
-            password_key: format!("accounts.{name}.password"),
-            password_mtime_key: format!("accounts.{name}.passwordMtime"),
+            password_key: phd_common::argo::password_keys(name).0,
             policy_key: format!("policy.phd-user-{name}.csv"),
         }
     }
@@ -94,7 +91,7 @@ impl UserObjects {
             ObjectRef::new("ConfigMap", argocd, "argocd-rbac-cm", shared),
         ];
         if password {
-            objects.push(ObjectRef::new("Secret", argocd, "argocd-secret", shared));
+            objects.push(ObjectRef::new("Secret", argocd, ARGOCD_SECRET, shared));
         }
         objects.extend([
             ObjectRef::new("ServiceAccount", workflows, &self.service_account, action),
@@ -201,7 +198,7 @@ async fn read_argocd(client: &kube::Client) -> anyhow::Result<ArgocdObjects> {
     let (config, rbac, secret) = tokio::join!(
         config_maps.get_opt("argocd-cm"),
         config_maps.get_opt("argocd-rbac-cm"),
-        secrets.get_opt("argocd-secret")
+        secrets.get_opt(ARGOCD_SECRET)
     );
     let missing = || {
         anyhow::anyhow!(
@@ -588,12 +585,12 @@ pub async fn delete(session: &Session, args: &UserDeleteArgs) -> anyhow::Result<
     }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
     let empty_secret = Secret {
-        metadata: meta("argocd-secret", Some(ARGOCD_NAMESPACE), None),
+        metadata: meta(ARGOCD_SECRET, Some(ARGOCD_NAMESPACE), None),
         ..Default::default()
     };
     secrets
         .patch(
-            "argocd-secret",
+            ARGOCD_SECRET,
             &user.apply_params(),
             &Patch::Apply(&empty_secret),
         )
@@ -812,7 +809,7 @@ async fn current_password_hash(
 ) -> anyhow::Result<StoredPassword> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
     let secret = secrets
-        .get_opt("argocd-secret")
+        .get_opt(ARGOCD_SECRET)
         .await
         .context("cannot read argocd-secret")?;
     let resource_version = secret
@@ -842,32 +839,11 @@ async fn store_password(
     hash: &str,
     resource_version: Option<&str>,
 ) -> Result<(), StoreError> {
-    let mtime = jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
-    let mut metadata = meta("argocd-secret", Some(ARGOCD_NAMESPACE), None);
-    metadata.resource_version = resource_version.map(str::to_owned);
-    let secret = Secret {
-        metadata,
-        data: Some(BTreeMap::from([
-            (
-                user.password_key.clone(),
-                ByteString(hash.as_bytes().to_vec()),
-            ),
-            (
-                user.password_mtime_key.clone(),
-                ByteString(mtime.into_bytes()),
-            ),
-        ])),
-        ..Default::default()
-    };
+    let secret =
+        phd_common::argo::password_secret(&user.name, hash, resource_version.map(str::to_owned));
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
     match secrets
-        .patch(
-            "argocd-secret",
-            &user.apply_params(),
-            &Patch::Apply(&secret),
-        )
+        .patch(ARGOCD_SECRET, &user.apply_params(), &Patch::Apply(&secret))
         .await
     {
         Ok(_) => Ok(()),
@@ -1032,7 +1008,7 @@ async fn remove_leftover_keys(client: &kube::Client, user: &UserObjects) -> anyh
         .await
         .context("cannot remove the user from argocd-rbac-cm")?;
     let secret = secrets
-        .get_opt("argocd-secret")
+        .get_opt(ARGOCD_SECRET)
         .await
         .context("cannot read argocd-secret")?;
     let keys: Vec<String> = secret
@@ -1041,7 +1017,7 @@ async fn remove_leftover_keys(client: &kube::Client, user: &UserObjects) -> anyh
         .unwrap_or_default();
     if !keys.is_empty() {
         secrets
-            .patch("argocd-secret", &params, &removal(&keys))
+            .patch(ARGOCD_SECRET, &params, &removal(&keys))
             .await
             .context("cannot remove the user's keys from argocd-secret")?;
     }

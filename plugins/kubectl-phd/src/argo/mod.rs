@@ -7,7 +7,6 @@ mod repository;
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, bail};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
@@ -28,7 +27,7 @@ use crate::output;
 use crate::prompt;
 use crate::session::Session;
 
-pub use phd_common::argo::ARGOCD_NAMESPACE;
+pub use phd_common::argo::{ARGOCD_NAMESPACE, ARGOCD_SECRET};
 pub use repository::{SECRET_TYPE_LABEL, repository};
 
 pub const WORKFLOWS_NAMESPACE: &str = "argo";
@@ -759,7 +758,7 @@ async fn try_set_admin_password(
 ) -> anyhow::Result<Option<AdminPassword>> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
     let stored = secrets
-        .get_opt("argocd-secret")
+        .get_opt(ARGOCD_SECRET)
         .await
         .context("cannot read the Argo CD secret argocd-secret")?;
     let read_at = stored
@@ -786,31 +785,13 @@ async fn try_set_admin_password(
         }
     };
     let hash = password::bcrypt_hash(&password)?;
-    let mtime = jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
     // A generated password is stored only if argocd-secret is as read, so of
     // two installs at once only one shows a password, the one that works.
     let generated = matches!(outcome, AdminPassword::Generated { .. });
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some("argocd-secret".into()),
-            namespace: Some(ARGOCD_NAMESPACE.into()),
-            resource_version: read_at.filter(|_| generated),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([
-            ("admin.password".to_owned(), ByteString(hash.into_bytes())),
-            (
-                "admin.passwordMtime".to_owned(),
-                ByteString(mtime.into_bytes()),
-            ),
-        ])),
-        ..Default::default()
-    };
+    let secret = phd_common::argo::password_secret("admin", &hash, read_at.filter(|_| generated));
     match secrets
         .patch(
-            "argocd-secret",
+            ARGOCD_SECRET,
             &PatchParams::apply(ADMIN_PASSWORD_MANAGER).force(),
             &Patch::Apply(&secret),
         )
