@@ -625,6 +625,18 @@ impl<'a> Settings<'a> {
         Ok(resolved)
     }
 
+    /// Checks the value of each of `settings` that is set anywhere (no
+    /// flag), so a bad one is named before anything else is reported, such
+    /// as required values that are missing.
+    ///
+    /// # Errors
+    /// The first [`ConfigError::Invalid`], in the order given.
+    pub fn check_all(&self, settings: &[Setting]) -> Result<(), ConfigError> {
+        settings
+            .iter()
+            .try_for_each(|setting| self.get(*setting, None).map(drop))
+    }
+
     fn lookup(&self, setting: Setting, flag: Option<&str>) -> Option<Resolved> {
         if let Some(value) = flag.filter(|value| !value.is_empty()) {
             return Some(Resolved {

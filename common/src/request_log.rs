@@ -156,7 +156,11 @@ pub fn shown(path: &str, body: &[u8]) -> String {
     redact(path, &mut value);
     let text = value.to_string();
     match text.char_indices().nth(BODY_LIMIT) {
-        Some((cut, _)) => format!("{}… ({} more bytes)", &text[..cut], text.len() - cut),
+        Some((cut, _)) => format!(
+            "{}… ({} more characters)",
+            &text[..cut],
+            text[cut..].chars().count()
+        ),
         None => text,
     }
 }
@@ -330,7 +334,7 @@ mod redaction {
         );
         let long = serde_json::to_vec(&json!({"data": "é".repeat(BODY_LIMIT)})).unwrap_or_default();
         let cut = shown("/api/v1/namespaces/demo/configmaps/x", &long);
-        assert!(cut.ends_with(" more bytes)"), "{cut}");
+        assert!(cut.ends_with("… (11 more characters)"), "{cut}");
         assert_eq!(
             cut.split('…').next().map(|s| s.chars().count()),
             Some(BODY_LIMIT)

@@ -246,7 +246,7 @@ pub enum ArgoCommand {
 #[command(group(clap::ArgGroup::new("method").required(true).args(["ssh_key_file", "github_app_id", "token_stdin"])))]
 pub struct ArgoRepositoryArgs {
     /// Repository URL [env: PHD_CLUSTER_REPOSITORY] [default: "repository" of context.json]
-    #[arg(long, value_name = "URL")]
+    #[arg(long, visible_alias = "repository", value_name = "URL")]
     pub url: Option<String>,
     /// SSH deploy key: a file holding the private key (the URL must be an ssh one: git@host:path or ssh://)
     #[arg(long, value_name = "FILE")]

@@ -182,8 +182,15 @@ pub fn print_error(error: &anyhow::Error) {
         None => eprintln!("{label} {top}"),
     }
     if verbosity() > 0 {
+        // A wrapper that repeats its source's text (kube's `ServiceError: X`
+        // over `X`) is shown once.
+        let mut above = String::new();
         for cause in causes {
-            eprintln!("  caused by: {}", describe(cause));
+            let text = describe(cause);
+            if !above.ends_with(&text) {
+                eprintln!("  caused by: {text}");
+            }
+            above = text;
         }
     } else if causes.len() > shown {
         eprintln!(

@@ -104,21 +104,16 @@ impl Session {
             },
             Err(error) => (Default::default(), Some(format!("{error:#}"))),
         };
-        output::debug(format!(
-            "infrastructure outputs: {} (sensitive: {})",
-            outputs
-                .values
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
-            outputs
-                .sensitive
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        if problem.is_none() {
+            let names = |map: &std::collections::BTreeMap<String, String>| {
+                map.keys().cloned().collect::<Vec<_>>().join(", ")
+            };
+            output::debug(format!(
+                "infrastructure outputs: {} (sensitive: {})",
+                names(&outputs.values),
+                names(&outputs.sensitive)
+            ));
+        }
         if let Some(problem) = problem {
             output::debug(format!("infrastructure outputs: {problem}"));
             let _ = self.outputs_problem.set(problem);

@@ -290,7 +290,7 @@ pub async fn create(session: &Session, args: &UserCreateArgs) -> anyhow::Result<
         return Err(error);
     }
     // 4. How to log in, and the result.
-    print_login_help(session, &user, role)?;
+    print_login_help(session, &user, role, args.show_token)?;
     let token = if args.show_token {
         Some(format!("Bearer {}", wait_for_token(&client, &user).await?))
     } else {
@@ -440,7 +440,12 @@ async fn store_new_password(
 /// Where the user logs in: the Argo CD UI (at `https://argocd.<domain>`
 /// when the cluster domain is known) and Argo Workflows through a
 /// port-forward with the token.
-fn print_login_help(session: &Session, user: &UserObjects, role: Role) -> anyhow::Result<()> {
+fn print_login_help(
+    session: &Session,
+    user: &UserObjects,
+    role: Role,
+    show_token: bool,
+) -> anyhow::Result<()> {
     output::info(format!(
         "user {} ready with role {}",
         user.name,
@@ -458,9 +463,16 @@ fn print_login_help(session: &Session, user: &UserObjects, role: Role) -> anyhow
         "  Argo CD: log in at {argocd_address} as {}",
         user.name
     ));
+    let token = if show_token {
+        "the token printed below".to_owned()
+    } else {
+        format!(
+            "the token (`kubectl phd user create {} --show-token` prints it)",
+            user.name
+        )
+    };
     output::info(format!(
-        "  Argo Workflows: `kubectl -n {WORKFLOWS_NAMESPACE} port-forward svc/argo-server 2746`, then log in at https://localhost:2746 with the token (`kubectl phd user create {} --show-token` prints it)",
-        user.name
+        "  Argo Workflows: `kubectl -n {WORKFLOWS_NAMESPACE} port-forward svc/argo-server 2746`, then log in at https://localhost:2746 with {token}"
     ));
     Ok(())
 }

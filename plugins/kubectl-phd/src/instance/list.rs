@@ -210,6 +210,9 @@ async fn gather(
 ) -> anyhow::Result<BTreeMap<String, InstanceState>> {
     let cluster = session.connect().await?;
     let client = cluster.client;
+    // Instances are Argo CD Applications made by Argo Workflows: without
+    // Argo there is none to list, and an empty table would hide why.
+    super::create::require_argo(&client).await?;
     let selector = match only {
         Some(name) => ListParams::default().labels(&format!("{INSTANCE_LABEL}={name}")),
         None => ListParams::default().labels(INSTANCE_LABEL),

@@ -558,6 +558,30 @@ impl Provisioning {
     /// invalid is an error.
     pub fn from_environment(session: &Session) -> anyhow::Result<Self> {
         let settings = session.settings();
+        // Every value instance create and delete read without a flag, checked
+        // first: a bad one is named even while required ones are missing.
+        settings.check_all(&[
+            Setting::MysqlHost,
+            Setting::MysqlPort,
+            Setting::MysqlRootUser,
+            Setting::MysqlCaCertificate,
+            Setting::MongodbHost,
+            Setting::MongodbPort,
+            Setting::MongodbAuthSource,
+            Setting::MongodbReplicaSet,
+            Setting::MongodbClusterId,
+            Setting::StorageType,
+            Setting::StorageRegion,
+            Setting::StorageEndpointUrl,
+            Setting::StorageVersioning,
+            Setting::StorageMakePublic,
+            Setting::RepositoryBranch,
+            Setting::DockerRegistry,
+            Setting::AtlasProjectId,
+            Setting::AtlasClusterName,
+            Setting::AtlasApiUrl,
+            Setting::DigitaloceanApiUrl,
+        ])?;
         let credential = |credential: Credential| settings.credential(credential);
         let setting = |setting: Setting| -> anyhow::Result<String> {
             Ok(settings

@@ -315,6 +315,52 @@ async fn doctor_names_the_permissions_an_unprivileged_user_lacks() {
     );
 }
 
+/// Issue 18: an error is printed once, its first line naming what failed;
+/// `-v` adds each cause once (a wrapper that repeats its source, kube's
+/// `ServiceError: X` over `X`, is not printed twice); without `-v` a hint
+/// says how to see them.
+#[tokio::test]
+async fn verbose_adds_each_cause_of_an_error_once() {
+    let plane = ControlPlane::shared().await;
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let text = std::fs::read_to_string(&plane.admin_kubeconfig).expect("kubeconfig");
+    let mut config: Value = serde_json::from_str(&text).expect("json");
+    config["clusters"][0]["cluster"]["server"] = Value::String(format!("https://127.0.0.1:{port}"));
+    let home = tempfile::tempdir().expect("home");
+    let run = |verbose: bool| {
+        let mut command = phd(home.path());
+        command.env("KUBECONFIG_CONTENT", config.to_string());
+        if verbose {
+            command.arg("-v");
+        }
+        let output = command.args(["user", "list"]).output().expect("run");
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let quiet = run(false);
+    let errors: Vec<&str> = quiet.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{quiet}");
+    assert!(
+        errors[0].contains("cannot reach the Kubernetes API server"),
+        "{quiet}"
+    );
+    assert!(!quiet.contains("caused by:"), "{quiet}");
+    assert!(quiet.contains("run with -v to see every cause"), "{quiet}");
+
+    let verbose = run(true);
+    let causes: Vec<&str> = verbose
+        .lines()
+        .filter_map(|line| line.strip_prefix("  caused by: "))
+        .collect();
+    assert!(!causes.is_empty(), "{verbose}");
+    for pair in causes.windows(2) {
+        assert!(!pair[0].ends_with(pair[1]), "a cause repeated: {verbose}");
+    }
+}
+
 #[tokio::test]
 async fn doctor_fails_clearly_when_the_server_is_down() {
     let plane = ControlPlane::shared().await;
@@ -593,7 +639,12 @@ fn the_quick_start_installs_a_plugin_kubectl_finds() {
 async fn commands_that_need_argo_say_so_on_a_cluster_without_it() {
     let plane = ControlPlane::shared().await;
     let home = tempfile::tempdir().expect("home");
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
+        (&["instance", "list"], "Argo Workflows is not installed"),
+        (
+            &["instance", "status", "demo"],
+            "Argo Workflows is not installed",
+        ),
         (&["ci-credentials"], "Argo CD is not installed"),
         (
             &[

@@ -2041,6 +2041,37 @@ fn bad_or_missing_settings_are_named_before_any_change() {
         "{stderr}"
     );
     assert!(!repo.instances().exists(), "files written");
+    // A bad value is named even while required ones are missing (from a
+    // trial: the missing ones hid it until they were set).
+    for (variable, value, expected) in [
+        (
+            "PHD_STORAGE_MAKE_PUBLIC",
+            "maybe",
+            "is not one of: true, false",
+        ),
+        ("PHD_MYSQL_PORT", "99999", "is not a port number"),
+        ("PHD_STORAGE_TYPE", "gcs", "is not one of: s3, spaces"),
+    ] {
+        let output = repo
+            .phd(&kubeconfig)
+            .env_remove("PHD_MONGODB_PROVIDER")
+            .env_remove("PHD_ATLAS_PUBLIC_KEY")
+            .env_remove("PHD_MYSQL_ROOT_PASSWORD")
+            .env(variable, value)
+            .args(["instance", "create", "demo", "--dry-run"])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        let first = stderr
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or("");
+        assert!(
+            first.contains(variable) && first.contains(expected),
+            "{variable}={value}: {stderr}"
+        );
+    }
 }
 
 /// Issue 14.5: a namespace held Terminating by a finalizer. The timeout names
