@@ -179,3 +179,30 @@ async fn identity_without_bindings_is_denied_by_rbac() {
         other => panic!("expected a 403 from the API server, got {other:?}"),
     }
 }
+
+/// `phd-sandbox --help` prints its usage without starting anything; an
+/// unknown argument is refused with exit code 2 (from a trial: `--help`
+/// started a control plane).
+#[test]
+fn sandbox_help_starts_nothing_and_unknown_arguments_are_refused() {
+    let sandbox = env!("CARGO_BIN_EXE_phd-sandbox");
+    let help = std::process::Command::new(sandbox)
+        .arg("--help")
+        .output()
+        .expect("run");
+    assert!(help.status.success(), "{help:?}");
+    let stdout = String::from_utf8_lossy(&help.stdout);
+    assert!(stdout.starts_with("usage: phd-sandbox"), "{stdout}");
+    assert!(
+        !stdout
+            .lines()
+            .any(|line| line.starts_with("export KUBECONFIG=")),
+        "{stdout}"
+    );
+    let unknown = std::process::Command::new(sandbox)
+        .arg("--bogus")
+        .output()
+        .expect("run");
+    assert_eq!(unknown.status.code(), Some(2), "{unknown:?}");
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unexpected arguments"));
+}

@@ -5,11 +5,37 @@
 
 use phd_testkit::{ControlPlane, KUBERNETES_VERSION};
 
+const USAGE: &str = "usage: phd-sandbox [--prepare]
+
+Starts the tests' local control plane (etcd, kube-apiserver,
+kube-controller-manager), prints `export KUBECONFIG=...` on stdout, and
+stops it and removes its files on Ctrl-C.
+
+  --prepare   only build (or find) the cached binaries and print their path
+  -h, --help  print this help";
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    if std::env::args().nth(1).as_deref() == Some("--prepare") {
-        println!("{}", phd_testkit::binary()?.display());
-        return Ok(());
+async fn main() -> anyhow::Result<std::process::ExitCode> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] => {}
+        ["--prepare"] => {
+            println!("{}", phd_testkit::binary()?.display());
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        ["-h" | "--help"] => {
+            println!("{USAGE}");
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        other => {
+            eprintln!("error: unexpected arguments {other:?}\n\n{USAGE}");
+            return Ok(std::process::ExitCode::from(2));
+        }
     }
     eprintln!("starting etcd, kube-apiserver and kube-controller-manager {KUBERNETES_VERSION}...");
     let started = std::time::Instant::now();
@@ -26,5 +52,5 @@ async fn main() -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await?;
     eprintln!("stopping...");
     drop(plane);
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }
