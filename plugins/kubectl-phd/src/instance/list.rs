@@ -237,15 +237,12 @@ async fn gather(
                 .collect()
         })
         .unwrap_or_default();
-    let not_installed =
-        |result: Result<kube::core::ObjectList<DynamicObject>, kube::Error>| match result {
-            Ok(list) => Ok(list.items),
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
-            Err(error) => Err(error),
-        };
+    // Argo's kinds are served (checked above), so a failed list is an error.
     let namespaces = namespaces.context("cannot list instance namespaces")?.items;
-    let applications = not_installed(applications).context("cannot list Argo CD Applications")?;
-    let workflows = not_installed(workflows).context("cannot list Workflows")?;
+    let applications = applications
+        .context("cannot list Argo CD Applications")?
+        .items;
+    let workflows = workflows.context("cannot list Workflows")?.items;
 
     let mut states: BTreeMap<String, InstanceState> = BTreeMap::new();
     let label = |labels: &Option<BTreeMap<String, String>>| {
