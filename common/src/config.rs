@@ -752,12 +752,39 @@ impl<'a> Settings<'a> {
         })
     }
 
+    /// The MongoDB provider, all of whose variables are set.
+    ///
+    /// # Errors
+    /// What [`Settings::mongodb_provider_needs`] returns, and
+    /// [`ConfigError::IncompleteMongoProvider`] naming the provider's
+    /// variables that are not set.
     pub fn mongodb_provider(&self) -> Result<MongodbProvider, ConfigError> {
+        let (provider, missing) = self.mongodb_provider_needs()?;
+        if missing.is_empty() {
+            Ok(provider)
+        } else {
+            Err(ConfigError::IncompleteMongoProvider {
+                provider: provider.name(),
+                missing: missing.join(", "),
+            })
+        }
+    }
+
+    /// The MongoDB provider chosen (`PHD_MONGODB_PROVIDER`, else the one
+    /// whose variables are set) and its required variables that are not
+    /// set, so that a dry run can preview without them.
+    ///
+    /// # Errors
+    /// [`ConfigError::UnknownMongoProvider`] for a name it does not know,
+    /// [`ConfigError::NoMongoProvider`] when none is chosen.
+    pub fn mongodb_provider_needs(
+        &self,
+    ) -> Result<(MongodbProvider, Vec<&'static str>), ConfigError> {
         let named = self.env.var("PHD_MONGODB_PROVIDER");
         let provider = match named.as_deref() {
             Some("digitalocean_api" | "digitalocean") => MongodbProvider::DigitalOcean,
             Some("atlas") => MongodbProvider::Atlas,
-            Some("disabled" | "none") => return Ok(MongodbProvider::Disabled),
+            Some("disabled" | "none") => return Ok((MongodbProvider::Disabled, Vec::new())),
             Some(other) => return Err(ConfigError::UnknownMongoProvider(other.to_owned())),
             None if ATLAS_VARIABLES
                 .iter()
@@ -773,7 +800,7 @@ impl<'a> Settings<'a> {
             }
             None => return Err(ConfigError::NoMongoProvider),
         };
-        let missing: Vec<&str> = provider
+        let missing: Vec<&'static str> = provider
             .required_variables()
             .iter()
             .copied()
@@ -784,14 +811,7 @@ impl<'a> Settings<'a> {
                 _ => self.env.var(name).is_none(),
             })
             .collect();
-        if missing.is_empty() {
-            Ok(provider)
-        } else {
-            Err(ConfigError::IncompleteMongoProvider {
-                provider: provider.name(),
-                missing: missing.join(", "),
-            })
-        }
+        Ok((provider, missing))
     }
 }
 

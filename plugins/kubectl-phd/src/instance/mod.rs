@@ -629,8 +629,13 @@ impl Provisioning {
             );
         }
         // Everything missing in one error, not one per run (from a trial).
-        let mongodb = match settings.mongodb_provider() {
-            Ok(provider) => provider,
+        // The provider's own variables, like the credentials, are needed by
+        // a real run only: a dry run lists them.
+        let mongodb = match settings.mongodb_provider_needs() {
+            Ok((provider, needed)) => {
+                missing.extend(needed);
+                provider
+            }
             Err(error) if missing.is_empty() => return Err(error.into()),
             Err(error) => bail!(
                 "{error}; also missing: {} (required environment variables)",

@@ -2074,6 +2074,50 @@ fn bad_or_missing_settings_are_named_before_any_change() {
     }
 }
 
+/// A dry run needs none of the admin credentials, the MongoDB provider's
+/// included (from a trial: `PHD_MONGODB_PROVIDER=atlas` without its keys
+/// stopped the preview); it names them, and a real run refuses without them.
+#[test]
+fn dry_run_previews_without_the_mongodb_provider_s_variables() {
+    let repo = Repo::new();
+    let kubeconfig = unreachable_kubeconfig(repo.dir.path()).expect("kubeconfig");
+    let run = |dry_run: bool| {
+        let mut command = repo.phd(&kubeconfig);
+        command
+            .env_remove("PHD_ATLAS_PUBLIC_KEY")
+            .env_remove("PHD_ATLAS_PRIVATE_KEY")
+            .args(["instance", "create", "demo"]);
+        if dry_run {
+            command.arg("--dry-run");
+        }
+        command.output().expect("run")
+    };
+    let preview = run(true);
+    let stdout = String::from_utf8_lossy(&preview.stdout);
+    assert!(preview.status.success(), "{preview:?}");
+    let not_set = stdout
+        .lines()
+        .find(|line| line.starts_with("# not set, required without --dry-run:"))
+        .unwrap_or_default();
+    assert!(
+        not_set.contains("PHD_ATLAS_PUBLIC_KEY") && not_set.contains("PHD_ATLAS_PRIVATE_KEY"),
+        "{stdout}"
+    );
+    let real = run(false);
+    let stderr = String::from_utf8_lossy(&real.stderr);
+    assert_eq!(real.status.code(), Some(1), "{stderr}");
+    let first = stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or("");
+    assert!(first.contains("PHD_ATLAS_PUBLIC_KEY"), "{stderr}");
+    assert!(
+        !stderr.contains("cannot reach"),
+        "refused before connecting: {stderr}"
+    );
+    assert!(!repo.instances().exists(), "files written");
+}
+
 /// Issue 14.5: a namespace held Terminating by a finalizer. The timeout names
 /// what Kubernetes reports as blocking; a re-run recognises the namespace is
 /// already being deleted and only waits; once the finalizer goes, it finishes.
