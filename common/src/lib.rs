@@ -6,6 +6,7 @@ pub mod argo;
 pub mod cluster;
 pub mod config;
 pub mod digitalocean;
+pub mod fs;
 pub mod http;
 pub mod manifest;
 pub mod manifests;

@@ -87,6 +87,19 @@ pub enum TutorError {
     },
     #[error("`tutor {command}` failed: {message}")]
     Run { command: String, message: String },
+    #[error("setting {key}: {reason}")]
+    UnsafeValue { key: String, reason: String },
+    #[error(
+        "Tutor rendered {file} that is not valid {language} (line {line}: {message}); a setting's value breaks it, change that setting"
+    )]
+    InvalidRendering {
+        file: PathBuf,
+        language: &'static str,
+        line: usize,
+        message: String,
+    },
+    #[error(transparent)]
+    Fs(#[from] crate::fs::FsError),
     #[error("{action} {path}")]
     Io {
         action: &'static str,
@@ -208,7 +221,7 @@ impl Tutor {
 
     /// `tutor --version`, as `MAJOR.MINOR.PATCH`.
     pub fn version(&self) -> Result<String, TutorError> {
-        let output = Command::new(self.executable())
+        let output = isolated(&mut Command::new(self.executable()))
             .arg("--version")
             .stdin(Stdio::null())
             .output()
@@ -247,6 +260,7 @@ impl Tutor {
             plugins,
         };
         rendering.run(&["config", "save"])?;
+        rendering.check_rendered()?;
         Ok(rendering)
     }
 }
@@ -266,11 +280,10 @@ impl Rendering {
     }
 
     fn run(&self, args: &[&str]) -> Result<Vec<u8>, TutorError> {
-        let output = Command::new(self.tutor.executable())
+        let output = isolated(&mut Command::new(self.tutor.executable()))
             .args(args)
             .env("TUTOR_ROOT", &self.root)
             .env("TUTOR_PLUGINS_ROOT", &self.plugins)
-            .env_remove("TUTOR_PLUGINS")
             .stdin(Stdio::null())
             .output()
             .map_err(io("cannot run", &self.tutor.executable()))?;
@@ -292,6 +305,220 @@ impl Rendering {
             command: "phd secrets".into(),
             message: format!("its output is not a JSON object of strings: {error}"),
         })
+    }
+}
+
+/// The only variables of phd's environment a Tutor process gets. Tutor
+/// reads every `TUTOR_<SETTING>` variable as a setting, and phd's
+/// environment holds the cluster's credentials (`PHD_MYSQL_ROOT_PASSWORD`,
+/// storage keys): a template, a plugin or a value must find none of them.
+const PASSED_ENVIRONMENT: &[&str] = &["PATH", "HOME", "TMPDIR", "SYSTEMROOT", "TEMP", "TMP"];
+
+/// `command` with an empty environment but [`PASSED_ENVIRONMENT`], Python
+/// in UTF-8 mode and writing no bytecode.
+fn isolated(command: &mut Command) -> &mut Command {
+    command.env_clear();
+    for name in PASSED_ENVIRONMENT {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    command
+        .env("PYTHONUTF8", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+}
+
+/// Checks every value of an instance's settings before Tutor sees them
+/// ([`check_value`] for each top-level setting).
+///
+/// Errors: [`TutorError::UnsafeValue`] naming the first setting refused.
+pub fn check_config(config: &serde_json::Map<String, serde_json::Value>) -> Result<(), TutorError> {
+    for (key, value) in config {
+        check_value(key, value)?;
+    }
+    Ok(())
+}
+
+/// Checks one setting (`key`, its value as parsed from YAML) before it
+/// reaches Tutor, whatever its source (a flag, `--set`, a hand-edited
+/// config.yml).
+///
+/// Tutor renders every string setting as a Jinja template, in an
+/// environment that is not sandboxed, and pastes the result as is into
+/// Python settings, YAML, shell scripts and a Caddyfile, inside double or
+/// single quotes or none. So, for every string in the value (in lists and
+/// mappings too, keys included), refused are:
+/// - Jinja's delimiters `{{`, `{%`, `{#`: template code, run on the
+///   rendering machine;
+/// - `$`: expanded by the init jobs' shells, and `${PHD_...}` is the form of
+///   phd's credential references, resolved from the Secret in the pods;
+/// - `"`, `'`, `` ` `` and `\\`: they end or change the quoted strings the
+///   value is pasted into;
+/// - control characters (a newline ends a Python or YAML line).
+///
+/// And a setting named `*_HOST` must be a host name (letters, digits,
+/// `.`, `-`, `_`, `:` for an IPv6 address), since Tutor pastes hosts into
+/// unquoted shell commands. Setting names are Tutor's: upper-case letters,
+/// digits and `_`. Types (a port is a number) are checked against Tutor's
+/// defaults by phd's Tutor plugin, once the values are known to be plain.
+///
+/// Errors: [`TutorError::UnsafeValue`] with the reason.
+pub fn check_value(key: &str, value: &serde_json::Value) -> Result<(), TutorError> {
+    let refuse = |reason: String| TutorError::UnsafeValue {
+        key: key.to_owned(),
+        reason,
+    };
+    let valid_name = key.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if !valid_name {
+        return Err(refuse(
+            "not a Tutor setting name (upper-case letters, digits and '_', starting with a letter)"
+                .to_owned(),
+        ));
+    }
+    let mut strings = Vec::new();
+    collect_strings(value, &mut strings);
+    for text in strings {
+        if let Some(reason) = unsafe_text(text) {
+            return Err(refuse(reason));
+        }
+        if key.ends_with("_HOST")
+            && !text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
+        {
+            return Err(refuse(format!(
+                "{text:?} is not a host name (letters, digits, '.', '-')"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn collect_strings<'a>(value: &'a serde_json::Value, found: &mut Vec<&'a str>) {
+    match value {
+        serde_json::Value::String(text) => found.push(text),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_strings(v, found)),
+        serde_json::Value::Object(map) => {
+            for (key, item) in map {
+                found.push(key);
+                collect_strings(item, found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Why `text` may not reach Tutor, if it may not (see [`check_value`]).
+fn unsafe_text(text: &str) -> Option<String> {
+    for delimiter in ["{{", "{%", "{#"] {
+        if text.contains(delimiter) {
+            return Some(format!(
+                "the value holds {delimiter:?}, Jinja template syntax that Tutor would run as code; kubectl-phd gives Tutor plain values only"
+            ));
+        }
+    }
+    if text.contains('$') {
+        return Some(
+            "the value holds \"$\", which the rendered shell scripts would expand (and `${PHD_...}` would be read as a credential reference)".to_owned(),
+        );
+    }
+    if let Some(quote) = text.chars().find(|c| matches!(c, '"' | '\'' | '`' | '\\')) {
+        let hint = if quote == '\'' {
+            " (for an apostrophe, use \u{2019})"
+        } else {
+            ""
+        };
+        return Some(format!(
+            "the value holds {quote:?}, which would end or change the quoted strings Tutor writes it into (Python settings, YAML, shell){hint}"
+        ));
+    }
+    if let Some(control) = text.chars().find(|c| c.is_control()) {
+        return Some(format!(
+            "the value holds the control character U+{:04X}; a setting is one line of text",
+            u32::from(control)
+        ));
+    }
+    None
+}
+
+/// Checks, with the venv's Python, that every Python file Tutor rendered
+/// compiles; checks that every YAML file parses.
+const COMPILE_SCRIPT: &str = r#"
+import sys
+failed = 0
+for path in sys.argv[1:]:
+    try:
+        with open(path, "rb") as source:
+            compile(source.read(), path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as error:
+        print("%s\t%s\t%s" % (path, getattr(error, "lineno", 0) or 0, getattr(error, "msg", str(error))))
+        failed = 1
+sys.exit(failed)
+"#;
+
+impl Rendering {
+    /// Everything Tutor rendered must be valid before phd reports success:
+    /// every `.py` file compiles (Python of the venv, the settings the pods
+    /// load), every `.yml`/`.yaml` file parses as YAML.
+    ///
+    /// Errors: [`TutorError::InvalidRendering`] naming the first bad file
+    /// (relative to `env/`), its line and the parser's message.
+    fn check_rendered(&self) -> Result<(), TutorError> {
+        let env = self.env_dir();
+        let files = list_files(&env)?;
+        let python: Vec<&PathBuf> = files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "py"))
+            .collect();
+        if !python.is_empty() {
+            let output = isolated(&mut Command::new(self.tutor.dir.join("bin").join("python")))
+                .arg("-c")
+                .arg(COMPILE_SCRIPT)
+                .args(&python)
+                .current_dir(&env)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(io("cannot run the Python of", &self.tutor.dir))?;
+            if !output.status.success() {
+                let text = String::from_utf8_lossy(&output.stdout);
+                let mut fields = text.lines().next().unwrap_or_default().splitn(3, '\t');
+                return Err(TutorError::InvalidRendering {
+                    file: PathBuf::from(fields.next().unwrap_or_default()),
+                    language: "Python",
+                    line: fields.next().and_then(|l| l.parse().ok()).unwrap_or(0),
+                    message: fields
+                        .next()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| last_lines(&output.stderr, &output.stdout)),
+                });
+            }
+        }
+        for file in files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        {
+            let path = env.join(file);
+            let text = std::fs::read_to_string(&path).map_err(io("cannot read", &path))?;
+            if let Err(error) = serde_saphyr::from_multiple::<serde_json::Value>(&text) {
+                let message = error.to_string();
+                let line = message
+                    .split("line ")
+                    .nth(1)
+                    .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                return Err(TutorError::InvalidRendering {
+                    file: file.clone(),
+                    language: "YAML",
+                    line,
+                    message: message.lines().next().unwrap_or_default().to_owned(),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -337,8 +564,27 @@ impl SyncReport {
 /// Makes `target` hold exactly the files of `source`: writes a file only when
 /// its bytes differ, removes files (and then empty directories) that
 /// `source` lacks. With `dry_run`, reports without changing anything.
+///
+/// Never follows a symbolic link ([`crate::fs`]): `target` (or its parent)
+/// being a link is an error before anything changes; a link inside `target`
+/// is replaced or removed itself, its target untouched. Every file is
+/// written atomically, so an interrupted run leaves whole files.
 pub fn sync_dir(source: &Path, target: &Path, dry_run: bool) -> Result<SyncReport, TutorError> {
-    let wanted = list_files(source)?;
+    sync_files(source, list_files(source)?, target, dry_run)
+}
+
+/// [`sync_dir`] for the files `wanted` of `source` only (relative paths,
+/// sorted): `target` ends up holding exactly those.
+pub fn sync_files(
+    source: &Path,
+    wanted: Vec<PathBuf>,
+    target: &Path,
+    dry_run: bool,
+) -> Result<SyncReport, TutorError> {
+    crate::fs::refuse_link(target)?;
+    if let Some(parent) = target.parent() {
+        crate::fs::refuse_link(parent)?;
+    }
     let present = if target.is_dir() {
         list_files(target)?
     } else {
@@ -349,14 +595,18 @@ pub fn sync_dir(source: &Path, target: &Path, dry_run: bool) -> Result<SyncRepor
         let from = source.join(relative);
         let to = target.join(relative);
         let bytes = std::fs::read(&from).map_err(io("cannot read", &from))?;
-        if std::fs::read(&to).ok().as_deref() == Some(bytes.as_slice()) {
+        let is_link = std::fs::symlink_metadata(&to).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link && std::fs::read(&to).ok().as_deref() == Some(bytes.as_slice()) {
             continue;
         }
         if !dry_run {
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent).map_err(io("cannot create", parent))?;
+            if !target.exists() {
+                std::fs::create_dir_all(target).map_err(io("cannot create", target))?;
             }
-            std::fs::write(&to, &bytes).map_err(io("cannot write", &to))?;
+            if let Some(parent) = relative.parent() {
+                crate::fs::ensure_real_dir(target, parent)?;
+            }
+            crate::fs::write_atomic(&to, &bytes, 0o644)?;
         }
         report.written.push(relative.clone());
     }
@@ -366,6 +616,13 @@ pub fn sync_dir(source: &Path, target: &Path, dry_run: bool) -> Result<SyncRepor
         }
         let path = target.join(&relative);
         if !dry_run {
+            match std::fs::symlink_metadata(&path) {
+                // A link to a directory that a written file replaced with a
+                // real directory above: nothing left to remove.
+                Ok(meta) if meta.is_dir() => continue,
+                Err(_) => continue,
+                Ok(_) => {}
+            }
             std::fs::remove_file(&path).map_err(io("cannot remove", &path))?;
             let mut dir = path.parent();
             while let Some(parent) = dir.filter(|d| *d != target) {
@@ -378,6 +635,111 @@ pub fn sync_dir(source: &Path, target: &Path, dry_run: bool) -> Result<SyncRepor
         report.removed.push(relative);
     }
     Ok(report)
+}
+
+/// The files of a rendered `env` that Argo CD reads: `kustomization.yml` and
+/// every file it names (resources, components, generators' `files` and
+/// `envs`, patches, replacements, configurations), a named directory with
+/// all its files. What else Tutor renders (`build/`, `dev/`, `local/`, the
+/// MFE build context, about 1.2 MB an instance) is for `docker build` and
+/// docker compose, which a phd instance never runs from git: the Build
+/// workflow renders its own.
+///
+/// Errors: `kustomization.yml` missing or not YAML ([`TutorError::Io`],
+/// [`TutorError::InvalidRendering`]).
+pub fn deployed_files(env: &Path) -> Result<Vec<PathBuf>, TutorError> {
+    const KUSTOMIZATION: &str = "kustomization.yml";
+    let path = env.join(KUSTOMIZATION);
+    let text = std::fs::read_to_string(&path).map_err(io("cannot read", &path))?;
+    let kustomization: serde_json::Value =
+        serde_saphyr::from_str(&text).map_err(|error| TutorError::InvalidRendering {
+            file: PathBuf::from(KUSTOMIZATION),
+            language: "YAML",
+            line: 0,
+            message: error
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        })?;
+    let mut named: Vec<String> = Vec::new();
+    let strings = |value: Option<&serde_json::Value>, named: &mut Vec<String>| {
+        for item in value
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            match item {
+                serde_json::Value::String(text) => named.push(text.clone()),
+                serde_json::Value::Object(map) => {
+                    if let Some(serde_json::Value::String(path)) = map.get("path") {
+                        named.push(path.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+    };
+    for key in [
+        "resources",
+        "components",
+        "bases",
+        "crds",
+        "patches",
+        "patchesStrategicMerge",
+        "patchesJson6902",
+        "replacements",
+        "configurations",
+        "generators",
+        "transformers",
+        "validators",
+    ] {
+        strings(kustomization.get(key), &mut named);
+    }
+    for key in ["configMapGenerator", "secretGenerator"] {
+        for generator in kustomization
+            .get(key)
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            for field in ["files", "envs"] {
+                let mut listed = Vec::new();
+                strings(generator.get(field), &mut listed);
+                // `key=path` names the key of the data.
+                named.extend(listed.into_iter().map(|entry| {
+                    entry
+                        .split_once('=')
+                        .map_or(entry.clone(), |(_, p)| p.to_owned())
+                }));
+            }
+            if let Some(serde_json::Value::String(file)) = generator.get("env") {
+                named.push(file.clone());
+            }
+        }
+    }
+    let all = list_files(env)?;
+    let mut kept: Vec<PathBuf> = vec![PathBuf::from(KUSTOMIZATION)];
+    for entry in named {
+        let relative = PathBuf::from(entry.trim_start_matches("./"));
+        // Only paths inside env/ (a patch may be inline YAML, not a path).
+        if relative.is_absolute()
+            || relative
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            continue;
+        }
+        kept.extend(
+            all.iter()
+                .filter(|file| file.starts_with(&relative))
+                .cloned(),
+        );
+    }
+    kept.sort();
+    kept.dedup();
+    Ok(kept)
 }
 
 /// Every file below `dir`, relative to it, sorted.

@@ -31,7 +31,7 @@ import typing as t
 
 import click
 from tutor import config as tutor_config
-from tutor import hooks, utils
+from tutor import exceptions, hooks, utils
 
 # Tutor setting -> (environment variable, key of the credentials Secret).
 # Source of the list: the values Tutor generates in tutor/templates/config/base.yml,
@@ -108,7 +108,8 @@ def _phd_resolve_credentials(namespace):
     import os as _os
     import re as _re
 
-    pattern = _re.compile(r"\\$\\{(PHD_[A-Z0-9_]+)\\}")
+    # Only phd's own references: the names of the credentials it stores.
+    pattern = _re.compile(r"\\$\\{(@PHD_VARIABLES@)\\}")
 
     def lookup(match):
         name = match.group(1)
@@ -155,7 +156,7 @@ def _phd_resolve_credentials(namespace):
 
 _phd_resolve_credentials(globals())
 del _phd_resolve_credentials
-"""
+""".replace("@PHD_VARIABLES@", "|".join(sorted(variable for variable, _ in CREDENTIALS.values())))
 
 
 def _env_patch(container_path: str) -> str:
@@ -283,6 +284,38 @@ hooks.Filters.ENV_PATCHES.add_items(
         ("k8s-services", INGRESS),
     ]
 )
+
+
+def _type_name(value: t.Any) -> str:
+    return {bool: "true or false", int: "a number", float: "a number", str: "text", list: "a list", dict: "a mapping"}.get(
+        type(value), type(value).__name__
+    )
+
+
+@hooks.Actions.CONFIG_LOADED.add()
+def _check_setting_types(config: dict[str, t.Any]) -> None:
+    """Every setting has the type of its default (Tutor's, a plugin's, or the
+    generated base value): Tutor pastes numbers and booleans unquoted into
+    Python settings and shell commands, so a port given as text would be code.
+    kubectl-phd has already refused template syntax, quotes and `$` in values,
+    so rendering a value (Tutor's render_full, before this runs) is the
+    identity on anything a user wrote."""
+    expected = dict(tutor_config.get_base())
+    expected.update(tutor_config.get_defaults())
+    for key, value in config.items():
+        default = expected.get(key)
+        if default is None or value is None:
+            continue
+        if isinstance(default, bool) or isinstance(value, bool):
+            same = isinstance(default, bool) and isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            same = isinstance(value, (int, float))
+        else:
+            same = isinstance(value, type(default))
+        if not same:
+            raise exceptions.TutorError(
+                f"setting {key} must be {_type_name(default)} (as Tutor's default {default!r}), not {_type_name(value)}"
+            )
 
 
 @click.group(name="phd", help="kubectl-phd's commands")

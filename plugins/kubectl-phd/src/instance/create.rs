@@ -67,6 +67,23 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     naming::check_instance_name(&args.name)?;
     // Database hosts and ports default to the infrastructure's outputs.
     let name = args.name.as_str();
+    for (flag, key, value) in [
+        ("--platform-name", "PLATFORM_NAME", &args.platform_name),
+        (
+            "--edx-platform-repository",
+            "EDX_PLATFORM_REPOSITORY",
+            &args.edx_platform_repository,
+        ),
+        (
+            "--edx-platform-version",
+            "EDX_PLATFORM_VERSION",
+            &args.edx_platform_version,
+        ),
+    ] {
+        if let Some(value) = value {
+            super::check_plain(flag, key, &Value::String(value.clone()))?;
+        }
+    }
     // The name first: a reserved one is refused before any other input is read.
     let ingress = args.ingress.resolve(&session.settings())?;
     super::check_name(session, name, Some(&ingress.namespace))?;
@@ -92,6 +109,7 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     // Tutor renders before anything changes: a missing Python, an unknown
     // release or a failing render stops here.
     let config = render::parse_config(&files.config)?;
+    render::check_identity(name, &config)?;
     let tutor = render::tutor_for(session, &config)?;
     let rendering = render::render(&tutor, &config, &ingress)?;
 
@@ -384,7 +402,7 @@ fn action_of(existed: bool, changed: bool) -> Action {
 /// The namespace records which databases and bucket the instance owns; a
 /// config.yml naming others (written elsewhere, or replaced) is refused
 /// rather than provisioning a second set.
-fn check_recorded_resources(
+pub(super) fn check_recorded_resources(
     name: &str,
     namespace: &Namespace,
     resources: &Resources,
@@ -410,11 +428,22 @@ fn check_recorded_resources(
             &recorded.mongodb_database,
             &resources.mongodb_database,
         ),
+        ("MySQL user", &recorded.mysql_user, &resources.mysql_user),
+        (
+            "MongoDB user",
+            &recorded.mongodb_user,
+            &resources.mongodb_user,
+        ),
+        (
+            "forum database",
+            &recorded.forum_database,
+            &resources.forum_database,
+        ),
     ];
     for (what, cluster, files) in pairs {
         if cluster != files {
             bail!(
-                "instance {name} already exists in the cluster with {what} {cluster}, but {} names {files}: restore the instance's files from git (or delete the instance) instead of creating it again",
+                "instance {name} exists in the cluster with {what} {cluster}, but {} names {files}: restore the instance's config.yml from git (an instance keeps the databases and bucket it was created with)",
                 dir.join("config.yml").display()
             );
         }

@@ -79,6 +79,18 @@ pub fn check_name(
 /// directory (or, before it exists, the nearest existing parent), held
 /// until the returned file is dropped. Two `instance create` of one name at
 /// once then agree: the second reads the files the first wrote.
+/// `value` of setting `key` may reach Tutor
+/// ([`phd_common::tutor::check_value`]); the error names the flag that gave
+/// it (`--platform-name`, `--set KEY`).
+pub(super) fn check_plain(flag: &str, key: &str, value: &Value) -> anyhow::Result<()> {
+    match phd_common::tutor::check_value(key, value) {
+        Err(phd_common::tutor::TutorError::UnsafeValue { reason, .. }) => {
+            bail!("{flag}: {reason}")
+        }
+        other => Ok(other?),
+    }
+}
+
 pub fn lock_instances(session: &Session) -> anyhow::Result<std::fs::File> {
     let dir = instances_dir(session)?;
     let existing = dir

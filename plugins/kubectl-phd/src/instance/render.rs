@@ -57,6 +57,9 @@ pub fn render(
     ingress: &IngressSetting,
 ) -> anyhow::Result<Rendering> {
     check_plugins(config.get("PLUGINS"))?;
+    // No value reaches Tutor as code, whatever its source: this is the one
+    // door from config.yml (flags and --set included) to Tutor.
+    tutor::check_config(config)?;
     let mut config = config.clone();
     config.insert(
         "PHD_INGRESS_CLASS".into(),
@@ -81,6 +84,25 @@ pub fn render(
         started.elapsed().as_millis()
     ));
     Ok(rendering)
+}
+
+/// The Tutor setting that names the namespace Tutor's manifests deploy into.
+pub const NAMESPACE_KEY: &str = "K8S_NAMESPACE";
+
+/// `config` (an instance's config.yml) must deploy into the instance's own
+/// namespace: `K8S_NAMESPACE` is the instance's name. A hand-edited
+/// config.yml naming another namespace (`kube-system`, another instance's)
+/// would otherwise re-target the instance's manifests there.
+pub fn check_identity(name: &str, config: &Map<String, Value>) -> anyhow::Result<()> {
+    match config.get(NAMESPACE_KEY) {
+        Some(Value::String(namespace)) if namespace == name => Ok(()),
+        Some(other) => anyhow::bail!(
+            "config.yml of instance {name} sets {NAMESPACE_KEY} to {other}, but an instance deploys into its own namespace {name}: set it back to {name:?}"
+        ),
+        None => anyhow::bail!(
+            "config.yml of instance {name} has no {NAMESPACE_KEY}; an instance deploys into its own namespace: add `{NAMESPACE_KEY}: {name}`"
+        ),
+    }
 }
 
 /// Tutor plugins every instance keeps: without `phd` Tutor would write its
@@ -108,10 +130,14 @@ pub fn check_plugins(plugins: Option<&Value>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Makes `dir/env` what `rendering` holds; reports what changed.
+/// Makes `dir/env` hold what Argo CD reads of `rendering`
+/// ([`tutor::deployed_files`]: kustomization.yml and the files it names);
+/// reports what changed.
 pub fn write_env(rendering: &Rendering, dir: &Path, dry_run: bool) -> anyhow::Result<SyncReport> {
     let target = dir.join("env");
-    let report = tutor::sync_dir(&rendering.env_dir(), &target, dry_run)
+    let source = rendering.env_dir();
+    let files = tutor::deployed_files(&source)?;
+    let report = tutor::sync_files(&source, files, &target, dry_run)
         .with_context(|| format!("cannot write {}", target.display()))?;
     Ok(report)
 }

@@ -50,6 +50,16 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
     super::check_name(session, name, Some(&ingress.namespace))?;
     let dir = instances_dir(session)?.join(name);
     let config_path = dir.join("config.yml");
+    // Held from reading config.yml until config.yml and env/ are written:
+    // two updates of one instance at once would otherwise each write its own
+    // change over the other's (and leave config.yml and env/ disagreeing).
+    let lock = if args.dry_run {
+        None
+    } else {
+        Some(super::lock_instances(session)?)
+    };
+    phd_common::fs::refuse_link(&dir)?;
+    phd_common::fs::refuse_link(&config_path)?;
     let old = std::fs::read_to_string(&config_path).with_context(|| {
         format!(
             "instance {name} has no {}; create it with `kubectl phd instance create {name}`",
@@ -60,6 +70,7 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
     let resources = Resources::from_config(&new)
         .with_context(|| format!("cannot use {}", config_path.display()))?;
     let config = render::parse_config(&new)?;
+    render::check_identity(name, &config)?;
     let tutor = render::tutor_for(session, &config)?;
     let rendering = render::render(&tutor, &config, &ingress)?;
     let application_path = dir.join("application.yml");
@@ -88,12 +99,13 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
     } else {
         let cluster = session.connect().await?;
         require_argo(&cluster.client).await?;
-        super::owned_namespace(&cluster.client, name).await?;
+        if let Some(namespace) = super::owned_namespace(&cluster.client, name).await? {
+            super::create::check_recorded_resources(name, &namespace, &resources, &dir)?;
+        }
         Some(cluster.client)
     };
     if new != old {
-        std::fs::write(&config_path, &new)
-            .with_context(|| format!("cannot write {}", config_path.display()))?;
+        phd_common::fs::write_atomic(&config_path, new.as_bytes(), 0o644)?;
         output::info(format!(
             "{}: set {}",
             config_path.display(),
@@ -107,6 +119,7 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
         output::info(format!("{}: unchanged", config_path.display()));
     }
     let env = render::write_env(&rendering, &dir, false)?;
+    drop(lock);
     output::info(format!(
         "{} (Tutor {})",
         render::describe(&env, &dir),
@@ -165,6 +178,11 @@ fn requested_changes(args: &InstanceUpdateArgs) -> anyhow::Result<Vec<(String, S
         if reference.trim().is_empty() {
             bail!("--edx-platform-version is empty");
         }
+        super::check_plain(
+            "--edx-platform-version",
+            "EDX_PLATFORM_VERSION",
+            &reference.as_str().into(),
+        )?;
         changes.push((
             "EDX_PLATFORM_VERSION".to_owned(),
             serde_json::to_string(reference)?,
@@ -180,6 +198,7 @@ fn requested_changes(args: &InstanceUpdateArgs) -> anyhow::Result<Vec<(String, S
         }
         let parsed = serde_saphyr::from_str::<serde_json::Value>(value)
             .with_context(|| format!("--set {key}: {value:?} is not a YAML value"))?;
+        super::check_plain(&format!("--set {key}"), key, &parsed)?;
         if key == "PLUGINS"
             && let Err(error) = render::check_plugins(Some(&parsed))
         {
