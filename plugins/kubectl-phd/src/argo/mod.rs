@@ -433,13 +433,35 @@ fn customise_argocd(
             "spec": {
                 "description": format!("Open edX instances of the {environment} environment, managed by phd"),
                 "sourceRepos": [repository],
-                "destinations": [{"server": "https://kubernetes.default.svc", "namespace": "*"}],
+                "destinations": instance_destinations(&ingress.namespace),
                 "clusterResourceWhitelist": [{"group": "", "kind": "Namespace"}],
             }
         }),
     ];
     append(documents, ARGOCD_SOURCE, &mut appended);
     Ok(())
+}
+
+/// The destinations of an environment's AppProject: any namespace of this
+/// cluster but those no instance may use ([`naming::RESERVED_NAMESPACES`],
+/// every `kube-*` and the ingress controller's), denied with Argo CD's `!`
+/// prefix (Argo CD 2.5 and later; a deny wins over the `*` allow). A
+/// config.yml edited to deploy elsewhere is refused by phd, and this stops
+/// a hand-written Application too.
+fn instance_destinations(ingress_namespace: &str) -> Value {
+    let server = "https://kubernetes.default.svc";
+    let mut destinations = vec![json!({"server": server, "namespace": "*"})];
+    let mut denied: Vec<&str> = naming::RESERVED_NAMESPACES.to_vec();
+    denied.push("kube-*");
+    if !denied.contains(&ingress_namespace) {
+        denied.push(ingress_namespace);
+    }
+    destinations.extend(
+        denied
+            .into_iter()
+            .map(|namespace| json!({"server": server, "namespace": format!("!{namespace}")})),
+    );
+    Value::Array(destinations)
 }
 
 /// The cluster repository's own Argo CD objects (SPEC.md 7.10), as they are

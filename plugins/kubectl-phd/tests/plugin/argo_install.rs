@@ -206,6 +206,19 @@ async fn install_configures_everything_and_is_idempotent() {
         project.data["spec"]["destinations"][0]["server"],
         "https://kubernetes.default.svc"
     );
+    // No instance deploys into Kubernetes', Argo's or the edge's namespaces.
+    let denied: Vec<&str> = project.data["spec"]["destinations"]
+        .as_array()
+        .expect("destinations")
+        .iter()
+        .filter_map(|d| d["namespace"].as_str()?.strip_prefix('!'))
+        .collect();
+    for namespace in ["kube-*", "argocd", "argo", "default", "cert-manager"] {
+        assert!(
+            denied.contains(&namespace),
+            "{namespace} not denied: {denied:?}"
+        );
+    }
 
     // Ingresses, with cert-manager TLS and no passthrough.
     let ingresses: Api<k8s_openapi::api::networking::v1::Ingress> =

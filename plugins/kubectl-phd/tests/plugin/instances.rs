@@ -963,7 +963,7 @@ fn run_ok(command: &mut Command) -> (String, String) {
 }
 
 /// `kubectl kustomize` of an instance's env/, as JSON objects.
-fn kustomize(env: &Path) -> (String, Vec<Value>) {
+pub(crate) fn kustomize(env: &Path) -> (String, Vec<Value>) {
     let output = std::process::Command::new("kubectl")
         .arg("kustomize")
         .arg(env)

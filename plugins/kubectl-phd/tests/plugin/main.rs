@@ -13,6 +13,7 @@ mod cli;
 mod cluster_create;
 mod common;
 mod faults;
+mod hostile_values;
 mod infra;
 mod infrastructure_modules;
 mod instances;
