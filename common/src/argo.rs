@@ -14,6 +14,9 @@ use kube::core::{ApiResource, GroupVersionKind};
 
 /// The namespace Argo CD is installed in and its Applications live in.
 pub const ARGOCD_NAMESPACE: &str = "argocd";
+/// The finalizer by which Argo CD deletes what an Application deployed
+/// before it lets the Application go (Argo CD's "cascading deletion").
+pub const RESOURCES_FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
 
 /// The Secret Argo CD reads its local accounts' passwords from.
 pub const ARGOCD_SECRET: &str = "argocd-secret";

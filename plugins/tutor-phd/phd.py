@@ -88,6 +88,24 @@ def _rsa_import_key(key: str) -> t.Any:
 
 hooks.Filters.ENV_TEMPLATE_FILTERS.add_item(("rsa_import_key", _rsa_import_key))
 
+
+def _volume_suffix(image: str) -> str:
+    """A DNS-label suffix naming `image`'s release: its tag (`v1.36.0` ->
+    `v1-36-0`), else a short hash of the whole reference; at most 40
+    characters, so `meilisearch-<suffix>` is a valid object name."""
+    import hashlib
+    import re
+
+    tail = image.rsplit("/", 1)[-1]
+    tag = tail.split("@", 1)[0].split(":", 1)[1] if ":" in tail.split("@", 1)[0] else ""
+    suffix = re.sub(r"[^a-z0-9]+", "-", tag.lower()).strip("-")
+    if not suffix or len(suffix) > 40:
+        suffix = hashlib.sha256(image.encode()).hexdigest()[:12]
+    return suffix
+
+
+hooks.Filters.ENV_TEMPLATE_FILTERS.add_item(("phd_volume_suffix", _volume_suffix))
+
 # Drydock: init tasks as Argo CD sync hooks, no Drydock ingress or issuer (this
 # plugin adds its own for a ClusterIssuer), without the tasks that need database
 # admin credentials.
@@ -213,8 +231,22 @@ def _kustomization_patches() -> str:
             },
         },
     ]
+    # One volume per Meilisearch release: its data format changes between
+    # releases (Tutor 21 runs v1.8.4, Tutor 22 v1.36.0, which refuses the old
+    # data and crash-loops, overhangio/tutor#1428), so an upgrade starts on a
+    # new, empty volume; the CMS init hook reindexes Studio and the courses
+    # on that sync, and Argo CD prunes the old volume.
+    volume = "meilisearch-{{ DOCKER_IMAGE_MEILISEARCH | phd_volume_suffix }}"
+    meilisearch.append(
+        {"op": "test", "path": "/spec/template/spec/volumes/0/persistentVolumeClaim/claimName", "value": "meilisearch"}
+    )
+    meilisearch.append(
+        {"op": "replace", "path": "/spec/template/spec/volumes/0/persistentVolumeClaim/claimName", "value": volume}
+    )
+    claim = [{"op": "replace", "path": "/metadata/name", "value": volume}]
     lines.append("{% if RUN_MEILISEARCH %}")
     lines.append(_patch_entry("kind: Deployment\n    name: meilisearch", json.dumps(meilisearch)))
+    lines.append(_patch_entry("kind: PersistentVolumeClaim\n    name: meilisearch", json.dumps(claim)))
     lines.append("{% endif %}")
     # The Namespace belongs to kubectl-phd, which made it before provisioning
     # and deletes it after deprovisioning: Argo CD never prunes or deletes it.

@@ -358,18 +358,20 @@ async fn check_site_path(session: &Session, cluster: &Cluster) -> Vec<Check> {
         .environment(None)
         .unwrap_or_else(|_| "production".to_owned());
     let services_fix = services_fix(client).await;
-    let (class, issuer, storage, credentials, reads, set) = tokio::join!(
+    let (class, issuer, storage, credentials, reads, set, unmanaged) = tokio::join!(
         check_ingress_class(client, &ingress, services_fix),
         check_cluster_issuer(client, &ingress, services_fix),
         check_storage_class(client),
         check_repository_credentials(client, repository.as_deref()),
         check_repository_reads(client, repository.as_deref()),
         check_instance_set(client, &environment),
+        check_unmanaged_instances(client),
     );
     [class, issuer, storage, credentials]
         .into_iter()
         .chain(reads)
         .chain([set])
+        .chain(unmanaged)
         .collect()
 }
 
@@ -650,6 +652,64 @@ async fn check_instance_set(client: &kube::Client, environment: &str) -> Check {
             format!("cannot read ApplicationSets: {error}"),
         ),
     }
+}
+
+/// Instance namespaces that no Argo CD Application manages any more (its
+/// ApplicationSet was deleted or renamed, or its Application deleted by
+/// hand): their sites run on, but no push reaches them and no sync heals
+/// them. None when the cluster has no instances.
+async fn check_unmanaged_instances(client: &kube::Client) -> Option<Check> {
+    const NAME: &str = "instances";
+    let namespaces = match crate::instance::names_in_cluster(client).await {
+        Ok(names) if names.is_empty() => return None,
+        Ok(names) => names,
+        Err(error) => {
+            return Some(Check::new(
+                NAME,
+                Status::Warning,
+                format!("cannot list the instances' namespaces: {error}"),
+            ));
+        }
+    };
+    let applications = phd_common::argo::applications(client);
+    let params = kube::api::ListParams::default().labels(crate::instance::INSTANCE_LABEL);
+    let managed: Vec<String> = match applications.list_metadata(&params).await {
+        Ok(list) => list
+            .items
+            .into_iter()
+            .filter_map(|a| a.metadata.labels?.remove(crate::instance::INSTANCE_LABEL))
+            .collect(),
+        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+        Err(error) => {
+            return Some(Check::new(
+                NAME,
+                Status::Warning,
+                format!("cannot list Argo CD Applications: {error}"),
+            ));
+        }
+    };
+    let unmanaged: Vec<&str> = namespaces
+        .iter()
+        .filter(|name| !managed.contains(name))
+        .map(String::as_str)
+        .collect();
+    Some(if unmanaged.is_empty() {
+        Check::new(
+            NAME,
+            Status::Ok,
+            format!("{} managed by Argo CD", namespaces.len()),
+        )
+    } else {
+        Check::new(
+            NAME,
+            Status::Warning,
+            format!(
+                "{} without an Argo CD Application: {} (their sites still run, but no push or sync reaches them); apply the instances' ApplicationSet (`kubectl phd argo install` inside the cluster repository) or `kubectl phd instance update NAME`",
+                unmanaged.len(),
+                unmanaged.join(", ")
+            ),
+        )
+    })
 }
 
 /// Tutor, which renders every instance: installed in phd's cache, or

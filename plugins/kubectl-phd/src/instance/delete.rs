@@ -244,6 +244,9 @@ async fn delete_applications(
 ) -> anyhow::Result<()> {
     for application in found {
         let application_name = application.metadata.name.clone().unwrap_or_default();
+        cascade(applications, application).await.with_context(|| {
+            format!("cannot prepare Application {application_name} for deletion")
+        })?;
         gone(
             applications
                 .delete(&application_name, &DeleteParams::foreground())
@@ -269,6 +272,30 @@ async fn delete_applications(
             "deleted",
         ));
     }
+    Ok(())
+}
+
+/// Argo CD's resources finalizer on `application`, added when missing: the
+/// Applications of the instances' ApplicationSet carry none (deleting the
+/// ApplicationSet must not delete the sites), so an Application phd deletes
+/// on purpose gets it first, and Argo CD prunes what it deployed before it
+/// lets the Application go.
+async fn cascade(
+    applications: &Api<DynamicObject>,
+    application: &DynamicObject,
+) -> anyhow::Result<()> {
+    let mut finalizers = application.metadata.finalizers.clone().unwrap_or_default();
+    if finalizers.iter().any(|f| f == argo::RESOURCES_FINALIZER) {
+        return Ok(());
+    }
+    finalizers.push(argo::RESOURCES_FINALIZER.to_owned());
+    let name = application.metadata.name.as_deref().unwrap_or_default();
+    let patch = serde_json::json!({"metadata": {"finalizers": finalizers}});
+    gone(
+        applications
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await,
+    )?;
     Ok(())
 }
 

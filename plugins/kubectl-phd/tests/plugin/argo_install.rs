@@ -608,12 +608,28 @@ async fn argo_install_applies_the_cluster_repository_services_and_instances() {
         generated["metadata"]["labels"]["kubectl-phd/instance"],
         scaffold["metadata"]["labels"]["kubectl-phd/instance"]
     );
-    generated["metadata"]["finalizers"]
-        .as_array()
-        .expect("finalizers")
-        .iter()
-        .find(|f| *f == "resources-finalizer.argocd.argoproj.io")
-        .expect("cascade finalizer");
+    // Deleting the ApplicationSet must not delete the sites: its Applications
+    // carry no cascade finalizer (phd's own application.yml does; `instance
+    // delete` adds it to an ApplicationSet's Application it deletes).
+    assert_eq!(
+        set.data["spec"]["syncPolicy"]["preserveResourcesOnDeletion"],
+        true
+    );
+    assert!(generated["metadata"]["finalizers"].is_null(), "{generated}");
+    assert!(
+        scaffold["metadata"]["finalizers"]
+            .as_array()
+            .expect("finalizers")
+            .iter()
+            .any(|f| f == "resources-finalizer.argocd.argoproj.io")
+    );
+    // A commit regenerates only the instances it changes.
+    for application in [&generated, &scaffold] {
+        assert_eq!(
+            application["metadata"]["annotations"]["argocd.argoproj.io/manifest-generate-paths"],
+            "."
+        );
+    }
 
     // Volumes: DigitalOcean Kubernetes has its default StorageClass, so this
     // repository adds none; an AWS one adds the default gp3 class of the EBS

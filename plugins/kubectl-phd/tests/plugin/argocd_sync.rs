@@ -551,3 +551,157 @@ async fn the_cluster_repository_applicationset_deploys_a_pushed_instance() {
     let seen = workflows.seen();
     assert!(seen.iter().any(|w| w.contains("deprovision")), "{seen:?}");
 }
+
+/// Deleting the instances' ApplicationSet (an edit of cluster/apps/, an
+/// environment rename) deletes its Applications, Kubernetes' garbage
+/// collector following their owner reference; with the real Argo CD
+/// controllers running, the sites they deployed stay: Deployments and
+/// PersistentVolumeClaims of both instances are still there afterwards
+/// (argoproj/argo-cd#9990: with the cascade finalizer on the Applications,
+/// they would all be deleted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_applicationset_keeps_every_site() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+
+    let plane = ControlPlane::start().await.expect("control plane");
+    let client = plane.client().await.expect("client");
+    let kubeconfig = &plane.admin_kubeconfig;
+    let served = tempfile::tempdir().expect("git server root");
+    let server = GitServer::start(served.path()).expect("git server");
+    let url = server.url("cluster.git");
+    let home = Repo::new();
+    let output = home
+        .phd(kubeconfig)
+        .args(["cluster", "create", "Keep Test", "lms.example.org"])
+        .args(["--github-repo", &url, "--output-dir"])
+        .arg(home.dir.path())
+        .output()
+        .expect("cluster create");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let root = home.dir.path().join("phd-keep-test-cluster");
+    std::fs::remove_file(root.join("cluster/apps/harmony.yml")).expect("harmony.yml");
+    publish(&root, served.path());
+    git(&root, &["remote", "set-url", "origin", &url]);
+    let phd = || {
+        let mut command = home.phd(kubeconfig);
+        command
+            .current_dir(&root)
+            .env_remove("PHD_INSTANCES_DIRECTORY")
+            .env_remove("PHD_CLUSTER_DOMAIN")
+            .env_remove("PHD_CLUSTER_REPOSITORY");
+        command
+    };
+    argo_install(phd());
+    let options = argocd::Options {
+        resync: 5,
+        revision_cache: None,
+        applicationsets: true,
+    };
+    let argocd =
+        ArgoCd::start_with(kubeconfig, DEFAULT_ARGOCD_VERSION, &options).expect("start Argo CD");
+    let set = "phd-instances-production";
+    let names = ["keep1", "keep2"];
+    let _workflows: Vec<WorkflowController> = names
+        .iter()
+        .map(|name| WorkflowController::start(client.clone(), name))
+        .collect();
+    for name in names {
+        succeeded(
+            phd().args(["instance", "create", name, "--timeout", "120s"]),
+            "instance create",
+        );
+    }
+    push(&root, "Add two instances");
+    argo::refresh(
+        &client,
+        argo::Refresh::ApplicationSet,
+        set,
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("refresh the ApplicationSet");
+    for name in names {
+        wait_for(
+            &client,
+            &argocd,
+            &format!("{name}-production"),
+            "made and waiting on wave 0's health",
+            Duration::from_secs(240),
+            waiting_on_wave_zero,
+        )
+        .await;
+    }
+    let deployed = |name: &'static str| {
+        let client = client.clone();
+        async move {
+            let deployments: Api<Deployment> = Api::namespaced(client.clone(), name);
+            let claims: Api<PersistentVolumeClaim> = Api::namespaced(client, name);
+            let deployments = deployments.list(&Default::default()).await.expect("list");
+            let claims = claims.list(&Default::default()).await.expect("list");
+            (
+                deployments
+                    .items
+                    .iter()
+                    .filter(|d| d.metadata.deletion_timestamp.is_none())
+                    .count(),
+                claims
+                    .items
+                    .iter()
+                    .filter(|c| c.metadata.deletion_timestamp.is_none())
+                    .count(),
+            )
+        }
+    };
+    let before = [deployed(names[0]).await, deployed(names[1]).await];
+    for (deployments, claims) in before {
+        assert!(deployments > 0 && claims > 0, "{before:?}");
+    }
+
+    // The ApplicationSet goes; its Applications follow it.
+    let sets: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        argo::ARGOCD_NAMESPACE,
+        &argo::Kind::ApplicationSet.resource(),
+    );
+    sets.delete(set, &kube::api::DeleteParams::foreground())
+        .await
+        .expect("delete the ApplicationSet");
+    for name in names {
+        wait_for(
+            &client,
+            &argocd,
+            &format!("{name}-production"),
+            "deleted with its ApplicationSet",
+            Duration::from_secs(120),
+            |status| status.is_none(),
+        )
+        .await;
+    }
+    // Argo CD has had the time to prune, were it told to.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let after = [deployed(names[0]).await, deployed(names[1]).await];
+    assert_eq!(before, after, "the sites lost objects\n{}", argocd.logs(30));
+
+    // doctor names the instances no Application manages any more.
+    let output = phd()
+        .args(["doctor", "-o", "json"])
+        .output()
+        .expect("doctor");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("doctor -o json");
+    let check = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "instances")
+        .unwrap_or_else(|| panic!("no instances check: {report}"));
+    assert_eq!(check["status"], "warning", "{check}");
+    let message = check["detail"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("keep1, keep2") && message.contains("without an Argo CD Application"),
+        "{message}"
+    );
+}

@@ -4,6 +4,7 @@
 use assert_cmd::Command;
 use phd_testkit::ControlPlane;
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use tokio::sync::OnceCell;
 
@@ -43,7 +44,7 @@ pub fn install_argo(plane: &ControlPlane) {
 
 /// `kubectl phd argo install ARGS` on `plane` with the upstream Argo CD
 /// manifest and `workflows` as the Argo Workflows one, without a terminal.
-pub fn argo_install(plane: &ControlPlane, workflows: &Path, args: &[&str]) -> std::process::Output {
+pub fn argo_install(plane: &ControlPlane, workflows: &Path, args: &[&str]) -> Output {
     Command::cargo_bin("kubectl-phd")
         .expect("binary")
         .current_dir(std::env::temp_dir())
@@ -170,4 +171,111 @@ pub fn assert_result_keys(result: &serde_json::Value, own: &[&str]) {
     expected.extend(own);
     expected.sort_unstable();
     assert_eq!(found, expected, "{result}");
+}
+
+/// A config.yml as `instance create NAME` writes it, without the comments.
+pub fn config(name: &str) -> String {
+    format!(
+        r#"PHD_TUTOR_VERSION: "22.0.3"
+ID: {name}
+PLUGINS:
+  - mfe
+  - forum
+  - drydock
+  - phd
+K8S_NAMESPACE: {name}
+PLATFORM_NAME: "Open edX Instance for {name}"
+ENABLE_HTTPS: true
+ENABLE_WEB_PROXY: false
+LMS_HOST: {name}.lms.example.org
+CMS_HOST: studio.{name}.lms.example.org
+PREVIEW_LMS_HOST: preview.{name}.lms.example.org
+MFE_HOST: apps.{name}.lms.example.org
+MEILISEARCH_API_KEY_UID: "6f1c2a8e-0d4b-4d1e-9a53-7c2b1e0f9a11"
+RUN_MYSQL: false
+MYSQL_HOST: mysql.example.org
+MYSQL_PORT: 3306
+OPENEDX_MYSQL_DATABASE: phd-{name}-openedx
+OPENEDX_MYSQL_USERNAME: phd-{name}
+RUN_MONGODB: false
+MONGODB_HOST: mongodb.example.org
+MONGODB_PORT: 27017
+MONGODB_DATABASE: phd-{name}-openedx
+FORUM_MONGODB_DATABASE: phd-{name}-forum
+MONGODB_USERNAME: phd-{name}
+MONGODB_USE_SSL: true
+MONGODB_AUTH_MECHANISM: SCRAM-SHA-1
+MONGODB_AUTH_SOURCE: admin
+MONGODB_REPLICA_SET: ""
+STORAGE_TYPE: s3
+STORAGE_REGION: us-east-1
+STORAGE_BUCKET_NAME: phd-{name}-a1b2c3d
+STORAGE_ENDPOINT_URL: ""
+"#
+    )
+}
+
+/// `config` with `key: value` in place of the line of `key`, else appended.
+pub fn with_setting(config: &str, key: &str, value: &str) -> String {
+    let line = format!("{key}: {value}");
+    let mut lines: Vec<String> = config.lines().map(str::to_owned).collect();
+    match lines.iter().position(|l| l.starts_with(&format!("{key}:"))) {
+        Some(index) => lines[index] = line,
+        None => lines.push(line),
+    }
+    lines.join("\n") + "\n"
+}
+
+/// A repository with instance `name` written by hand (config.yml and
+/// application.yml), not rendered yet.
+pub fn repo_with(name: &str, config_text: &str) -> (Repo, PathBuf) {
+    let repo = Repo::new();
+    let dir = repo.instances().join(name);
+    std::fs::create_dir_all(&dir).expect("instance dir");
+    std::fs::write(dir.join("config.yml"), config_text).expect("config.yml");
+    std::fs::write(
+        dir.join("application.yml"),
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}-production\n  namespace: argocd\nspec:\n  project: phd-production\n  source:\n    repoURL: https://github.com/example/phd-demo-cluster.git\n    path: instances/{name}/env\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {name}\n"
+        ),
+    )
+    .expect("application.yml");
+    (repo, dir)
+}
+
+pub fn update(repo: &Repo, name: &str, args: &[&str]) -> Output {
+    repo.phd(&repo.dir.path().join("none.kubeconfig"))
+        .args(["instance", "update", name, "--files-only"])
+        .args(args)
+        // What a CI job or an operator's shell may hold: none of it may reach Tutor.
+        .env("PHD_MYSQL_ROOT_PASSWORD", "root-secret-7d1e")
+        .env("TUTOR_PLATFORM_NAME", "{{ 7 * 191 }}")
+        .output()
+        .expect("run kubectl-phd")
+}
+
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Every file below `dir`, relative, sorted.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                found.push(path.strip_prefix(dir).expect("below").to_path_buf());
+            }
+        }
+    }
+    found.sort();
+    found
 }

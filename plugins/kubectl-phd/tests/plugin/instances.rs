@@ -72,7 +72,7 @@ async fn create_makes_everything_and_leaks_no_secret() {
             "create",
             &name,
             "--platform-name",
-            "Académie \"Test\" & Co",
+            "Académie «Test» & Co: l’école",
             "--timeout",
             "60s",
         ])
@@ -212,7 +212,7 @@ async fn create_makes_everything_and_leaks_no_secret() {
     let application_file =
         std::fs::read_to_string(dir.join("application.yml")).expect("application.yml");
     let parsed: Value = serde_saphyr::from_str(&config).expect("config.yml is YAML");
-    assert_eq!(parsed["PLATFORM_NAME"], "Académie \"Test\" & Co");
+    assert_eq!(parsed["PLATFORM_NAME"], "Académie «Test» & Co: l’école");
     assert_eq!(parsed["LMS_HOST"], format!("{name}.lms.example.org"));
     assert!(
         parsed["STORAGE_BUCKET_NAME"]
@@ -1971,9 +1971,22 @@ async fn two_creates_of_one_instance_at_once_agree() {
             assert_eq!(output.status.code(), Some(1));
             assert!(
                 String::from_utf8_lossy(&output.stderr)
-                    .contains("already exists in the cluster with bucket"),
+                    .contains("exists in the cluster with bucket"),
                 "{}",
                 String::from_utf8_lossy(&output.stderr)
+            );
+            // And so does every update: config.yml cannot re-target the
+            // instance at another bucket.
+            let output = repo
+                .phd(&plane.admin_kubeconfig)
+                .args(["instance", "update", &name])
+                .output()
+                .expect("run");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(1), "{stderr}");
+            assert!(
+                stderr.contains("exists in the cluster with bucket"),
+                "{stderr}"
             );
         }
     }

@@ -20,5 +20,6 @@ mod instances;
 mod krew;
 mod provisioning_scripts;
 mod snapshots;
+mod upgrades;
 mod users;
 mod workflow_templates;
