@@ -60,6 +60,7 @@ pub fn render(
     // No value reaches Tutor as code, whatever its source: this is the one
     // door from config.yml (flags and --set included) to Tutor.
     tutor::check_config(config)?;
+    check_owned_settings(config)?;
     let mut config = config.clone();
     config.insert(
         "PHD_INGRESS_CLASS".into(),
@@ -84,6 +85,33 @@ pub fn render(
         started.elapsed().as_millis()
     ));
     Ok(rendering)
+}
+
+/// Settings phd's Tutor plugin and the cluster decide, which an instance's
+/// config.yml may not set (a value there would win over the plugin's:
+/// Tutor lets config.yml override plugins): Drydock's init jobs as sync
+/// hooks without the database jobs (a changed list breaks the kustomize
+/// build or runs jobs that need admin credentials), no Drydock ingress or
+/// issuer, the credentials Secret's name, and the cluster's ingress
+/// setting, given at render time.
+pub const OWNED_SETTINGS: [&str; 7] = [
+    "DRYDOCK_INIT_JOBS",
+    "DRYDOCK_INIT_JOBS_EXCLUDED",
+    "DRYDOCK_INGRESS",
+    "DRYDOCK_AUTO_TLS",
+    "PHD_CREDENTIALS_SECRET",
+    "PHD_INGRESS_CLASS",
+    "PHD_CLUSTER_ISSUER",
+];
+
+/// Refuses a config.yml that sets one of [`OWNED_SETTINGS`].
+pub fn check_owned_settings(config: &Map<String, Value>) -> anyhow::Result<()> {
+    if let Some(key) = OWNED_SETTINGS.iter().find(|key| config.contains_key(**key)) {
+        anyhow::bail!(
+            "config.yml sets {key}, which kubectl-phd decides (its Tutor plugin, or the cluster's ingress setting in context.json): remove that line"
+        );
+    }
+    Ok(())
 }
 
 /// The Tutor setting that names the namespace Tutor's manifests deploy into.

@@ -236,6 +236,11 @@ fn check_setting(key: &str) -> anyhow::Result<()> {
     if key == TUTOR_VERSION_KEY {
         bail!("--set {key}: use --tutor-version");
     }
+    if render::OWNED_SETTINGS.contains(&key) {
+        bail!(
+            "--set {key}: kubectl-phd decides that setting (its Tutor plugin, or the cluster's ingress setting in context.json)"
+        );
+    }
     Ok(())
 }
 

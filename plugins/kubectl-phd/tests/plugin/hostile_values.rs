@@ -144,6 +144,27 @@ fn references_quotes_hosts_and_types_that_would_change_the_site_are_refused() {
         std::fs::write(dir.join("config.yml"), config(name)).expect("restore");
     }
 
+    // Settings phd decides: a changed list of init jobs broke the kustomize build.
+    for (key, value) in [
+        ("DRYDOCK_INIT_JOBS_EXCLUDED", "[]"),
+        ("DRYDOCK_INGRESS", "true"),
+        ("PHD_INGRESS_CLASS", "nginx"),
+    ] {
+        let output = update(&repo, name, &["--set", &format!("{key}={value}")]);
+        let all = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{all}");
+        assert!(all.contains("kubectl-phd decides that setting"), "{all}");
+        std::fs::write(
+            dir.join("config.yml"),
+            with_setting(&config(name), key, value),
+        )
+        .expect("edit");
+        let output = update(&repo, name, &[]);
+        let all = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{all}");
+        assert!(all.contains(&format!("config.yml sets {key}")), "{all}");
+    }
+
     // config.yml cannot re-target the instance's manifests.
     for namespace in ["kube-system", "other-instance"] {
         let edited = config(name).replace(
