@@ -114,6 +114,92 @@ pub fn check_owned_settings(config: &Map<String, Value>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The settings naming the hosts browsers reach an instance at (Tutor's;
+/// Meilisearch's public host is `meilisearch.<LMS_HOST>`).
+pub const HOST_SETTINGS: [&str; 4] = ["LMS_HOST", "CMS_HOST", "PREVIEW_LMS_HOST", "MFE_HOST"];
+
+/// The browser hosts of `config`, lower-cased: [`HOST_SETTINGS`] and
+/// Meilisearch's public host.
+pub fn hosts_of(config: &Map<String, Value>) -> Vec<(String, String)> {
+    let mut hosts: Vec<(String, String)> = HOST_SETTINGS
+        .iter()
+        .filter_map(|key| {
+            let host = config.get(*key)?.as_str()?.trim().to_ascii_lowercase();
+            (!host.is_empty()).then(|| ((*key).to_owned(), host))
+        })
+        .collect();
+    if let Some((_, lms)) = hosts.iter().find(|(key, _)| key == "LMS_HOST") {
+        hosts.push((
+            "MEILISEARCH_PUBLIC_URL".to_owned(),
+            format!("meilisearch.{lms}"),
+        ));
+    }
+    hosts
+}
+
+/// An instance's hosts are its own: none may be another instance's host
+/// (read from the other `config.yml` files below `instances`), one of the
+/// cluster's own (`argocd.<domain>`, `workflows.<domain>`, when `domain` is
+/// known), or used twice by the instance itself. Otherwise two Ingresses
+/// claim one host, and whichever the controller picks serves the other's
+/// site (or Argo CD's login page).
+pub fn check_hosts(
+    name: &str,
+    config: &Map<String, Value>,
+    instances: &Path,
+    domain: Option<&str>,
+) -> anyhow::Result<()> {
+    let hosts = hosts_of(config);
+    for (index, (key, host)) in hosts.iter().enumerate() {
+        if let Some((other, _)) = hosts[..index].iter().find(|(_, h)| h == host) {
+            anyhow::bail!(
+                "{key} and {other} of instance {name} are both {host}: each host serves one site"
+            );
+        }
+    }
+    if let Some(domain) = domain {
+        for cluster_host in
+            ["argocd", "workflows"].map(|part| format!("{part}.{}", domain.to_ascii_lowercase()))
+        {
+            if let Some((key, _)) = hosts.iter().find(|(_, host)| *host == cluster_host) {
+                anyhow::bail!(
+                    "{key} of instance {name} is {cluster_host}, a host of the cluster's own services"
+                );
+            }
+        }
+    }
+    let Ok(entries) = std::fs::read_dir(instances) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let other = entry.file_name().to_string_lossy().into_owned();
+        if other == name {
+            continue;
+        }
+        let path = entry.path().join("config.yml");
+        // Never through a link, and an unreadable neighbour is not this
+        // instance's error.
+        if phd_common::fs::refuse_link(&path).is_err() {
+            continue;
+        }
+        let Some(theirs) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| parse_config(&text).ok())
+        else {
+            continue;
+        };
+        for (their_key, their_host) in hosts_of(&theirs) {
+            if let Some((key, _)) = hosts.iter().find(|(_, host)| *host == their_host) {
+                anyhow::bail!(
+                    "{key} of instance {name} is {their_host}, already {their_key} of instance {other} ({}): each host serves one site",
+                    path.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The Tutor setting that names the namespace Tutor's manifests deploy into.
 pub const NAMESPACE_KEY: &str = "K8S_NAMESPACE";
 

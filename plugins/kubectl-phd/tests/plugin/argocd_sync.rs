@@ -667,7 +667,8 @@ async fn deleting_the_applicationset_keeps_every_site() {
         argo::ARGOCD_NAMESPACE,
         &argo::Kind::ApplicationSet.resource(),
     );
-    sets.delete(set, &kube::api::DeleteParams::foreground())
+    // As `kubectl delete applicationset` does (background propagation).
+    sets.delete(set, &kube::api::DeleteParams::background())
         .await
         .expect("delete the ApplicationSet");
     for name in names {

@@ -348,3 +348,44 @@ fn concurrent_updates_of_one_instance_lose_nothing() {
         );
     }
 }
+
+#[test]
+fn a_host_of_another_instance_or_of_the_cluster_is_refused() {
+    let (repo, dir) = repo_with("ha", &config("ha"));
+    let other = repo.instances().join("hb");
+    std::fs::create_dir_all(&other).expect("hb");
+    std::fs::write(other.join("config.yml"), config("hb")).expect("hb config");
+    for (set, expected) in [
+        (
+            "LMS_HOST=hb.lms.example.org",
+            "already LMS_HOST of instance hb",
+        ),
+        (
+            "MFE_HOST=studio.hb.lms.example.org",
+            "already CMS_HOST of instance hb",
+        ),
+        (
+            "CMS_HOST=argocd.lms.example.org",
+            "a host of the cluster's own services",
+        ),
+        ("MFE_HOST=ha.lms.example.org", "are both ha.lms.example.org"),
+        // Meilisearch's public host is derived from LMS_HOST.
+        (
+            "CMS_HOST=meilisearch.hb.lms.example.org",
+            "already MEILISEARCH_PUBLIC_URL of instance hb",
+        ),
+    ] {
+        let before = std::fs::read_to_string(dir.join("config.yml")).expect("read");
+        let output = update(&repo, "ha", &["--set", set]);
+        let all = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{set}: {all}");
+        assert!(all.contains(expected), "{set}: {all}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("config.yml")).expect("read"),
+            before
+        );
+    }
+    // Its own hosts, re-rendered, are fine.
+    let output = update(&repo, "ha", &[]);
+    assert!(output.status.success(), "{}", text(&output));
+}
