@@ -116,12 +116,7 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         .ok()
         .flatten()
         .map(|resolved| resolved.value);
-    render::check_hosts(
-        name,
-        &config,
-        &super::instances_dir(session)?,
-        domain.as_deref(),
-    )?;
+    render::check_hosts(name, &config, &instances_dir(session)?, domain.as_deref())?;
     let tutor = render::tutor_for(session, &config)?;
     let rendering = render::render(&tutor, &config, &ingress)?;
 
