@@ -8,6 +8,12 @@
 //! server-side manager's `Apply` entry before the first server-side apply
 //! (k8s.io/client-go/util/csaupgrade, used by `kubectl apply --server-side`);
 //! phd does the same for every object its apply engine touches.
+//!
+//! A server-side `kubectl apply --server-side` (the original tool's later
+//! versions) leaves its fields under the manager `kubectl`, operation
+//! `Apply`: another server-side applier takes over only the fields it sets
+//! itself, so a field phd no longer sets would stay. Those entries are
+//! merged into phd's the same way.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use serde_json::{Map, Value};
@@ -15,18 +21,25 @@ use serde_json::{Map, Value};
 /// The field managers of client-side `kubectl apply`.
 pub const CLIENT_SIDE_MANAGERS: [&str; 2] = ["kubectl-client-side-apply", "before-first-apply"];
 
-/// Whether `entries` hold fields of a client-side apply that `manager` must
-/// take over.
+/// The field manager of `kubectl apply --server-side` (its default
+/// `--field-manager`).
+pub const KUBECTL_SERVER_SIDE_MANAGER: &str = "kubectl";
+
+/// Whether `entries` hold fields of a `kubectl apply` (client-side, or
+/// server-side with kubectl's manager) that phd must take over.
 pub fn needs_upgrade(entries: &[ManagedFieldsEntry]) -> bool {
     entries.iter().any(is_client_side)
 }
 
+/// An entry of client-side `kubectl apply` (operation `Update`), or of
+/// `kubectl apply --server-side` (manager `kubectl`, operation `Apply`).
 fn is_client_side(entry: &ManagedFieldsEntry) -> bool {
-    entry.operation.as_deref() == Some("Update")
-        && entry
-            .manager
-            .as_deref()
-            .is_some_and(|manager| CLIENT_SIDE_MANAGERS.contains(&manager))
+    let manager = entry.manager.as_deref();
+    match entry.operation.as_deref() {
+        Some("Update") => manager.is_some_and(|manager| CLIENT_SIDE_MANAGERS.contains(&manager)),
+        Some("Apply") => manager == Some(KUBECTL_SERVER_SIDE_MANAGER),
+        _ => false,
+    }
 }
 
 /// `entries` with every client-side apply entry merged into `manager`'s
@@ -141,6 +154,26 @@ mod tests {
                 .iter()
                 .any(|e| e.manager.as_deref() == Some("kube-controller-manager"))
         );
+    }
+
+    #[test]
+    fn fields_of_kubectl_server_side_apply_move_too() {
+        let entries = vec![
+            entry("kubectl", "Apply", json!({"f:data": {"f:LEGACY": {}}})),
+            entry("kubectl-phd", "Apply", json!({"f:data": {"f:kept": {}}})),
+            // kubectl edit, kubectl label: not an apply, kept.
+            entry("kubectl-edit", "Update", json!({"f:data": {"f:hand": {}}})),
+        ];
+        assert!(needs_upgrade(&entries));
+        let upgraded = upgrade(&entries, "kubectl-phd");
+        assert!(!needs_upgrade(&upgraded));
+        let managers: Vec<_> = upgraded
+            .iter()
+            .filter_map(|e| e.manager.as_deref())
+            .collect();
+        assert_eq!(managers, ["kubectl-edit", "kubectl-phd"]);
+        let ours = &upgraded[1].fields_v1.as_ref().expect("fields").0;
+        assert!(ours["f:data"]["f:LEGACY"].is_object() && ours["f:data"]["f:kept"].is_object());
     }
 
     #[test]

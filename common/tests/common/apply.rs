@@ -416,6 +416,62 @@ async fn fields_of_a_client_side_apply_are_taken_over() {
     assert_eq!(again.count(Outcome::Unchanged), 2, "{again:?}");
 }
 
+/// Issue 29: an object first applied by `kubectl apply --server-side`
+/// (manager `kubectl`, as the original tool's later versions did) loses the
+/// fields phd no longer sets, as with a client-side apply.
+#[tokio::test]
+async fn fields_of_a_kubectl_server_side_apply_are_taken_over() {
+    let plane = ControlPlane::shared().await;
+    let client = plane.client().await.expect("client");
+    let ns = unique_name("ssa");
+    namespace(&client, &ns).await;
+    let object = |legacy: bool| {
+        let mut data = json!({"kept": "1"});
+        if legacy {
+            data["LEGACY_FLAG"] = json!("on");
+        }
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "old", "namespace": ns}, "data": data})
+    };
+    let mut child = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&plane.admin_kubeconfig)
+        .args(["apply", "--server-side", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("kubectl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(yaml_stream(&[object(true)]).as_bytes())
+        .expect("write");
+    assert!(child.wait().expect("kubectl").success());
+    let documents = manifest::parse("test", &yaml_stream(&[object(false)])).expect("parse");
+    Applier::new(client.clone())
+        .apply(&documents, None, &ignore)
+        .await
+        .expect("take over");
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let live = config_maps.get("old").await.expect("get");
+    let data = live.data.clone().unwrap_or_default();
+    assert!(!data.contains_key("LEGACY_FLAG"), "{data:?}");
+    let managers: Vec<String> = live
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|e| e.manager)
+        .collect();
+    assert!(!managers.iter().any(|m| m == "kubectl"), "{managers:?}");
+    let again = Applier::new(client.clone())
+        .apply(&documents, None, &ignore)
+        .await
+        .expect("re-run");
+    assert_eq!(again.count(Outcome::Unchanged), 1, "{again:?}");
+}
+
 /// A custom resource that uses a field its definition gains in the same
 /// manifest keeps that field: it is applied only after the changed definition
 /// (applied next to it, the old schema could prune the field). Upgrades of

@@ -59,7 +59,8 @@ pub fn argocd_install_manifest(version: &str) -> PathBuf {
 /// `$PHD_CACHE_DIR/manifests/`.
 pub fn workflows_install_manifest(version: &str) -> PathBuf {
     let dir = cache_dir().join("manifests");
-    let path = dir.join(format!("argo-workflows-{version}-install.yaml"));
+    // "-pinned": earlier caches held the module's manifest with `:latest`.
+    let path = dir.join(format!("argo-workflows-{version}-install-pinned.yaml"));
     if path.is_file() {
         return path;
     }
@@ -77,9 +78,24 @@ pub fn workflows_install_manifest(version: &str) -> PathBuf {
         "kubectl kustomize of Argo Workflows {version}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // The module's kustomization names Argo's images `:latest`; the
+    // release's install.yaml (what operators apply) pins them to the
+    // release, as its release build does with `kustomize edit set image`.
+    let text = String::from_utf8(output.stdout).expect("the manifest is UTF-8");
+    let mut pinned = text.clone();
+    for image in ["argocli", "argoexec", "workflow-controller"] {
+        pinned = pinned.replace(
+            &format!("quay.io/argoproj/{image}:latest"),
+            &format!("quay.io/argoproj/{image}:{version}"),
+        );
+    }
+    assert!(
+        !pinned.contains("quay.io/argoproj/workflow-controller:latest") && pinned != text,
+        "the Argo Workflows {version} manifest names its images differently now"
+    );
     std::fs::create_dir_all(&dir).expect("create the manifest cache");
     let partial = tempfile::NamedTempFile::new_in(&dir).expect("temporary file");
-    std::fs::write(partial.path(), &output.stdout).expect("write the manifest");
+    std::fs::write(partial.path(), pinned).expect("write the manifest");
     partial.persist(&path).expect("keep the manifest");
     path
 }

@@ -263,6 +263,11 @@ async fn plan(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<Plan>
             )),
         };
         let mut documents = source.documents().await?;
+        // A manifest of its own says which release it installs.
+        let version = match &args.argocd_manifest {
+            Some(_) => manifest_release(&documents, "argocd").unwrap_or(version),
+            None => version,
+        };
         let domain = domain.as_deref().unwrap_or_default();
         let repository = repository.as_deref().unwrap_or_default();
         customise_argocd(&mut documents, domain, &environment, repository, &ingress)?;
@@ -295,12 +300,6 @@ async fn plan(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<Plan>
             )?
             .value;
         naming::check_version("Argo Workflows version", &version)?;
-        if bypasses_strict_references(&version) {
-            output::info(format!(
-                "{} Argo Workflows {version} lets whoever may submit a Workflow override the fields of the template it references despite templateReferencing: Strict (CVE-2026-31892, CVE-2026-54526): developers could run pods as they please; use 3.7.15 or later, or 4.0.6 or later",
-                output::paint_stderr("warning:", output::Tone::Warning)
-            ));
-        }
         let source = match &args.workflows_manifest {
             Some(location) => ManifestSource::from_location(location),
             None => ManifestSource::Url(format!(
@@ -308,6 +307,16 @@ async fn plan(session: &Session, args: &ArgoInstallArgs) -> anyhow::Result<Plan>
             )),
         };
         let mut documents = source.documents().await?;
+        let version = match &args.workflows_manifest {
+            Some(_) => manifest_release(&documents, "workflow-controller").unwrap_or(version),
+            None => version,
+        };
+        if bypasses_strict_references(&version) {
+            output::info(format!(
+                "{} Argo Workflows {version} lets whoever may submit a Workflow override the fields of the template it references despite templateReferencing: Strict (CVE-2026-31892, CVE-2026-54526): developers could run pods as they please; use 3.7.15 or later, or 4.0.6 or later",
+                output::paint_stderr("warning:", output::Tone::Warning)
+            ));
+        }
         let ingress_domain = if args.workflows_ingress {
             domain.as_deref()
         } else {
@@ -341,6 +350,35 @@ fn is_download_error(error: &anyhow::Error) -> bool {
             Some(manifest::ManifestError::Download { .. })
         )
     })
+}
+
+/// The release an install manifest holds: the tag of the first container
+/// image named `quay.io/argoproj/<image>:<tag>` (`argocd`,
+/// `workflow-controller`) in its Deployments and StatefulSets, e.g.
+/// `v3.6.1`. None when no such image is there (a mirror with other names):
+/// the version setting is reported then.
+fn manifest_release(documents: &[Document], image: &str) -> Option<String> {
+    let wanted = format!("/argoproj/{image}:");
+    documents
+        .iter()
+        .filter(|d| {
+            matches!(
+                d.object["kind"].as_str(),
+                Some("Deployment" | "StatefulSet")
+            )
+        })
+        .flat_map(|d| {
+            d.object["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .find_map(|container| {
+            let reference = container["image"].as_str()?;
+            let (_, tag) = reference.split_once(&wanted)?;
+            let tag = tag.split('@').next()?;
+            (!tag.is_empty()).then(|| tag.to_owned())
+        })
 }
 
 /// Whether Argo Workflows release `version` (`vMAJOR.MINOR.PATCH`) has the

@@ -295,11 +295,31 @@ async fn install_configures_everything_and_is_idempotent() {
         );
     }
 
-    // Second run: nothing changes, the password stays.
+    // Second run: nothing changes, the password stays. A manifest given
+    // says which release is installed, whatever the version setting says.
     let second = report(
-        &install(&plane.admin_kubeconfig, home.path(), &["-o", "json"])
-            .output()
-            .expect("run"),
+        &install(
+            &plane.admin_kubeconfig,
+            home.path(),
+            &[
+                "-o",
+                "json",
+                "--argocd-version",
+                "v9.9.9",
+                "--workflows-version",
+                "v9.9.8",
+            ],
+        )
+        .output()
+        .expect("run"),
+    );
+    assert_eq!(
+        second["argocd"]["version"],
+        phd_common::config::DEFAULT_ARGOCD_VERSION
+    );
+    assert_eq!(
+        second["workflows"]["version"],
+        phd_common::config::DEFAULT_WORKFLOWS_VERSION
     );
     assert_eq!(second["argocd"]["adminPassword"]["status"], "unchanged");
     for part in ["argocd", "workflows"] {
