@@ -704,6 +704,14 @@ pub(super) fn foundation_objects(
         metadata: metadata(EXECUTOR, name, environment),
         ..Default::default()
     };
+    // The pods of the site run as the namespace's default ServiceAccount,
+    // and none of them calls the Kubernetes API: no token is mounted, so a
+    // compromised pod holds no credential for the API server.
+    let default_account = ServiceAccount {
+        metadata: metadata("default", name, environment),
+        automount_service_account_token: Some(false),
+        ..Default::default()
+    };
     let role = Role {
         metadata: metadata(EXECUTOR, name, environment),
         rules: Some(vec![PolicyRule {
@@ -761,6 +769,7 @@ pub(super) fn foundation_objects(
         Document::from_object(source, 3, serde_json::to_value(role)?),
         Document::from_object(source, 4, serde_json::to_value(binding)?),
         Document::from_object(source, 5, serde_json::to_value(policy)?),
+        Document::from_object(source, 6, serde_json::to_value(default_account)?),
     ])
 }
 

@@ -96,6 +96,9 @@ async fn create_makes_everything_and_leaks_no_secret() {
         .get("workflow-executor")
         .await
         .expect("executor service account");
+    // The site's pods (the default ServiceAccount) get no API token.
+    let default = accounts.get("default").await.expect("default account");
+    assert_eq!(default.automount_service_account_token, Some(false));
     let roles: Api<Role> = Api::namespaced(client.clone(), &name);
     let rules = roles
         .get("workflow-executor")
