@@ -18,6 +18,7 @@ mod infrastructure_modules;
 mod instances;
 mod krew;
 mod provisioning_scripts;
+mod site_storage;
 mod snapshots;
 mod users;
 mod workflow_templates;
