@@ -14,6 +14,11 @@ kubectl-phd renders every instance with Tutor, tutor-contrib-drydock and this pl
   do with admin credentials that never reach the instance namespace;
 - adds an Ingress for every host of the instance, with TLS from a cert-manager
   ClusterIssuer (`PHD_INGRESS_CLASS`, `PHD_CLUSTER_ISSUER`);
+- puts every Open edX file storage (Django's default storage, course import/export
+  and user-task artifacts, grade reports, ORA2 uploads, profile images, video images
+  and transcripts, Libraries v2 media, SCORM packages) on the instance's bucket
+  (`STORAGE_*` of config.yml) through django-storages' S3 backend; the bucket's keys
+  reach the containers as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY from the Secret;
 - leaves the Namespace out of the manifests: kubectl-phd owns it (it holds the
   credentials and is deleted only after deprovisioning), so Argo CD can neither
   prune nor delete it;
@@ -348,6 +353,214 @@ def _check_setting_types(config: dict[str, t.Any]) -> None:
             raise exceptions.TutorError(
                 f"setting {key} must be {_type_name(default)} (as Tutor's default {default!r}), not {_type_name(value)}"
             )
+
+
+# Media on the instance's bucket. Every Open edX file storage goes to the bucket
+# kubectl-phd provisions (config.yml: STORAGE_TYPE, STORAGE_REGION,
+# STORAGE_BUCKET_NAME, STORAGE_ENDPOINT_URL) through django-storages' S3 backend,
+# which the openedx image installs (edx-platform requirements/edx/base.txt). Names
+# and lookups, read in the sources of the releases phd renders (Django 5.2 in
+# both Ulmo and Verawood):
+# - STORAGES["default"]: Django's default_storage, which ORA2's "django" backend
+#   (openassessment/fileupload/backends/django_storage.py) and the SCORM xblock
+#   (openedxscorm, without XBLOCK_SETTINGS["ScormXBlock"]["STORAGE_FUNC"]) use;
+# - STORAGES["course_import_export"] and the legacy COURSE_IMPORT_EXPORT_STORAGE
+#   (edx-platform's resolve_storage_backend);
+# - STORAGES["user_task_artifacts"] and USER_TASKS_ARTIFACT_STORAGE
+#   (django-user-tasks' user_tasks/conf.py get_storage);
+# - STORAGES["profile_image"] and PROFILE_IMAGE_BACKEND ({"class", "options"});
+# - STORAGES["video_image"], STORAGES["video_transcripts"] and VIDEO_IMAGE_SETTINGS,
+#   VIDEO_TRANSCRIPTS_SETTINGS (STORAGE_CLASS, STORAGE_KWARGS; edxval's
+#   utils.get_configured_storage);
+# - GRADES_DOWNLOAD (STORAGE_CLASS, STORAGE_KWARGS with STORAGE_TYPE "": the
+#   instructor task ReportStore.from_config);
+# - OPENEDX_LEARNING["MEDIA"] (BACKEND, OPTIONS: openedx-core's media storage).
+# The keys come from the environment only (boto3's AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY, from the credentials Secret); no setting names them.
+STORAGE_SECRET_KEYS = {
+    "AWS_ACCESS_KEY_ID": "storage-access-key-id",
+    "AWS_SECRET_ACCESS_KEY": "storage-secret-access-key",
+}
+# boto3 1.36 and later add CRC checksums to every upload and check them on
+# downloads; DigitalOcean Spaces (and other S3-compatible stores) reject or lack
+# them. "when_required" sends them only where S3 requires one.
+STORAGE_CHECKSUM_ENV = {
+    "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+    "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+}
+# Prefixes of the bucket, one per kind of file (lifecycle rules can target them).
+# Course import/export and user-task artifacts share the default's prefix, where
+# the older settings (a class path, built from the AWS_* settings) put them too.
+STORAGE_LOCATIONS = {
+    "default": "media",
+    "course_import_export": "media",
+    "user_task_artifacts": "media",
+    "profile_image": "media/profile-images",
+    "video_image": "media",
+    "video_transcripts": "media",
+    "grades": "grades",
+    "openedx_learning": "openedx-learning",
+}
+
+STORAGE_SETTINGS = (
+    """
+# kubectl-phd: media on the instance's bucket {{ STORAGE_BUCKET_NAME }} ({{ STORAGE_TYPE }}).
+def _phd_media_on_bucket(namespace):
+    import os as _os
+
+    for name, value in """
+    + repr(STORAGE_CHECKSUM_ENV)
+    + """.items():
+        _os.environ.setdefault(name, value)
+
+    storage_type = {{ STORAGE_TYPE|tojson }}
+    region = {{ STORAGE_REGION|tojson }}
+    endpoint = {{ STORAGE_ENDPOINT_URL|tojson }}
+    bucket = {{ STORAGE_BUCKET_NAME|tojson }}
+    if storage_type not in ("s3", "spaces"):
+        raise RuntimeError("STORAGE_TYPE is %r in config.yml: expected s3 or spaces" % storage_type)
+    if not bucket:
+        raise RuntimeError("STORAGE_BUCKET_NAME is empty in config.yml: media has no bucket")
+    # AWS S3 and Spaces address buckets by virtual host; another S3-compatible
+    # store at an endpoint of its own (MinIO, ...) by path.
+    custom = storage_type == "s3" and endpoint and ".amazonaws.com" not in endpoint
+    addressing_style = "path" if custom else "virtual"
+    if storage_type == "spaces" and not endpoint:
+        endpoint = "https://%s.digitaloceanspaces.com" % region
+    backend = "storages.backends.s3.S3Storage"
+    common = {
+        "bucket_name": bucket,
+        "region_name": region or None,
+        "endpoint_url": endpoint or None,
+        "addressing_style": addressing_style,
+        "signature_version": "s3v4",
+        # No key in the settings: boto3 reads AWS_ACCESS_KEY_ID and
+        # AWS_SECRET_ACCESS_KEY from the environment.
+        "access_key": None,
+        "secret_key": None,
+        "security_token": None,
+        # Private objects, handed to browsers as signed URLs.
+        "default_acl": None,
+        "querystring_auth": True,
+        "file_overwrite": False,
+    }
+    locations = """
+    + repr(STORAGE_LOCATIONS)
+    + """
+
+    def options(kind, **extra):
+        return dict(common, location=locations[kind], **extra)
+
+    storages = dict(namespace.get("STORAGES") or {})
+    for kind in ["default", "course_import_export", "user_task_artifacts", "video_image", "video_transcripts"]:
+        storages[kind] = {"BACKEND": backend, "OPTIONS": options(kind)}
+    # Profile images are replaced in place (edx-platform's OverwriteStorage).
+    storages["profile_image"] = {"BACKEND": backend, "OPTIONS": options("profile_image", file_overwrite=True)}
+    namespace["STORAGES"] = storages
+
+    # The same storages for code that reads the older settings: a class path
+    # (built with no argument, from the AWS_* settings below) or class + options.
+    namespace.update(
+        AWS_STORAGE_BUCKET_NAME=bucket,
+        AWS_S3_REGION_NAME=common["region_name"],
+        AWS_S3_ENDPOINT_URL=common["endpoint_url"],
+        AWS_S3_ADDRESSING_STYLE=addressing_style,
+        AWS_S3_SIGNATURE_VERSION="s3v4",
+        AWS_S3_ACCESS_KEY_ID=None,
+        AWS_S3_SECRET_ACCESS_KEY=None,
+        AWS_DEFAULT_ACL=None,
+        AWS_QUERYSTRING_AUTH=True,
+        AWS_S3_FILE_OVERWRITE=False,
+        AWS_LOCATION=locations["default"],
+    )
+    namespace["COURSE_IMPORT_EXPORT_STORAGE"] = backend
+    namespace["USER_TASKS_ARTIFACT_STORAGE"] = backend
+    for setting, kind in [("VIDEO_IMAGE_SETTINGS", "video_image"), ("VIDEO_TRANSCRIPTS_SETTINGS", "video_transcripts")]:
+        value = dict(namespace.get(setting) or {})
+        value["STORAGE_CLASS"] = backend
+        value["STORAGE_KWARGS"] = options(kind)
+        namespace[setting] = value
+    if "PROFILE_IMAGE_BACKEND" in namespace:
+        namespace["PROFILE_IMAGE_BACKEND"] = {
+            "class": backend,
+            "options": options("profile_image", file_overwrite=True),
+        }
+    namespace["GRADES_DOWNLOAD"] = {
+        "STORAGE_TYPE": "",
+        "STORAGE_CLASS": backend,
+        "STORAGE_KWARGS": options("grades"),
+    }
+    # ORA2 through Django's default storage (the bucket above).
+    namespace["ORA2_FILEUPLOAD_BACKEND"] = "django"
+    # SCORM packages in the default storage (the bucket), served to browsers by
+    # the LMS's own proxy view of the xblock: no storage function of its own
+    # (Drydock's needs a /scorm-proxy route to a MinIO or public S3 bucket).
+    xblock_settings = dict(namespace.get("XBLOCK_SETTINGS") or {})
+    scorm = dict(xblock_settings.get("ScormXBlock") or {})
+    scorm.pop("STORAGE_FUNC", None)
+    scorm["PROXY_ASSETS_LMS"] = True
+    xblock_settings["ScormXBlock"] = scorm
+    namespace["XBLOCK_SETTINGS"] = xblock_settings
+    learning = dict(namespace.get("OPENEDX_LEARNING") or {})
+    learning["MEDIA"] = {"BACKEND": backend, "OPTIONS": options("openedx_learning")}
+    namespace["OPENEDX_LEARNING"] = learning
+
+
+_phd_media_on_bucket(globals())
+del _phd_media_on_bucket
+"""
+)
+
+
+def _storage_env_patch(container_path: str) -> str:
+    """JSON patch operations that give a container the bucket's keys (from the
+    credentials Secret) and boto3's checksum settings."""
+    operations = [
+        {
+            "op": "add",
+            "path": f"{container_path}/env/-",
+            "value": {
+                "name": variable,
+                "valueFrom": {
+                    "secretKeyRef": {"name": "{{ PHD_CREDENTIALS_SECRET }}", "key": key}
+                },
+            },
+        }
+        for variable, key in STORAGE_SECRET_KEYS.items()
+    ] + [
+        {"op": "add", "path": f"{container_path}/env/-", "value": {"name": name, "value": value}}
+        for name, value in STORAGE_CHECKSUM_ENV.items()
+    ]
+    return json.dumps(operations)
+
+
+def _storage_kustomization_patches() -> str:
+    """kustomization.yml `patches` entries: the bucket's keys for every container
+    that loads the Open edX settings (web, workers, Drydock's init jobs)."""
+    lines = [
+        _patch_entry(f"kind: Deployment\n    name: {name}", _storage_env_patch("/spec/template/spec/containers/0"))
+        for name in OPENEDX_DEPLOYMENTS
+    ]
+    lines.append(
+        _patch_entry(
+            "kind: Job\n    labelSelector: app.kubernetes.io/component=drydock-job",
+            _storage_env_patch("/spec/template/spec/containers/0"),
+        )
+    )
+    return "\n".join(lines)
+
+
+# Drydock's SCORM storage and its /scorm-proxy routes are for a MinIO or public
+# S3 bucket of Drydock's own settings; SCORM uses the default storage instead.
+hooks.Filters.CONFIG_OVERRIDES.add_items([("DRYDOCK_ENABLE_SCORM", False)])
+
+hooks.Filters.ENV_PATCHES.add_items(
+    [
+        ("openedx-lms-production-settings", STORAGE_SETTINGS),
+        ("openedx-cms-production-settings", STORAGE_SETTINGS),
+        ("kustomization-patches", _storage_kustomization_patches()),
+    ]
+)
 
 
 @click.group(name="phd", help="kubectl-phd's commands")

@@ -254,7 +254,8 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
 }
 
 /// The instance's Secrets, at once: the credentials Tutor generates (kept
-/// when they exist), the provisioning admin credentials the Workflows read,
+/// when they exist), the bucket's keys (replaced, so a new key reaches the
+/// containers), the provisioning admin credentials the Workflows read,
 /// and the image pull Secret when `PHD_DOCKER_REGISTRY_CREDENTIALS` is set.
 async fn store_secrets(
     client: &kube::Client,
@@ -273,6 +274,16 @@ async fn store_secrets(
     );
     credentials?;
     admin.context("cannot store the provisioning credentials")?;
+    // The bucket's keys, for the Open edX containers (media on the bucket):
+    // set on every run, so that `instance create` again hands over a new key.
+    let storage: BTreeMap<String, ByteString> = provisioning
+        .storage_credentials()
+        .into_iter()
+        .map(|(key, value)| (key, ByteString(value.into_bytes())))
+        .collect();
+    set_credentials(&secrets, storage)
+        .await
+        .context("cannot store the bucket's keys in the instance credentials")?;
     if let Some(secret) = pull_secret {
         secrets
             .patch(PULL_SECRET, &apply_params, &kube::api::Patch::Apply(secret))

@@ -35,6 +35,10 @@ pub const ENVIRONMENT_LABEL: &str = "kubectl-phd/environment";
 pub const PROVISIONING_SECRET: &str = "phd-provisioning";
 /// The instance's own database passwords, generated once.
 pub const CREDENTIALS_SECRET: &str = "phd-instance-credentials";
+/// Keys of the bucket's access key in both the provisioning Secret and the
+/// credentials Secret: the Workflows create the bucket with them, the Open
+/// edX containers store media with them.
+pub const STORAGE_CREDENTIALS: [&str; 2] = ["storage-access-key-id", "storage-secret-access-key"];
 pub const EXECUTOR: &str = "workflow-executor";
 const ANNOTATION_PREFIX: &str = "kubectl-phd/";
 
@@ -625,11 +629,11 @@ impl Provisioning {
                 ),
             ),
             (
-                "storage-access-key-id".to_owned(),
+                STORAGE_CREDENTIALS[0].to_owned(),
                 require(Credential::StorageAccessKeyId, None),
             ),
             (
-                "storage-secret-access-key".to_owned(),
+                STORAGE_CREDENTIALS[1].to_owned(),
                 require(Credential::StorageSecretAccessKey, None),
             ),
         ]);
@@ -732,6 +736,23 @@ impl Provisioning {
                 self.secret["digitalocean-token"].as_str(),
             )
         })
+    }
+
+    /// The bucket's access keys under the keys of the credentials Secret
+    /// that the Open edX containers read (`storage-access-key-id`,
+    /// `storage-secret-access-key`: `STORAGE_SECRET_KEYS` in
+    /// plugins/tutor-phd/phd.py). Empty values when the credentials are
+    /// missing (a dry run).
+    pub fn storage_credentials(&self) -> BTreeMap<String, String> {
+        STORAGE_CREDENTIALS
+            .iter()
+            .map(|key| {
+                (
+                    (*key).to_owned(),
+                    self.secret.get(*key).cloned().unwrap_or_default(),
+                )
+            })
+            .collect()
     }
 
     /// The resources to (de)provision: MongoDB only when a provider is set.

@@ -19,6 +19,7 @@ mod infrastructure_modules;
 mod instances;
 mod krew;
 mod provisioning_scripts;
+mod site_storage;
 mod snapshots;
 mod upgrades;
 mod users;
