@@ -508,12 +508,12 @@ impl Resources {
     }
 }
 
-/// Where Tutor renders the Ingresses, relative to an instance's directory.
 /// Key of the instance's credentials Secret that holds the SMTP relay's
 /// password (`CREDENTIALS` in plugins/tutor-phd/phd.py: `SMTP_PASSWORD`
 /// reaches the containers as `PHD_SMTP_PASSWORD`).
 pub const SMTP_PASSWORD_KEY: &str = "smtp-password";
 
+/// Where Tutor renders the Ingresses, relative to an instance's directory.
 pub const INGRESSES_FILE: &str = "env/k8s/services.yml";
 
 /// The hosts of the Ingresses in the rendered manifests of the instance in
@@ -624,13 +624,13 @@ impl Provisioning {
             Setting::RepositoryBranch,
             Setting::DockerRegistry,
             Setting::AtlasProjectId,
+            Setting::AtlasClusterName,
+            Setting::AtlasApiUrl,
+            Setting::DigitaloceanApiUrl,
             Setting::SmtpHost,
             Setting::SmtpPort,
             Setting::SmtpUseTls,
             Setting::SmtpUsername,
-            Setting::AtlasClusterName,
-            Setting::AtlasApiUrl,
-            Setting::DigitaloceanApiUrl,
         ])?;
         let credential = |credential: Credential| settings.credential(credential);
         let setting = |setting: Setting| -> anyhow::Result<String> {
