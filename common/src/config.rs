@@ -131,6 +131,42 @@ pub struct ClusterContext {
     /// Namespace of the ingress controller, admitted by each instance's NetworkPolicy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress_namespace: Option<String>,
+    /// SMTP relay every new instance sends its email through (host name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_host: Option<String>,
+    /// Its port (`587`; a JSON number or string).
+    #[serde(
+        default,
+        deserialize_with = "scalar_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub smtp_port: Option<String>,
+    /// Whether to use STARTTLS with it (`true`/`false`; JSON boolean or string).
+    #[serde(
+        default,
+        deserialize_with = "scalar_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub smtp_use_tls: Option<String>,
+    /// The user it authenticates as (its password: `PHD_SMTP_PASSWORD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_username: Option<String>,
+}
+
+/// A `context.json` value given as a string, number or boolean, as text.
+fn scalar_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(text)) => Ok(Some(text)),
+        Some(serde_json::Value::Number(number)) => Ok(Some(number.to_string())),
+        Some(serde_json::Value::Bool(flag)) => Ok(Some(flag.to_string())),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected a string, number or boolean, found {other}"
+        ))),
+    }
 }
 
 /// A cluster repository on disk: the directory holding `context.json`.
@@ -222,6 +258,10 @@ pub enum Setting {
     DigitaloceanApiUrl,
     Python,
     CacheDir,
+    SmtpHost,
+    SmtpPort,
+    SmtpUseTls,
+    SmtpUsername,
 }
 
 impl Setting {
@@ -261,6 +301,10 @@ impl Setting {
             Self::DigitaloceanApiUrl => "PHD_DIGITALOCEAN_API_URL",
             Self::Python => "PHD_PYTHON",
             Self::CacheDir => "PHD_CACHE_DIR",
+            Self::SmtpHost => "PHD_SMTP_HOST",
+            Self::SmtpPort => "PHD_SMTP_PORT",
+            Self::SmtpUseTls => "PHD_SMTP_USE_TLS",
+            Self::SmtpUsername => "PHD_SMTP_USERNAME",
         }
     }
 
@@ -300,6 +344,10 @@ impl Setting {
             Self::DigitaloceanApiUrl => "the DigitalOcean API URL",
             Self::Python => "the Python interpreter that installs Tutor",
             Self::CacheDir => "the directory of the tools phd installs",
+            Self::SmtpHost => "the SMTP relay host",
+            Self::SmtpPort => "the SMTP relay port",
+            Self::SmtpUseTls => "whether to use STARTTLS with the SMTP relay",
+            Self::SmtpUsername => "the SMTP relay user",
         }
     }
 
@@ -313,12 +361,15 @@ impl Setting {
             Self::Environment | Self::IngressNamespace => Kind::Label,
             Self::IngressClass | Self::ClusterIssuer => Kind::Subdomain,
             Self::ArgocdVersion | Self::WorkflowsVersion | Self::RepositoryBranch => Kind::Version,
-            Self::MysqlPort | Self::MongodbPort => Kind::Port,
+            Self::MysqlPort | Self::MongodbPort | Self::SmtpPort => Kind::Port,
             Self::StorageType => Kind::OneOf(&["s3", "spaces"]),
-            Self::StorageVersioning | Self::StorageMakePublic => Kind::OneOf(&["true", "false"]),
+            Self::StorageVersioning | Self::StorageMakePublic | Self::SmtpUseTls => {
+                Kind::OneOf(&["true", "false"])
+            }
             Self::MysqlCaCertificate => Kind::PemOrPath,
             Self::Provider => Kind::OneOf(&["aws", "digitalocean"]),
             Self::MysqlHost | Self::MongodbHost | Self::DockerRegistry => Kind::Host,
+            Self::SmtpHost => Kind::HostName,
             Self::Region | Self::StorageRegion => Kind::Region,
             Self::Repository => Kind::RepositoryUrl,
             Self::StorageEndpointUrl | Self::AtlasApiUrl | Self::DigitaloceanApiUrl => Kind::Url,
@@ -327,7 +378,8 @@ impl Setting {
             | Self::MongodbReplicaSet
             | Self::MongodbClusterId
             | Self::AtlasProjectId
-            | Self::AtlasClusterName => Kind::Token,
+            | Self::AtlasClusterName
+            | Self::SmtpUsername => Kind::Token,
             Self::InstancesDirectory | Self::Python | Self::CacheDir => Kind::Path,
         }
     }
@@ -362,6 +414,10 @@ impl Setting {
             Self::IngressClass => given(&context.ingress_class),
             Self::ClusterIssuer => given(&context.cluster_issuer),
             Self::IngressNamespace => given(&context.ingress_namespace),
+            Self::SmtpHost => given(&context.smtp_host),
+            Self::SmtpPort => given(&context.smtp_port),
+            Self::SmtpUseTls => given(&context.smtp_use_tls),
+            Self::SmtpUsername => given(&context.smtp_username),
             Self::StorageType => match provider.as_deref()? {
                 "digitalocean" => Some("spaces".to_owned()),
                 "aws" => Some("s3".to_owned()),
@@ -428,6 +484,7 @@ pub enum Credential {
     AtlasPrivateKey,
     ArgoAdminPassword,
     DockerRegistryCredentials,
+    SmtpPassword,
 }
 
 impl Credential {
@@ -442,6 +499,7 @@ impl Credential {
             Self::AtlasPrivateKey => "PHD_ATLAS_PRIVATE_KEY",
             Self::ArgoAdminPassword => "PHD_ARGO_ADMIN_PASSWORD",
             Self::DockerRegistryCredentials => "PHD_DOCKER_REGISTRY_CREDENTIALS",
+            Self::SmtpPassword => "PHD_SMTP_PASSWORD",
         }
     }
 
@@ -456,6 +514,7 @@ impl Credential {
             Self::AtlasPrivateKey => "the MongoDB Atlas private API key",
             Self::ArgoAdminPassword => "the Argo CD admin password",
             Self::DockerRegistryCredentials => "the Docker registry credentials (user:token)",
+            Self::SmtpPassword => "the SMTP relay password",
         }
     }
 }
@@ -477,6 +536,8 @@ enum Kind {
     OneOf(&'static [&'static str]),
     /// A host name or address, optionally with `:port` or a path (registries).
     Host,
+    /// A bare host name or IPv4 address: letters, digits, '.', '-' (no port).
+    HostName,
     /// A cloud region: lower-case letters, digits and '-'.
     Region,
     /// A git repository URL (`crate::naming::check_repository_url`).
@@ -507,6 +568,10 @@ impl Kind {
             }
             Self::OneOf(choices) => choices.contains(&value),
             Self::Host => chars_in(&|c| c.is_ascii_alphanumeric() || ".-_:/[]".contains(c)),
+            Self::HostName => {
+                chars_in(&|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+                    && !value.starts_with(['-', '.'])
+            }
             Self::Region => chars_in(&|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
             Self::RepositoryUrl => crate::naming::check_repository_url("value", value).is_ok(),
             Self::Url => {
@@ -532,6 +597,7 @@ impl Kind {
             Self::Port => "a port number from 1 to 65535",
             Self::OneOf(choices) => return format!("one of: {}", choices.join(", ")),
             Self::Host => "a host name or address, optionally with :port",
+            Self::HostName => "a host name such as smtp.example.com, without a port",
             Self::Region => "a region such as us-east-1 or nyc3",
             Self::RepositoryUrl => {
                 "a repository URL such as https://github.com/acme/phd-acme-cluster.git"
@@ -840,6 +906,10 @@ impl ClusterContext {
             ingress_class: some(),
             cluster_issuer: some(),
             ingress_namespace: some(),
+            smtp_host: some(),
+            smtp_port: some(),
+            smtp_use_tls: some(),
+            smtp_username: some(),
         }
     }
 }
@@ -1043,6 +1113,60 @@ mod tests {
         assert_eq!(
             repo.context.repository.as_deref(),
             Some("https://github.com/o/r")
+        );
+    }
+
+    #[test]
+    fn smtp_relay_comes_from_context_json_checked() {
+        let (_dir, repo) = repository(
+            r#"{"smtp_host":"smtp.example.net","smtp_port":587,"smtp_use_tls":true,"smtp_username":"apikey"}"#,
+        );
+        let vars = env(&[]);
+        let settings = Settings::new(&vars, Some(&repo));
+        let value = |setting| {
+            settings
+                .get(setting, None)
+                .expect("valid")
+                .map(|resolved| resolved.value)
+        };
+        assert_eq!(
+            value(Setting::SmtpHost).as_deref(),
+            Some("smtp.example.net")
+        );
+        assert_eq!(value(Setting::SmtpPort).as_deref(), Some("587"));
+        assert_eq!(value(Setting::SmtpUseTls).as_deref(), Some("true"));
+        assert_eq!(value(Setting::SmtpUsername).as_deref(), Some("apikey"));
+        // The environment beats context.json; a port or host that would
+        // break config.yml is refused, naming the variable.
+        for (variable, bad) in [
+            ("PHD_SMTP_PORT", "587x"),
+            ("PHD_SMTP_HOST", "smtp.example.net:587"),
+            ("PHD_SMTP_USE_TLS", "yes"),
+        ] {
+            let vars = env(&[(variable, bad)]);
+            let settings = Settings::new(&vars, Some(&repo));
+            let setting = [Setting::SmtpPort, Setting::SmtpHost, Setting::SmtpUseTls]
+                .into_iter()
+                .find(|s| s.env_name() == variable)
+                .expect("setting");
+            let error = settings.get(setting, None).expect_err(bad).to_string();
+            assert!(error.contains(variable) && error.contains(bad), "{error}");
+        }
+        // Without a relay the settings are unset, not defaulted.
+        let vars = env(&[]);
+        assert!(
+            Settings::new(&vars, None)
+                .get(Setting::SmtpHost, None)
+                .expect("valid")
+                .is_none()
+        );
+        // A password is a credential: the environment only.
+        let vars = env(&[("PHD_SMTP_PASSWORD", "p")]);
+        assert_eq!(
+            Settings::new(&vars, None)
+                .credential(Credential::SmtpPassword)
+                .as_deref(),
+            Some("p")
         );
     }
 

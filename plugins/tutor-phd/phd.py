@@ -12,8 +12,10 @@ kubectl-phd renders every instance with Tutor, tutor-contrib-drydock and this pl
 - turns Tutor's init tasks into Argo CD sync hooks (Drydock's `DRYDOCK_INIT_JOBS`),
   without the MySQL and MongoDB tasks, whose work kubectl-phd's provisioning workflows
   do with admin credentials that never reach the instance namespace;
-- adds an Ingress for every host of the instance, with TLS from a cert-manager
-  ClusterIssuer (`PHD_INGRESS_CLASS`, `PHD_CLUSTER_ISSUER`);
+- adds an Ingress for every host Caddy serves to browsers (read from the rendered
+  Caddyfile: LMS, Studio, MFEs, Meilisearch's public host, any plugin's), with TLS
+  from a cert-manager ClusterIssuer (`PHD_INGRESS_CLASS`, `PHD_CLUSTER_ISSUER`) and
+  ingress-nginx's body limit raised to Caddy's for that host;
 - puts every Open edX file storage (Django's default storage, course import/export
   and user-task artifacts, grade reports, ORA2 uploads, profile images, video images
   and transcripts, Libraries v2 media, SCORM packages) on the instance's bucket
@@ -32,9 +34,11 @@ Written for Tutor 20 to 22 and the Drydock release of the same major version.
 from __future__ import annotations
 
 import json
+import re
 import typing as t
 
 import click
+import jinja2
 from tutor import config as tutor_config
 from tutor import exceptions, hooks, utils
 
@@ -49,6 +53,9 @@ CREDENTIALS: dict[str, tuple[str, str]] = {
     "MEILISEARCH_API_KEY": ("PHD_MEILISEARCH_API_KEY", "meilisearch-api-key"),
     "OPENEDX_MYSQL_PASSWORD": ("PHD_MYSQL_PASSWORD", "mysql-password"),
     "MONGODB_PASSWORD": ("PHD_MONGODB_PASSWORD", "mongodb-password"),
+    # The SMTP relay's password (empty without one): `kubectl phd instance
+    # update NAME --smtp-password-stdin` or PHD_SMTP_PASSWORD at create.
+    "SMTP_PASSWORD": ("PHD_SMTP_PASSWORD", "smtp-password"),
 }
 # Settings Tutor generates that no container of a phd instance uses (the MySQL
 # server is not run by Tutor); replaced so that nothing random is rendered.
@@ -279,8 +286,109 @@ def _kustomization_patches() -> str:
     return "\n".join(lines)
 
 
+# Caddy's size units (github.com/dustin/go-humanize's ParseBytes, which Caddy's
+# `request_body max_size` uses): decimal without "i", binary with it.
+_CADDY_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "ki": 2**10,
+    "kib": 2**10,
+    "m": 10**6,
+    "mb": 10**6,
+    "mi": 2**20,
+    "mib": 2**20,
+    "g": 10**9,
+    "gb": 10**9,
+    "gi": 2**30,
+    "gib": 2**30,
+}
+_CADDY_SIZE = re.compile(r"^\s*max_size\s+([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
+# Placeholders such as {$default_site_port} or {args.0}: braces that open no block.
+_CADDY_PLACEHOLDER = re.compile(r"\{[^\s{}]*\}")
+
+
+def caddy_sites(caddyfile: str) -> list[tuple[str, int]]:
+    """The hosts of a Caddyfile's site blocks, in order, each with the largest
+    `request_body max_size` of its block in bytes (0: the block sets none).
+
+    Skips the global options block, snippets `(name) {...}` and sites whose
+    address has no host (`:80`, `{$default_site_port:80}`). Addresses may carry
+    a scheme and a port (`https://host:443`); only the host is kept, lower-case,
+    once. Raises ValueError on an unbalanced brace or a size Caddy would not
+    accept, so a render never silently drops a site.
+    """
+    sites: dict[str, int] = {}
+    depth = 0
+    current: list[str] = []
+    for number, raw in enumerate(caddyfile.splitlines(), start=1):
+        line = raw.split("#", 1)[0] if raw.lstrip().startswith("#") else raw
+        bare = _CADDY_PLACEHOLDER.sub("", line)
+        if depth == 0 and bare.rstrip().endswith("{"):
+            address = line.rstrip()[:-1].strip()
+            current = []
+            if address and not address.startswith("("):
+                for token in re.split(r"[\s,]+", address):
+                    host = _CADDY_PLACEHOLDER.sub("", token.split("://")[-1])
+                    host = host.rsplit(":", 1)[0] if ":" in host else host
+                    host = host.lower()
+                    if host:
+                        current.append(host)
+                        sites.setdefault(host, 0)
+        elif depth > 0 and current:
+            size = _CADDY_SIZE.match(bare)
+            if size:
+                unit = size.group(2).lower()
+                if unit not in _CADDY_UNITS:
+                    raise ValueError(f"Caddyfile line {number}: unknown size unit {size.group(2)!r}")
+                limit = int(float(size.group(1)) * _CADDY_UNITS[unit])
+                for host in current:
+                    sites[host] = max(sites[host], limit)
+        depth += bare.count("{") - bare.count("}")
+        if depth < 0:
+            raise ValueError(f"Caddyfile line {number}: unbalanced closing brace")
+    if depth != 0:
+        raise ValueError("Caddyfile: unbalanced braces at the end")
+    return list(sites.items())
+
+
+@jinja2.pass_context
+def _browser_sites(context: t.Any, caddyfile: str) -> list[tuple[str, str, int]]:
+    """(Ingress name, host, body limit in bytes or 0) of every site the rendered
+    Caddyfile serves. The hosts Tutor and its plugins define keep stable names
+    (so their TLS Secrets survive a re-render); any other gets its host with
+    dashes for dots."""
+    named = {}
+    for name, setting in [
+        ("lms", "LMS_HOST"),
+        ("cms", "CMS_HOST"),
+        ("mfe", "MFE_HOST"),
+    ]:
+        value = context.get(setting)
+        if isinstance(value, str) and value:
+            named.setdefault(value.lower(), name)
+    public = context.get("MEILISEARCH_PUBLIC_URL")
+    if isinstance(public, str) and "://" in public:
+        named.setdefault(public.split("://", 1)[1].split("/")[0].split(":")[0].lower(), "meilisearch")
+    return [
+        (named.get(host, host.replace(".", "-").replace("*", "wildcard")), host, limit)
+        for host, limit in caddy_sites(caddyfile)
+    ]
+
+
+hooks.Filters.ENV_TEMPLATE_VARIABLES.add_item(("phd_browser_sites", _browser_sites))
+
+# One Ingress per site Caddy serves to browsers (read from the rendered
+# Caddyfile, so Meilisearch's public host and every plugin's host are included,
+# and a host Caddy does not serve gets none), with TLS and, for ingress-nginx,
+# the largest request body Caddy accepts on that host, rounded up to MiB, the
+# unit nginx and Traefik's ingress-nginx provider both read (nginx's default is
+# 1 MiB; Traefik's own Ingress provider sets no limit). Caddy still applies its
+# finer per-path limits.
 INGRESS = """
-{%- for name, host in [("lms", LMS_HOST), ("cms", CMS_HOST), ("preview", PREVIEW_LMS_HOST), ("mfe", MFE_HOST if "mfe" in PLUGINS else "")] if host %}
+{%- set phd_caddyfile %}{% include "apps/caddy/Caddyfile" %}{% endset %}
+{%- for name, host, body_limit in phd_browser_sites(phd_caddyfile) %}
 ---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -291,6 +399,9 @@ metadata:
     app.kubernetes.io/component: ingress
   annotations:
     cert-manager.io/cluster-issuer: {{ PHD_CLUSTER_ISSUER }}
+    {%- if body_limit %}
+    nginx.ingress.kubernetes.io/proxy-body-size: "{{ ((body_limit + 1048575) // 1048576) }}m"
+    {%- endif %}
 spec:
   ingressClassName: {{ PHD_INGRESS_CLASS }}
   tls:

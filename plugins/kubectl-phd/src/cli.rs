@@ -420,7 +420,7 @@ pub enum InstanceCommand {
     Create(InstanceCreateArgs),
     /// Change an instance's config.yml, re-render its env/ with Tutor and re-apply its cluster objects
     #[command(
-        after_help = "Examples:\n  kubectl phd instance update demo --set PLATFORM_NAME=\"Demo U\"\n  kubectl phd instance update demo --tutor-version 22 --dry-run"
+        after_help = "Examples:\n  kubectl phd instance update demo --set PLATFORM_NAME=\"Demo U\"\n  kubectl phd instance update demo --tutor-version 22 --dry-run\n  kubectl phd instance update demo --smtp-password-stdin < smtp-password.txt"
     )]
     Update(InstanceUpdateArgs),
     /// Delete an instance with its data (asks first)
@@ -544,6 +544,9 @@ pub struct InstanceUpdateArgs {
     pub environment: Option<String>,
     #[command(flatten)]
     pub ingress: IngressArgs,
+    /// Store the SMTP relay's password, read from standard input, in the instance's Secret (key smtp-password; never in config.yml or env/)
+    #[arg(long, conflicts_with = "files_only")]
+    pub smtp_password_stdin: bool,
     /// Only change the files; do not connect to the cluster
     #[arg(long)]
     pub files_only: bool,

@@ -302,6 +302,7 @@ pub async fn run(session: &Session, args: &DoctorArgs) -> anyhow::Result<ExitCod
         ),
     });
     checks.push(check_tutor(session));
+    checks.push(check_email(session));
 
     let report = Report {
         ok: checks.iter().all(|check| check.status != Status::Failed),
@@ -710,6 +711,72 @@ async fn check_unmanaged_instances(client: &kube::Client) -> Option<Check> {
             ),
         )
     })
+}
+
+/// Whether an instance's config.yml (parsed) leaves its email to Tutor's own
+/// mail server, which delivers straight to recipients' MX servers: no
+/// `SMTP_HOST`, or Tutor's in-cluster `smtp`, while `RUN_SMTP` is not false.
+fn sends_direct_to_mx(config: &serde_json::Value) -> bool {
+    let relay = config["SMTP_HOST"]
+        .as_str()
+        .is_some_and(|host| !host.is_empty() && host != "smtp");
+    !relay && config["RUN_SMTP"] != serde_json::Value::Bool(false)
+}
+
+/// The instances of the instances directory that send email straight to
+/// recipients' MX servers, which the clouds phd targets block or spam-bin
+/// ([`sends_direct_to_mx`]): a warning naming them, and how to set a relay.
+fn check_email(session: &Session) -> Check {
+    let dir = match crate::instance::instances_dir(session) {
+        Ok(dir) => dir,
+        Err(error) => return Check::new("email", Status::Skipped, error.to_string()),
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Check::new(
+            "email",
+            Status::Skipped,
+            format!("no instances in {}", dir.display()),
+        );
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|entry| entry.path().join("config.yml").is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let direct: Vec<&String> = names
+        .iter()
+        .filter(|name| {
+            std::fs::read_to_string(dir.join(name).join("config.yml"))
+                .ok()
+                .and_then(|text| serde_saphyr::from_str::<serde_json::Value>(&text).ok())
+                .is_some_and(|config| sends_direct_to_mx(&config))
+        })
+        .collect();
+    match (names.len(), direct.is_empty()) {
+        (0, _) => Check::new(
+            "email",
+            Status::Skipped,
+            format!("no instances in {}", dir.display()),
+        ),
+        (count, true) => Check::new(
+            "email",
+            Status::Ok,
+            format!("{count} instance(s) send email through an SMTP relay"),
+        ),
+        (_, false) => Check::new(
+            "email",
+            Status::Warning,
+            format!(
+                "{} send email straight to recipients' MX servers (no SMTP relay), which most clouds block or spam-bin: `kubectl phd instance update NAME --set RUN_SMTP=false --set SMTP_HOST=... --set SMTP_PORT=587 --set SMTP_USE_TLS=true --set SMTP_USERNAME=...`, then `--smtp-password-stdin` (docs/instances.md, \"Email\")",
+                direct
+                    .iter()
+                    .map(|name| name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+    }
 }
 
 /// Tutor, which renders every instance: installed in phd's cache, or

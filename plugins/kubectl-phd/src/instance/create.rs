@@ -14,7 +14,7 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Api, PostParams};
 use phd_common::apply::Applier;
-use phd_common::config::Setting;
+use phd_common::config::{Credential, Setting};
 use phd_common::manifest::{self, Document};
 use phd_common::render::{self as scaffold, RenderedFile};
 use phd_common::tutor::{Rendering, SyncReport};
@@ -24,8 +24,8 @@ use serde_json::{Map, Value, json};
 
 use super::{
     CREDENTIALS_SECRET, ENVIRONMENT_LABEL, EXECUTOR, INSTANCE_LABEL, Operation,
-    PROVISIONING_SECRET, PULL_SECRET, Provisioning, Resources, instances_dir, registry_pull_secret,
-    render,
+    PROVISIONING_SECRET, PULL_SECRET, Provisioning, Resources, SMTP_PASSWORD_KEY, instances_dir,
+    registry_pull_secret, render,
 };
 use crate::cli::InstanceCreateArgs;
 use crate::outcome::{Action, InstanceDetails, ObjectRef, Outcome};
@@ -96,6 +96,8 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         provisioning.require_credentials()?;
     }
     let pull_secret = registry_pull_secret(session, name)?;
+    // The SMTP relay's password, from the environment only, for the Secret.
+    let smtp_password = session.settings().credential(Credential::SmtpPassword);
     // Held until the files are written and the namespace records them.
     let lock = if args.dry_run {
         None
@@ -148,14 +150,6 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     if let Some(namespace) = &existing {
         check_recorded_resources(name, namespace, &resources, &files.dir)?;
     }
-    let (details, external) = super::described(
-        Some(&files.config),
-        Some(environment.clone()),
-        Some(&resources),
-        provisioning.resources().contains(&super::Resource::Mongodb),
-    );
-    let mut outcome = Outcome::new("Instance", name, Action::Created, details).on(session);
-    outcome.external = external;
     let mut changed = existing.is_none() || !files.new_files.is_empty();
 
     if !files.new_files.is_empty() {
@@ -168,6 +162,16 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         render::describe(&env, &files.dir),
         tutor.release.tutor
     ));
+    // The hosts are those of the Ingresses just rendered.
+    let (details, external) = super::described(
+        &files.dir,
+        Some(&files.config),
+        Some(environment.clone()),
+        Some(&resources),
+        provisioning.resources().contains(&super::Resource::Mongodb),
+    );
+    let mut outcome = Outcome::new("Instance", name, Action::Created, details).on(session);
+    outcome.external = external;
     let report = apply_foundation(&client, &foundation, name)
         .await
         .context("cannot prepare the instance namespace")?;
@@ -182,6 +186,7 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         &rendering,
         &provisioning,
         pull_secret.as_ref(),
+        smtp_password.as_deref(),
         &mut outcome,
     )
     .await?;
@@ -263,13 +268,14 @@ async fn store_secrets(
     rendering: &Rendering,
     provisioning: &Provisioning,
     pull_secret: Option<&Secret>,
+    smtp_password: Option<&str>,
     outcome: &mut Outcome<InstanceDetails>,
 ) -> anyhow::Result<()> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
     let apply_params = kube::api::PatchParams::apply(phd_common::apply::FIELD_MANAGER).force();
     let provisioning_secret = kube::api::Patch::Apply(provisioning.secret(name));
     let (credentials, admin) = tokio::join!(
-        ensure_credentials(client, name, rendering),
+        ensure_credentials(client, name, rendering, smtp_password),
         secrets.patch(PROVISIONING_SECRET, &apply_params, &provisioning_secret)
     );
     credentials?;
@@ -600,6 +606,22 @@ fn instance_files(
                 .get(Setting::StorageEndpointUrl, None)?
                 .map(|r| r.value),
         ),
+        (
+            "smtp_host",
+            settings.get(Setting::SmtpHost, None)?.map(|r| r.value),
+        ),
+        (
+            "smtp_port",
+            settings.get(Setting::SmtpPort, None)?.map(|r| r.value),
+        ),
+        (
+            "smtp_use_tls",
+            settings.get(Setting::SmtpUseTls, None)?.map(|r| r.value),
+        ),
+        (
+            "smtp_username",
+            settings.get(Setting::SmtpUsername, None)?.map(|r| r.value),
+        ),
     ];
     for (key, value) in optional {
         if let Some(value) = value.filter(|v| !v.is_empty()) {
@@ -793,6 +815,7 @@ async fn ensure_credentials(
     client: &kube::Client,
     name: &str,
     rendering: &Rendering,
+    smtp_password: Option<&str>,
 ) -> anyhow::Result<()> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
     let existing = secrets
@@ -809,6 +832,14 @@ async fn ensure_credentials(
         if !present.iter().any(|k| k == key) {
             missing.insert(key.to_owned(), password::generate(INSTANCE_PASSWORD_LENGTH));
         }
+    }
+    // Every Open edX container reads this key, so it exists, empty for a
+    // relay without a password; a re-run keeps the value it has.
+    if !present.iter().any(|k| k == SMTP_PASSWORD_KEY) {
+        missing.insert(
+            SMTP_PASSWORD_KEY.to_owned(),
+            smtp_password.unwrap_or_default().to_owned(),
+        );
     }
     if !TUTOR_SECRETS
         .iter()
@@ -859,6 +890,48 @@ async fn ensure_credentials(
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
         Err(error) => Err(error).context("cannot create the instance credentials"),
     }
+}
+
+/// Stores the SMTP relay's password as key `smtp-password` of the instance's
+/// credentials Secret: `password`, or, when `None`, an empty one if the key
+/// is missing (instances made before the key existed: every Open edX
+/// container reads it). Returns whether the Secret changed.
+///
+/// # Errors
+/// The Secret cannot be read or patched (missing: `instance create` makes it).
+pub(super) async fn store_smtp_password(
+    client: &kube::Client,
+    name: &str,
+    password: Option<&str>,
+) -> anyhow::Result<bool> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
+    let existing = secrets
+        .get_opt(CREDENTIALS_SECRET)
+        .await
+        .context("cannot read the instance credentials")?
+        .with_context(|| {
+            format!(
+                "namespace {name} has no Secret {CREDENTIALS_SECRET}; run `kubectl phd instance create {name}` to finish the instance"
+            )
+        })?;
+    let current = existing
+        .data
+        .as_ref()
+        .and_then(|data| data.get(SMTP_PASSWORD_KEY))
+        .map(|value| value.0.as_slice());
+    let wanted = match (password, current) {
+        (Some(password), current) if current != Some(password.as_bytes()) => password,
+        (None, None) => "",
+        _ => return Ok(false),
+    };
+    let data = BTreeMap::from([(
+        SMTP_PASSWORD_KEY.to_owned(),
+        ByteString(wanted.as_bytes().to_vec()),
+    )]);
+    set_credentials(&secrets, data)
+        .await
+        .context("cannot store the SMTP password in the instance credentials")?;
+    Ok(true)
 }
 
 /// Sets `data`'s keys in the existing credentials Secret, leaving its other

@@ -148,6 +148,7 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
     }
 
     let (details, mut external) = super::described(
+        &dir,
         config_text.as_deref(),
         Some(environment.clone()),
         resources.as_ref().filter(|_| namespace.is_some()),

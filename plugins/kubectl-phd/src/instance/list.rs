@@ -29,7 +29,7 @@ struct InstanceState {
     /// Each provisioning Workflow: its phase and, when it failed, why.
     workflows: BTreeMap<String, WorkflowState>,
     host: Option<String>,
-    /// The site's addresses (LMS, Studio, MFEs, preview), from config.yml.
+    /// The site's addresses: the hosts of its rendered Ingresses (LMS first).
     urls: Vec<String>,
     /// The Tutor release that renders it (`PHD_TUTOR_VERSION`) and its Open edX release.
     tutor_version: Option<String>,
@@ -313,7 +313,7 @@ async fn gather(
             let known = Resources::from_config(&text).is_ok();
             let instance = state(&mut states, &name);
             instance.in_repository = true;
-            instance.urls = super::site_urls(&config);
+            instance.urls = super::site_urls(&entry.path(), &config);
             instance.host = host;
             if let Ok(release) =
                 super::render::release_of(config.as_object().unwrap_or(&serde_json::Map::new()))

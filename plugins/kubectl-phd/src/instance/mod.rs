@@ -524,19 +524,65 @@ impl Resources {
     }
 }
 
-/// The site's addresses, `https://<host>`, from the hosts of a parsed
-/// config.yml (LMS, Studio, MFEs, preview; those it sets).
-pub fn site_urls(config: &Value) -> Vec<String> {
-    ["LMS_HOST", "CMS_HOST", "MFE_HOST", "PREVIEW_LMS_HOST"]
+/// Key of the instance's credentials Secret that holds the SMTP relay's
+/// password (`CREDENTIALS` in plugins/tutor-phd/phd.py: `SMTP_PASSWORD`
+/// reaches the containers as `PHD_SMTP_PASSWORD`).
+pub const SMTP_PASSWORD_KEY: &str = "smtp-password";
+
+/// Where Tutor renders the Ingresses, relative to an instance's directory.
+pub const INGRESSES_FILE: &str = "env/k8s/services.yml";
+
+/// The hosts of the Ingresses in the rendered manifests of the instance in
+/// `dir` (`env/k8s/services.yml`): every host Caddy serves to browsers, in the
+/// Caddyfile's order (LMS first). Empty when nothing is rendered yet or the
+/// file does not parse (`instance update` re-renders it).
+pub fn ingress_hosts(dir: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(dir.join(INGRESSES_FILE)) else {
+        return Vec::new();
+    };
+    let Ok(documents) = phd_common::manifest::parse(INGRESSES_FILE, &text) else {
+        return Vec::new();
+    };
+    let mut hosts: Vec<String> = Vec::new();
+    for document in documents
         .iter()
-        .filter_map(|key| config[key].as_str())
-        .map(|host| format!("https://{host}"))
-        .collect()
+        .filter(|document| document.object["kind"] == "Ingress")
+    {
+        let rules = document.object["spec"]["rules"].as_array();
+        for host in rules
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["host"].as_str())
+        {
+            if !hosts.iter().any(|known| known == host) {
+                hosts.push(host.to_owned());
+            }
+        }
+    }
+    hosts
+}
+
+/// The site's addresses, `https://<host>`: the hosts of the instance's
+/// rendered Ingresses ([`ingress_hosts`] of `dir`: LMS, Studio, Meilisearch's
+/// public host, MFEs, any plugin's), else, before a first render, the hosts a
+/// parsed config.yml names (LMS, Studio, MFEs).
+pub fn site_urls(dir: &Path, config: &Value) -> Vec<String> {
+    let mut hosts = ingress_hosts(dir);
+    if hosts.is_empty() {
+        hosts = ["LMS_HOST", "CMS_HOST", "MFE_HOST"]
+            .iter()
+            .filter_map(|key| config[key].as_str())
+            .map(str::to_owned)
+            .collect();
+    }
+    hosts.iter().map(|host| format!("https://{host}")).collect()
 }
 
 /// An instance result's own keys and its hosts and databases, from the
-/// instance's config.yml text (`None` when there is none).
+/// instance's config.yml text (`None` when there is none) and the manifests
+/// rendered in its directory `dir`.
 pub fn described(
+    dir: &Path,
     config: Option<&str>,
     environment: Option<String>,
     resources: Option<&Resources>,
@@ -545,7 +591,7 @@ pub fn described(
     let parsed: Value = config
         .and_then(|text| serde_saphyr::from_str(text).ok())
         .unwrap_or_default();
-    let urls = site_urls(&parsed);
+    let urls = site_urls(dir, &parsed);
     let mut external: Vec<External> = resources
         .map(|resources| resources.external(mongodb, parsed["MONGODB_HOST"].as_str()))
         .unwrap_or_default();
@@ -597,6 +643,10 @@ impl Provisioning {
             Setting::AtlasClusterName,
             Setting::AtlasApiUrl,
             Setting::DigitaloceanApiUrl,
+            Setting::SmtpHost,
+            Setting::SmtpPort,
+            Setting::SmtpUseTls,
+            Setting::SmtpUsername,
         ])?;
         let credential = |credential: Credential| settings.credential(credential);
         let setting = |setting: Setting| -> anyhow::Result<String> {

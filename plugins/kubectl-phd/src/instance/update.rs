@@ -8,17 +8,19 @@ use phd_common::{manifest, naming, tutor};
 
 use super::create::{
     application_set, apply_application, apply_foundation, foundation_objects, require_argo,
+    store_smtp_password,
 };
 use super::render::{self, TUTOR_VERSION_KEY};
-use super::{Resources, instances_dir};
+use super::{CREDENTIALS_SECRET, Resources, SMTP_PASSWORD_KEY, instances_dir};
 use crate::cli::InstanceUpdateArgs;
-use crate::outcome::{Action, External, Outcome};
+use crate::outcome::{Action, External, ObjectRef, Outcome};
 use crate::output;
+use crate::prompt;
 use crate::session::Session;
 
 /// Settings that hold secrets: kept in the instance's Secret, never in
 /// config.yml (see plugins/tutor-phd/phd.py).
-const SECRET_SETTINGS: [&str; 8] = [
+const SECRET_SETTINGS: [&str; 9] = [
     "OPENEDX_SECRET_KEY",
     "JWT_RSA_PRIVATE_KEY",
     "CMS_OAUTH2_SECRET",
@@ -27,6 +29,7 @@ const SECRET_SETTINGS: [&str; 8] = [
     "OPENEDX_MYSQL_PASSWORD",
     "MONGODB_PASSWORD",
     "MYSQL_ROOT_PASSWORD",
+    "SMTP_PASSWORD",
 ];
 /// Settings fixed when the instance was created: its namespace and the names
 /// of what was provisioned for it.
@@ -46,6 +49,11 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
     naming::check_instance_name(&args.name)?;
     let name = args.name.as_str();
     let changes = requested_changes(args)?;
+    let smtp_password = if args.smtp_password_stdin {
+        Some(prompt::secret_from_stdin("--smtp-password-stdin")?)
+    } else {
+        None
+    };
     let environment = session.environment(args.environment.as_deref())?;
     let ingress = args.ingress.resolve(&session.settings())?;
     super::check_name(session, name, Some(&ingress.namespace))?;
@@ -99,6 +107,9 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
         for path in &env.removed {
             println!("# remove {}", dir.join("env").join(path).display());
         }
+        if smtp_password.is_some() {
+            println!("# Secret {name}/{CREDENTIALS_SECRET}: set key {SMTP_PASSWORD_KEY}");
+        }
         return Ok(());
     }
 
@@ -134,7 +145,7 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
         tutor.release.tutor
     ));
     let (details, mut external) =
-        super::described(Some(&new), Some(environment.clone()), None, false);
+        super::described(&dir, Some(&new), Some(environment.clone()), None, false);
     let mut changed = new != old || !env.is_empty();
     if changed {
         external.push(External::new("directory", dir.display().to_string(), None));
@@ -147,6 +158,20 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
         output::info(format!("namespace {name}: {}", report.summary()));
         changed |= outcome.record(&report);
         super::bind_developers(&client, name).await?;
+        // The rendered containers read key smtp-password: stored when given,
+        // added empty to an instance made before it existed.
+        if store_smtp_password(&client, name, smtp_password.as_deref()).await? {
+            output::info(format!(
+                "Secret {CREDENTIALS_SECRET}: stored key {SMTP_PASSWORD_KEY}"
+            ));
+            outcome.objects.push(ObjectRef::new(
+                "Secret",
+                Some(name),
+                CREDENTIALS_SECRET,
+                "updated",
+            ));
+            changed = true;
+        }
         match application_set(&client, &environment).await? {
             Some(set) => output::info(format!(
                 "Argo CD Application {name}-{environment}: kept by ApplicationSet {set}"

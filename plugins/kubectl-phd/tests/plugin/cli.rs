@@ -231,6 +231,50 @@ fn doctor_without_any_kubeconfig_fails_with_the_hint() {
         .stderr(predicate::str::contains("panicked").not());
 }
 
+/// doctor names the instances that send email straight to recipients' MX
+/// servers (Tutor's own mail server, no relay), and none once every instance
+/// has a relay.
+#[test]
+fn doctor_warns_about_instances_without_an_smtp_relay() {
+    let home = tempfile::tempdir().expect("home");
+    let instances = home.path().join("instances");
+    let write = |name: &str, config: &str| {
+        let dir = instances.join(name);
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("config.yml"), config).expect("config");
+    };
+    write(
+        "relayed",
+        "LMS_HOST: a.example\nRUN_SMTP: false\nSMTP_HOST: smtp.example.net\n",
+    );
+    write("direct", "LMS_HOST: b.example\n");
+    write("tutorsmtp", "LMS_HOST: c.example\nSMTP_HOST: smtp\n");
+    let email = || {
+        let output = phd(home.path())
+            .env("PHD_INSTANCES_DIRECTORY", &instances)
+            .args(["doctor", "-o", "json"])
+            .output()
+            .expect("run");
+        check(&doctor_json(&output.stdout), "email").clone()
+    };
+    let report = email();
+    assert_eq!(report["status"], "warning", "{report}");
+    let detail = report["detail"].as_str().expect("detail");
+    assert!(
+        detail.starts_with("direct, tutorsmtp send email straight"),
+        "{detail}"
+    );
+    assert!(!detail.contains("relayed"), "{detail}");
+    for name in ["direct", "tutorsmtp"] {
+        write(
+            name,
+            "RUN_SMTP: false\nSMTP_HOST: email-smtp.eu-west-1.amazonaws.com\n",
+        );
+    }
+    let report = email();
+    assert_eq!(report["status"], "ok", "{report}");
+}
+
 #[test]
 fn doctor_with_garbage_kubeconfig_content_fails_clearly() {
     let home = tempfile::tempdir().expect("home");

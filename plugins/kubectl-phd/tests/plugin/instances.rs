@@ -1036,26 +1036,13 @@ async fn create_renders_open_edx_that_reads_every_credential_from_the_secret() {
         );
     }
 
-    // Ingresses for every host, with the cluster's class and issuer.
-    for (ingress, host) in [
-        ("lms", format!("{name}.lms.example.org")),
-        ("cms", format!("studio.{name}.lms.example.org")),
-        ("mfe", format!("apps.{name}.lms.example.org")),
-        ("preview", format!("preview.{name}.lms.example.org")),
-    ] {
-        let object = named(&objects, "Ingress", ingress);
-        assert_eq!(object["spec"]["ingressClassName"], "edge");
-        assert_eq!(
-            object["metadata"]["annotations"]["cert-manager.io/cluster-issuer"],
-            "edge-letsencrypt"
-        );
-        assert_eq!(object["spec"]["rules"][0]["host"], host.as_str());
-        assert_eq!(object["spec"]["tls"][0]["hosts"][0], host.as_str());
-        assert_eq!(
-            object["spec"]["tls"][0]["secretName"],
-            format!("{ingress}-tls").as_str()
-        );
-    }
+    // An Ingress with TLS for every host Caddy serves to browsers, with the
+    // cluster's class and issuer, and Caddy's upload limits at the edge.
+    let hosts = assert_ingress_per_caddy_site(&env, &objects, "edge", "edge-letsencrypt");
+    assert!(
+        hosts.contains(&format!("meilisearch.{name}.lms.example.org")),
+        "{hosts:?}"
+    );
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &name);
     let policy = policies
         .get("phd-default-deny-ingress")
@@ -1224,11 +1211,14 @@ async fn create_renders_open_edx_that_reads_every_credential_from_the_secret() {
     assert_eq!(values[2], "RSA");
     assert_eq!(values[3], "${PHD_X}", "lower-case settings are left alone");
 
-    // No secret value in any file of the instance, nor in what was printed.
+    // No secret value in any file of the instance, nor in what was printed
+    // (without an SMTP relay its password is empty).
+    assert_eq!(secret_text(&credentials, "smtp-password"), "");
     let files = files_of(&dir);
     let mut secret_values: Vec<String> = keys
         .values()
         .map(|v| String::from_utf8(v.0.clone()).expect("utf-8"))
+        .filter(|v| !v.is_empty())
         .collect();
     // The key's body, line by line, not only the whole PEM.
     let jwt = secret_text(&credentials, "jwt-rsa-private-key");
@@ -1261,6 +1251,12 @@ async fn create_renders_open_edx_that_reads_every_credential_from_the_secret() {
     assert_eq!(
         status["urls"][0],
         format!("https://{name}.lms.example.org").as_str()
+    );
+    let urls: Vec<String> = hosts.iter().map(|h| format!("https://{h}")).collect();
+    assert_eq!(
+        status["urls"],
+        serde_json::json!(urls),
+        "every browser host"
     );
     assert_eq!(status["tutorVersion"], release.tutor);
     assert!(
@@ -1328,6 +1324,141 @@ async fn create_renders_open_edx_that_reads_every_credential_from_the_secret() {
         containers(named(&objects, "Deployment", "lms"))[0]["image"],
         format!("docker.io/overhangio/openedx:{}", other.tutor).as_str()
     );
+    assert_ingress_per_caddy_site(&env, &objects, "edge", "edge-letsencrypt");
+}
+
+/// The site addresses of a rendered Caddyfile, each with the `max_size`
+/// texts of its block: top-level blocks other than the global options `{`
+/// and snippets `(name) {`, hosts without scheme, port or `{$placeholder}`;
+/// sites with no host (`:80`) are left out.
+fn caddy_sites(caddyfile: &str) -> Vec<(String, Vec<String>)> {
+    let mut sites: Vec<(String, Vec<String>)> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    let mut depth = 0i32;
+    for line in caddyfile.lines() {
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        let bare = without_placeholders(line);
+        if depth == 0 && bare.trim_end().ends_with('{') {
+            current.clear();
+            let address = line.trim_end().trim_end_matches('{').trim();
+            if !address.is_empty() && !address.starts_with('(') {
+                for token in address.split([',', ' ']).filter(|t| !t.is_empty()) {
+                    let token = token.rsplit("://").next().unwrap_or(token);
+                    let host = without_placeholders(token);
+                    let host = host.split(':').next().unwrap_or_default();
+                    if !host.is_empty() {
+                        current.push(sites.len());
+                        sites.push((host.to_lowercase(), Vec::new()));
+                    }
+                }
+            }
+        } else if depth > 0
+            && let Some(size) = bare.trim().strip_prefix("max_size ")
+        {
+            for index in &current {
+                sites[*index].1.push(size.trim().to_owned());
+            }
+        }
+        depth += bare.matches('{').count() as i32 - bare.matches('}').count() as i32;
+    }
+    assert_eq!(depth, 0, "unbalanced Caddyfile:\n{caddyfile}");
+    sites
+}
+
+/// `text` without Caddy placeholders: `{...}` holding no space or brace
+/// (`{$default_site_port}`, `{args.0}`), which open no block.
+fn without_placeholders(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find(|c: char| c == '}' || c == '{' || c.is_whitespace()) {
+            Some(end) if after[end..].starts_with('}') => rest = &after[end + 1..],
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Bytes of a size as Caddy (`250MB`, humanize units) or ingress-nginx
+/// (`250m`, nginx units, or bare bytes) writes it.
+fn bytes_of(size: &str, nginx: bool) -> u64 {
+    let digits: String = size.chars().take_while(char::is_ascii_digit).collect();
+    let number: u64 = digits.parse().unwrap_or_else(|_| panic!("size {size}"));
+    let unit = size[digits.len()..].trim().to_lowercase();
+    let factor: u64 = match (unit.as_str(), nginx) {
+        ("" | "b", _) => 1,
+        ("k", true) | ("kib" | "ki", false) => 1 << 10,
+        ("m", true) | ("mib" | "mi", false) => 1 << 20,
+        ("g", true) | ("gib" | "gi", false) => 1 << 30,
+        ("kb" | "k", false) => 1_000,
+        ("mb" | "m", false) => 1_000_000,
+        ("gb" | "g", false) => 1_000_000_000,
+        _ => panic!("unknown size {size}"),
+    };
+    number * factor
+}
+
+/// Every site of the instance's rendered Caddyfile has an Ingress of `class`
+/// with TLS from `issuer` for its host, routed to Caddy, whose ingress-nginx
+/// body limit is at least the largest of Caddy's on that site (at least
+/// 250 MB on Studio's); no other Ingress. Returns the hosts in the
+/// Caddyfile's order.
+fn assert_ingress_per_caddy_site(
+    env: &Path,
+    objects: &[Value],
+    class: &str,
+    issuer: &str,
+) -> Vec<String> {
+    let caddyfile = std::fs::read_to_string(env.join("apps/caddy/Caddyfile")).expect("Caddyfile");
+    let sites = caddy_sites(&caddyfile);
+    assert!(sites.len() >= 3, "{sites:?}");
+    let ingresses: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "Ingress").collect();
+    let mut hosts = Vec::new();
+    for (host, sizes) in &sites {
+        let ingress = ingresses
+            .iter()
+            .find(|i| i["spec"]["rules"][0]["host"] == host.as_str())
+            .unwrap_or_else(|| panic!("no Ingress for Caddy's site {host}"));
+        assert_eq!(ingress["spec"]["ingressClassName"], class);
+        let annotations = &ingress["metadata"]["annotations"];
+        assert_eq!(annotations["cert-manager.io/cluster-issuer"], issuer);
+        let tls = &ingress["spec"]["tls"][0];
+        assert_eq!(tls["hosts"][0], host.as_str());
+        assert!(tls["secretName"].as_str().is_some_and(|s| !s.is_empty()));
+        let backend = &ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"];
+        assert_eq!(backend["name"], "caddy");
+        let caddy_limit = sizes.iter().map(|s| bytes_of(s, false)).max();
+        let edge_limit = annotations["nginx.ingress.kubernetes.io/proxy-body-size"]
+            .as_str()
+            .map(|s| bytes_of(s, true));
+        if let Some(caddy_limit) = caddy_limit {
+            let edge_limit = edge_limit.unwrap_or_else(|| panic!("{host}: no body limit"));
+            assert!(
+                edge_limit >= caddy_limit,
+                "{host}: {edge_limit} < {caddy_limit}"
+            );
+        }
+        hosts.push(host.clone());
+    }
+    assert_eq!(
+        ingresses.len(),
+        sites.len(),
+        "an Ingress Caddy does not serve"
+    );
+    let studio = named(objects, "Ingress", "cms");
+    let limit = studio["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+        .as_str()
+        .expect("Studio's body limit");
+    assert!(bytes_of(limit, true) >= 250_000_000, "Studio: {limit}");
+    hosts
 }
 
 #[test]
@@ -1336,6 +1467,7 @@ fn update_refuses_secrets_and_unknown_releases_before_any_change() {
     let kubeconfig = repo.dir.path().join("none.kubeconfig");
     for (args, expected) in [
         (vec!["--set", "OPENEDX_SECRET_KEY=x"], "holds a secret"),
+        (vec!["--set", "SMTP_PASSWORD=x"], "holds a secret"),
         (
             vec!["--set", "K8S_NAMESPACE=other"],
             "fixed when the instance was created",
@@ -2599,4 +2731,126 @@ async fn create_update_and_delete_report_their_result() {
         nothing, "",
         "kubectl prints nothing for what it did not find"
     );
+}
+
+/// The SMTP relay: its settings (PHD_SMTP_*) go into config.yml, its
+/// password only into the instance's Secret (from PHD_SMTP_PASSWORD at
+/// create, from standard input at update), and the Open edX containers read
+/// it from there; no file of the instance and no output holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_password_is_in_the_secret_only() {
+    const FIRST: &str = "smtp-first-9d2c41e7";
+    const SECOND: &str = "smtp-second-5ab80f3c";
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let name = unique_name("mail");
+    let repo = Repo::new();
+    let _controller = WorkflowController::start(client.clone(), &name);
+    let (stdout, stderr) = run_ok(
+        repo.phd(&plane.admin_kubeconfig)
+            .env("PHD_SMTP_HOST", "smtp.relay.example")
+            .env("PHD_SMTP_PORT", "587")
+            .env("PHD_SMTP_USE_TLS", "true")
+            .env("PHD_SMTP_USERNAME", "phd-mailer")
+            .env("PHD_SMTP_PASSWORD", FIRST)
+            .args(["instance", "create", &name, "--timeout", "60s"]),
+    );
+    let mut printed = format!("{stdout}{stderr}");
+    let dir = repo.instances().join(&name);
+    let config: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(dir.join("config.yml")).expect("config.yml"),
+    )
+    .expect("config.yml parses");
+    assert_eq!(config["SMTP_HOST"], "smtp.relay.example");
+    assert_eq!(config["SMTP_PORT"], 587);
+    assert_eq!(config["SMTP_USE_TLS"], true);
+    assert_eq!(config["SMTP_USERNAME"], "phd-mailer");
+    assert_eq!(config["RUN_SMTP"], false, "no mail server of Tutor's own");
+    assert!(config.get("SMTP_PASSWORD").is_none());
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &name);
+    let stored = || async {
+        let secret = secrets
+            .get("phd-instance-credentials")
+            .await
+            .expect("credentials");
+        secret_text(&secret, "smtp-password")
+    };
+    assert_eq!(stored().await, FIRST);
+
+    // The containers read it from the Secret; the settings name the variable.
+    let env = dir.join("env");
+    let (_, objects) = kustomize(&env);
+    for deployment in ["lms", "cms", "lms-worker", "cms-worker"] {
+        let variables = &containers(named(&objects, "Deployment", deployment))[0]["env"];
+        assert!(
+            variables.as_array().expect("env").iter().any(|v| {
+                v["name"] == "PHD_SMTP_PASSWORD"
+                    && v["valueFrom"]["secretKeyRef"]["key"] == "smtp-password"
+            }),
+            "{deployment}: {variables}"
+        );
+    }
+    assert!(
+        !objects
+            .iter()
+            .any(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "smtp")
+    );
+    let lms_env =
+        std::fs::read_to_string(env.join("apps/openedx/config/lms.env.yml")).expect("lms.env.yml");
+    assert!(
+        lms_env.contains("EMAIL_HOST_PASSWORD: \"${PHD_SMTP_PASSWORD}\"")
+            && lms_env.contains("EMAIL_HOST: \"smtp.relay.example\""),
+        "{lms_env}"
+    );
+
+    // Refused in config.yml; given on standard input, it replaces the first.
+    let refused = repo
+        .phd(&plane.admin_kubeconfig)
+        .args([
+            "instance",
+            "update",
+            &name,
+            "--set",
+            &format!("SMTP_PASSWORD={SECOND}"),
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("holds a secret"));
+    let (stdout, stderr) = run_ok(
+        repo.phd(&plane.admin_kubeconfig)
+            .args(["instance", "update", &name, "--smtp-password-stdin"])
+            .write_stdin(format!("{SECOND}\n")),
+    );
+    printed.push_str(&stdout);
+    printed.push_str(&stderr);
+    assert!(stderr.contains("stored key smtp-password"), "{stderr}");
+    assert_eq!(stored().await, SECOND);
+
+    // An instance made before the key existed gets it, empty, at update
+    // (its containers would not start without it).
+    secrets
+        .patch(
+            "phd-instance-credentials",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"data": {"smtp-password": null}})),
+        )
+        .await
+        .expect("remove the key");
+    run_ok(
+        repo.phd(&plane.admin_kubeconfig)
+            .args(["instance", "update", &name]),
+    );
+    assert_eq!(stored().await, "");
+
+    for (path, bytes) in files_of(&dir) {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(FIRST) && !text.contains(SECOND),
+            "the SMTP password is in {}",
+            path.display()
+        );
+    }
+    assert!(!printed.contains(FIRST) && !printed.contains(SECOND));
 }
