@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod config;
 pub mod digitalocean;
 pub mod http;
+pub mod interrupt;
 pub mod manifest;
 pub mod manifests;
 pub mod naming;
@@ -18,6 +19,7 @@ pub mod tofu;
 pub mod tutor;
 pub mod wait;
 pub mod workflow;
+pub mod yaml_error;
 
 pub use cluster::{AccessError, AccessOptions, Cluster, ClusterAccess, KubeconfigSource};
 pub use config::{ClusterRepository, Environment, ProcessEnvironment, Setting, Settings};

@@ -4,7 +4,9 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Parser as _;
+use phd_common::interrupt;
 
 mod argo;
 mod ci;
@@ -27,7 +29,8 @@ use cli::{ArgoCommand, Cli, ClusterCommand, Command, InstanceCommand, UserComman
 use session::Session;
 
 /// Parses the command line, runs the command and turns the outcome into an
-/// exit code: 0 success, 1 failure, 2 usage error.
+/// exit code: 0 success, 1 failure, 2 usage error, 130 (SIGINT) or 143
+/// (SIGTERM) interrupted ([`interrupt`]).
 pub fn run() -> ExitCode {
     let args = match legacy::translate(std::env::args_os().collect()) {
         Ok(args) => args,
@@ -56,8 +59,27 @@ pub fn run() -> ExitCode {
     match execute(cli) {
         Ok(code) => code,
         Err(error) => {
-            output::print_error(&error);
-            ExitCode::FAILURE
+            // After SIGINT/SIGTERM the failure is the interruption's, whatever
+            // step noticed it (a child process killed by the same Ctrl-C).
+            let signal = error
+                .chain()
+                .find_map(|cause| cause.downcast_ref::<interrupt::Interrupted>())
+                .map(|interrupted| interrupted.signal)
+                .or_else(interrupt::received);
+            match signal {
+                Some(signal) => {
+                    if error.to_string().starts_with("interrupted") {
+                        output::print_error(&error);
+                    } else {
+                        output::print_error(&error.context(format!("interrupted by {signal}")));
+                    }
+                    ExitCode::from(signal.exit_code())
+                }
+                None => {
+                    output::print_error(&error);
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }
@@ -99,6 +121,16 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             )
     );
     let outcome = runtime.block_on(async {
+        // SIGINT/SIGTERM: a command that cleans up after itself (instance
+        // create and delete) holds an interrupt::Handling guard while it
+        // may leave something behind; otherwise the process ends at once,
+        // and says so.
+        interrupt::listen(|signal| {
+            output::print_error(&anyhow::anyhow!(
+                "interrupted by {signal}: stopped where it was; run the same command again to finish"
+            ));
+        })
+        .context("cannot install the SIGINT/SIGTERM handlers")?;
         let session = Session::new(cli.global)?;
         let done = run_command(&session, &cli.command).await;
         // Every mutating command says which cluster it acted on, last.
