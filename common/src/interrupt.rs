@@ -2,14 +2,16 @@
 //! killing it where it stands (issue 29: an interrupted `instance create`
 //! left the database admin password in the instance namespace, silently).
 //!
-//! [`listen`] installs the handlers once per process. A command that cleans
-//! up after itself holds a [`Handling`] guard while it may leave something
-//! behind, checks [`check`] between steps and wraps its long waits in
-//! [`or_interrupted`], which ends the wait at once with [`Interrupted`]; the
-//! command then cleans up or names what is left. A signal while no guard is
-//! held ends the process at once, after the caller's message (a command
-//! blocked reading a prompt ends too). A second signal ends the process at
-//! once, without cleaning up.
+//! A command that cleans up after itself holds a [`Handling`] guard while
+//! it may leave something behind: the first guard installs the handlers
+//! (Tokio's), and from then on a signal no longer kills the process but is
+//! recorded. The command checks [`check`] between steps and wraps its long
+//! waits in [`or_interrupted`], which ends the wait at once with
+//! [`Interrupted`]; it then cleans up or names what is left. A signal while
+//! no guard is held (after the command's cleanup, before it exits), or a
+//! second signal, ends the process at once with a line on standard error.
+//! Commands that never take a guard keep the default: the signal ends them
+//! (and the shell restores a terminal a password prompt had set to no echo).
 //!
 //! Exit codes follow the shell's 128 + signal number: 130 for SIGINT, 143
 //! for SIGTERM ([`Signal::exit_code`]).
@@ -64,23 +66,23 @@ fn state() -> &'static watch::Sender<Option<Signal>> {
     STATE.get_or_init(|| watch::channel(None).0)
 }
 
-/// Installs the SIGINT and SIGTERM handlers (once; later calls do nothing).
-/// Must run inside a Tokio runtime. From then on a signal received while a
-/// [`Handling`] guard is held is recorded for [`check`] and
-/// [`or_interrupted`]; one received while none is held, or a second one,
-/// calls `unhandled` (to say so) and exits with [`Signal::exit_code`].
-///
-/// # Errors
-/// The handlers cannot be installed (no signal support).
-pub fn listen(unhandled: fn(Signal)) -> std::io::Result<()> {
+/// Installs the SIGINT and SIGTERM handlers, once per process; must run
+/// inside a Tokio runtime. A signal received while a [`Handling`] guard is
+/// held is recorded for [`check`] and [`or_interrupted`]; one received
+/// while none is held, or a second one, ends the process with
+/// [`Signal::exit_code`] after a line on standard error.
+fn listen() -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    static LISTENING: OnceLock<()> = OnceLock::new();
-    if LISTENING.get().is_some() {
+    static LISTENING: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut listening = LISTENING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if *listening {
         return Ok(());
     }
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
-    let _ = LISTENING.set(());
+    *listening = true;
     tokio::spawn(async move {
         loop {
             let signal = tokio::select! {
@@ -89,7 +91,7 @@ pub fn listen(unhandled: fn(Signal)) -> std::io::Result<()> {
                 else => return,
             };
             if received().is_some() || HANDLERS.load(Ordering::SeqCst) == 0 {
-                unhandled(signal);
+                eprintln!("error: interrupted by {signal}");
                 std::process::exit(i32::from(signal.exit_code()));
             }
             state().send_replace(Some(signal));
@@ -148,9 +150,17 @@ pub async fn or_interrupted<F: Future>(future: F) -> Result<F::Output, Interrupt
 pub struct Handling(());
 
 impl Handling {
-    pub fn start() -> Self {
+    /// Takes the signals over (installing the handlers the first time;
+    /// must run inside a Tokio runtime).
+    ///
+    /// # Errors
+    /// The handlers cannot be installed (no signal support): the signals
+    /// then end the process as they would without phd's handling.
+    pub fn start() -> std::io::Result<Self> {
         HANDLERS.fetch_add(1, Ordering::SeqCst);
-        Self(())
+        let guard = Self(());
+        listen()?;
+        Ok(guard)
     }
 }
 
@@ -169,14 +179,12 @@ mod tests {
     /// this test process, and stays recorded.
     #[tokio::test]
     async fn a_signal_ends_a_wait_and_is_recorded() {
-        fn exits(_: Signal) {}
-        listen(exits).expect("handlers");
         assert!(check().is_ok());
         let quick = or_interrupted(async { 7 }).await;
         assert!(matches!(quick, Ok(7)));
         // Held: the signal is the command's to handle (without it, this
         // test process would exit).
-        let _guard = Handling::start();
+        let _guard = Handling::start().expect("handlers");
         let waiting = tokio::spawn(or_interrupted(std::future::pending::<()>()));
         tokio::time::sleep(Duration::from_millis(50)).await;
         let pid = std::process::id().to_string();

@@ -4,7 +4,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Parser as _;
 use phd_common::interrupt;
 
@@ -121,16 +120,6 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             )
     );
     let outcome = runtime.block_on(async {
-        // SIGINT/SIGTERM: a command that cleans up after itself (instance
-        // create and delete) holds an interrupt::Handling guard while it
-        // may leave something behind; otherwise the process ends at once,
-        // and says so.
-        interrupt::listen(|signal| {
-            output::print_error(&anyhow::anyhow!(
-                "interrupted by {signal}: stopped where it was; run the same command again to finish"
-            ));
-        })
-        .context("cannot install the SIGINT/SIGTERM handlers")?;
         let session = Session::new(cli.global)?;
         let done = run_command(&session, &cli.command).await;
         // Every mutating command says which cluster it acted on, last.

@@ -118,7 +118,7 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
 
     // SIGINT/SIGTERM from here on: this command stops at the next step or
     // wait, removes the admin credentials or names them (issue 29).
-    let _handling = interrupt::Handling::start();
+    let _handling = interrupt::Handling::start().context("cannot take over SIGINT and SIGTERM")?;
     let command = format!("kubectl phd instance create {name}");
     let cluster = session.connect().await?;
     let client = cluster.client;

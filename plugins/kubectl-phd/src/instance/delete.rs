@@ -173,7 +173,7 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
     let mut outcome = Outcome::new("Instance", name, Action::Deleted, details).on(session);
     // SIGINT/SIGTERM from here on: stop at the next step or wait, remove
     // the admin credentials or name them (issue 29).
-    let _handling = interrupt::Handling::start();
+    let _handling = interrupt::Handling::start().context("cannot take over SIGINT and SIGTERM")?;
     let command = format!("kubectl phd instance delete {name}");
 
     // 1. The Application, and wait until Argo CD has removed what it deployed.
