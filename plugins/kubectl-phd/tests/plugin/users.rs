@@ -748,6 +748,31 @@ fn secrets_with_control_characters_are_refused_before_any_api_call() {
         assert!(!stderr.contains("hunter2"), "{args:?}: {stderr}");
         assert!(!stderr.contains("cannot reach"), "{args:?}: {stderr}");
     }
+    // A key file: PEM lines, printable.
+    let key = dir.path().join("deploy-key");
+    std::fs::write(
+        &key,
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\0hunter2\n-----END OPENSSH PRIVATE KEY-----\n",
+    )
+    .expect("key file");
+    let output = phd(&kubeconfig)
+        .args([
+            "argo",
+            "repository",
+            "--url",
+            "git@github.com:example/x.git",
+        ])
+        .arg("--ssh-key-file")
+        .arg(&key)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("(NUL) at character 7 on line 2"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
     let output = phd(&kubeconfig)
         .env("PHD_ARGO_ADMIN_PASSWORD", "hunter2-env\tpassword")
         .args(["argo", "install"])
