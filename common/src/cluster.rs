@@ -16,6 +16,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::config::{ClusterRepository, Environment};
 use crate::tofu::Tool;
+use crate::yaml_error;
 
 /// How long to wait for the API server's first answer before giving up.
 pub const REACHABILITY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -44,14 +45,13 @@ pub enum AccessError {
          --kubeconfig"
     )]
     KubeconfigVariableMissing(String),
-    #[error("cannot read kubeconfig {path}")]
-    ReadFile {
-        path: PathBuf,
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
-    #[error("KUBECONFIG_CONTENT is set but holds neither a kubeconfig nor base64 of one")]
-    InvalidContent(#[source] kube::config::KubeconfigError),
+    /// `problem` is [`describe`]'s: where, never what the file holds.
+    #[error("cannot read kubeconfig {path}: {problem}")]
+    ReadFile { path: PathBuf, problem: String },
+    #[error(
+        "KUBECONFIG_CONTENT is set but holds neither a kubeconfig nor base64 of one: {problem}"
+    )]
+    InvalidContent { problem: String },
     #[error("KUBECONFIG_CONTENT is set but its kubeconfig defines no cluster")]
     EmptyContent,
     #[error(
@@ -63,11 +63,10 @@ pub enum AccessError {
         source_description: String,
         available: String,
     },
-    #[error("the kubeconfig from {source_description} cannot be used")]
+    #[error("the kubeconfig from {source_description} cannot be used: {problem}")]
     InvalidConfig {
         source_description: String,
-        #[source]
-        source: kube::config::KubeconfigError,
+        problem: String,
     },
     #[error(
         "the kubeconfig's credential plugin `{command}` did not finish within {}s; run it by hand to see why (an expired login, a prompt waiting for input)",
@@ -311,9 +310,9 @@ impl ClusterAccess {
         };
         let mut config = kube::Config::from_custom_kubeconfig(self.kubeconfig.clone(), &options)
             .await
-            .map_err(|source| AccessError::InvalidConfig {
+            .map_err(|error| AccessError::InvalidConfig {
                 source_description: self.source.to_string(),
-                source,
+                problem: describe(&error),
             })?;
         let request_timeout = self
             .options
@@ -374,9 +373,17 @@ impl ClusterAccess {
             Ok(Err(joined)) => Err(kube::Error::Service(Box::new(joined))),
             Ok(Ok(result)) => result,
         }
-        .map_err(|source| AccessError::Client {
-            server: server.clone(),
-            source,
+        .map_err(|source| match source {
+            // The client key or certificate, loaded only now: described
+            // without their data, like every kubeconfig problem.
+            kube::Error::InferKubeconfig(error) => AccessError::InvalidConfig {
+                source_description: self.source.to_string(),
+                problem: describe(&error),
+            },
+            source => AccessError::Client {
+                server: server.clone(),
+                source,
+            },
         })?;
         // In a task of its own: a token refresh runs the exec plugin again
         // inside the request; the deadline here keeps running on another thread.
@@ -426,10 +433,40 @@ fn read_file(path: &Path) -> Result<Kubeconfig, AccessError> {
     if !path.exists() {
         return Err(AccessError::MissingFile(path.to_path_buf()));
     }
-    Kubeconfig::read_from(path).map_err(|source| AccessError::ReadFile {
+    Kubeconfig::read_from(path).map_err(|error| AccessError::ReadFile {
         path: path.to_path_buf(),
-        source,
+        problem: describe(&error),
     })
+}
+
+/// Why a kubeconfig cannot be read or used, without any of its content
+/// (issue 29): kube's messages quote the YAML value that did not fit (a
+/// token, a key, a pasted `.env` line) and a base64 decoder's names a byte
+/// of the data. A parse failure says where ([`yaml_error::describe`]: line
+/// and column, and the expected shape); data that does not decode says
+/// which entry. Nothing is kept as a source error, so `-v`'s cause chain
+/// holds nothing more.
+pub fn describe(error: &kube::config::KubeconfigError) -> String {
+    use kube::config::{KubeconfigError as E, LoadDataError};
+    let data = |what: &str, error: &LoadDataError| match error {
+        LoadDataError::DecodeBase64(_) => format!("the {what} data is not valid base64"),
+        LoadDataError::ReadFile(io, path) => {
+            format!("cannot read the {what} file {}: {io}", path.display())
+        }
+        LoadDataError::NoBase64DataOrFile => {
+            format!("the {what} is given neither as data nor as a file")
+        }
+    };
+    match error {
+        E::Parse(error) => yaml_error::describe(error),
+        E::ReadConfig(io, _) => io.to_string(),
+        E::LoadCertificateAuthority(error) => data("certificate authority", error),
+        E::LoadClientCertificate(error) => data("client certificate", error),
+        E::LoadClientKey(error) => data("client key", error),
+        E::ParseCertificates(_) => "its certificates are not valid PEM".to_owned(),
+        // The rest name no content: a context's name at most.
+        other => other.to_string(),
+    }
 }
 
 /// The kubeconfig kubectl would use: every existing file of `KUBECONFIG`,
@@ -460,12 +497,10 @@ fn inherited(env: &dyn Environment) -> Result<(Kubeconfig, KubeconfigSource), Ac
         next.api_version = None;
         merged = Some(match merged {
             None => next,
-            Some(current) => current
-                .merge(next)
-                .map_err(|source| AccessError::ReadFile {
-                    path: path.clone(),
-                    source,
-                })?,
+            Some(current) => current.merge(next).map_err(|error| AccessError::ReadFile {
+                path: path.clone(),
+                problem: describe(&error),
+            })?,
         });
     }
     let kubeconfig = merged.ok_or_else(|| match env.var("KUBECONFIG") {
@@ -504,7 +539,7 @@ async fn from_infrastructure(
     for output in ["kubeconfig", "kubeconfig_content"] {
         match tool.output_raw(&dir, output, TOFU_OUTPUT_TIMEOUT).await {
             Ok(Some(text)) => match parse_kubeconfig(&text) {
-                Some(kubeconfig) => {
+                Ok(kubeconfig) => {
                     return Some((
                         kubeconfig,
                         KubeconfigSource::Infrastructure {
@@ -514,8 +549,8 @@ async fn from_infrastructure(
                         },
                     ));
                 }
-                None => skipped.push(format!(
-                    "`{tool} output {output}` in {} is not a kubeconfig",
+                Err(problem) => skipped.push(format!(
+                    "`{tool} output {output}` in {} is not a kubeconfig: {problem}",
                     dir.display()
                 )),
             },
@@ -529,24 +564,52 @@ async fn from_infrastructure(
     None
 }
 
-fn parse_kubeconfig(text: &str) -> Option<Kubeconfig> {
-    Kubeconfig::from_yaml(text)
-        .ok()
-        .filter(|kubeconfig| !kubeconfig.clusters.is_empty())
+/// A kubeconfig with at least one cluster; else why not, without content
+/// ([`describe`]).
+fn parse_kubeconfig(text: &str) -> Result<Kubeconfig, String> {
+    let kubeconfig = Kubeconfig::from_yaml(text).map_err(|error| describe(&error))?;
+    if kubeconfig.clusters.is_empty() {
+        return Err("it defines no cluster".to_owned());
+    }
+    Ok(kubeconfig)
 }
 
 /// `KUBECONFIG_CONTENT`: base64 of a kubeconfig, or the kubeconfig itself.
+/// Content that is neither is described by where it failed, never quoted.
 pub fn from_content(content: &str) -> Result<(Kubeconfig, KubeconfigSource), AccessError> {
     let compact: String = content.chars().filter(|c| !c.is_whitespace()).collect();
-    if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(compact.as_bytes())
-        && let Ok(text) = String::from_utf8(bytes)
-        && let Some(kubeconfig) = parse_kubeconfig(&text)
-    {
-        return Ok((kubeconfig, KubeconfigSource::EnvironmentBase64));
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    let mut base64_problem = None;
+    if let Some(text) = &decoded {
+        match parse_kubeconfig(text) {
+            Ok(kubeconfig) => return Ok((kubeconfig, KubeconfigSource::EnvironmentBase64)),
+            Err(problem) => base64_problem = Some(problem),
+        }
     }
-    let kubeconfig = Kubeconfig::from_yaml(content.trim()).map_err(AccessError::InvalidContent)?;
+    let kubeconfig = match Kubeconfig::from_yaml(content.trim()) {
+        Ok(kubeconfig) => kubeconfig,
+        Err(error) => {
+            return Err(AccessError::InvalidContent {
+                problem: match base64_problem {
+                    // Valid base64: the decoded text is what was meant.
+                    Some(problem) => {
+                        format!("its base64 decodes to text that is not a kubeconfig ({problem})")
+                    }
+                    None => describe(&error),
+                },
+            });
+        }
+    };
     if kubeconfig.clusters.is_empty() {
-        return Err(AccessError::EmptyContent);
+        return Err(match base64_problem {
+            Some(problem) => AccessError::InvalidContent {
+                problem: format!("its base64 decodes to text that is not a kubeconfig ({problem})"),
+            },
+            None => AccessError::EmptyContent,
+        });
     }
     Ok((kubeconfig, KubeconfigSource::EnvironmentPlain))
 }

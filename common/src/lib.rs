@@ -8,6 +8,7 @@ pub mod config;
 pub mod digitalocean;
 pub mod fs;
 pub mod http;
+pub mod interrupt;
 pub mod manifest;
 pub mod manifests;
 pub mod naming;
@@ -19,6 +20,7 @@ pub mod tofu;
 pub mod tutor;
 pub mod wait;
 pub mod workflow;
+pub mod yaml_error;
 
 pub use cluster::{AccessError, AccessOptions, Cluster, ClusterAccess, KubeconfigSource};
 pub use config::{ClusterRepository, Environment, ProcessEnvironment, Setting, Settings};

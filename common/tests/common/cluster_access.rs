@@ -815,3 +815,28 @@ async fn a_cluster_repository_without_a_kubeconfig_never_falls_through() {
     assert!(matches!(access.source, KubeconfigSource::Inherited(_)));
     assert!(access.source.why().contains("--context"));
 }
+
+/// Issue 29: an infrastructure `kubeconfig` output that does not parse is
+/// named by where it failed (line, column), never quoted: the error of a
+/// repository without a usable kubeconfig lists it.
+#[tokio::test]
+async fn an_unparsable_infrastructure_kubeconfig_is_located_never_quoted() {
+    let scene = Scene::new();
+    let secret = "SeCrEt-infra-0123";
+    let repository = repository_with_output(
+        &scene,
+        "kubeconfig",
+        "kc.txt",
+        &format!("apiVersion: v1\nusers:\n- name: x\n  user:\n    token: {secret}: \"\n"),
+    );
+    let error = scene
+        .resolve(&AccessOptions::default(), Some(&repository))
+        .await
+        .expect_err("no usable kubeconfig");
+    let message = error.to_string();
+    assert!(
+        message.contains("is not a kubeconfig: ") && message.contains(" at line "),
+        "{message}"
+    );
+    assert!(!message.contains("SeCrEt"), "{message}");
+}

@@ -79,7 +79,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, help_heading = "Global options")]
     pub no_color: bool,
     /// How long one request may wait for the API server's answer before the command fails (5s, 1m)
-    #[arg(long, global = true, help_heading = "Global options", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "DURATION", value_parser = parse_request_timeout)]
     pub request_timeout: Option<Duration>,
 }
 
@@ -463,7 +463,7 @@ pub struct InstanceCreateArgs {
     #[command(flatten)]
     pub ingress: IngressArgs,
     /// How long to wait for provisioning (90s, 10m, 1h)
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_wait)]
     pub timeout: Duration,
     /// Return after submitting the provisioning workflows
     #[arg(long)]
@@ -573,7 +573,7 @@ pub struct InstanceDeleteArgs {
     #[arg(short = 'y', long)]
     pub yes: bool,
     /// How long to wait for each step (90s, 10m, 1h)
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_wait)]
     pub timeout: Duration,
     /// Print what would be deleted; change nothing
     #[arg(long)]
@@ -617,26 +617,93 @@ fn parse_setting(text: &str) -> Result<String, String> {
     }
 }
 
-/// Parses `10m`, `90s`, `1h`, or plain seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+/// The longest wait a `--timeout` accepts: 7 days. Longer is a typo (or
+/// an attack on the arithmetic), never a wait anyone means.
+pub const MAX_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The longest `--request-timeout`: one hour for one request to answer.
+pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// A wait (`--timeout`): `10m`, `90s`, `1h`, or plain seconds, more than
+/// zero and at most [`MAX_WAIT`].
+///
+/// # Errors
+/// A message for clap's usage error (exit 2): not a duration, zero, or
+/// longer than the cap (never wrapped around or saturated).
+pub fn parse_wait(text: &str) -> Result<Duration, String> {
+    parse_duration(text, MAX_WAIT, "7 days (168h)")
+}
+
+/// `--request-timeout`: as [`parse_wait`], at most [`MAX_REQUEST_TIMEOUT`].
+///
+/// # Errors
+/// As [`parse_wait`].
+pub fn parse_request_timeout(text: &str) -> Result<Duration, String> {
+    parse_duration(text, MAX_REQUEST_TIMEOUT, "1 hour (1h)")
+}
+
+/// Parses `10m`, `90s`, `1h`, or plain seconds, refusing zero and anything
+/// longer than `max` (described as `max_text`). The arithmetic is checked:
+/// a number too large for any unit is refused, not wrapped (from issue 29:
+/// `307445734561825861m` wrapped to 44 s, and a larger one panicked).
+fn parse_duration(text: &str, max: Duration, max_text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    let not_a_duration = || format!("{text:?} is not a duration such as 90s, 10m or 1h");
     let (number, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len()),
     );
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 90s, 10m or 1h"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "m" => value * 60,
-        "h" => value * 3600,
-        _ => return Err(format!("{text:?} is not a duration such as 90s, 10m or 1h")),
+    let multiplier: u64 = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(not_a_duration()),
     };
+    if number.is_empty() {
+        return Err(not_a_duration());
+    }
+    let too_long = || format!("{text} is too long: at most {max_text}");
+    // Only digits are left: a failed parse is a number too large for u64.
+    let value: u64 = number.parse().map_err(|_| too_long())?;
+    let seconds = value.checked_mul(multiplier).ok_or_else(too_long)?;
     if seconds == 0 {
         return Err("the timeout must be more than zero".into());
     }
-    Ok(Duration::from_secs(seconds))
+    let duration = Duration::from_secs(seconds);
+    if duration > max {
+        return Err(too_long());
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_parsed_and_capped_without_overflow() {
+        assert_eq!(parse_wait("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_wait("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_wait("168h"), Ok(MAX_WAIT));
+        assert_eq!(parse_wait("45"), Ok(Duration::from_secs(45)));
+        // Issue 29: these wrapped to 44 s, or panicked in a debug build.
+        for absurd in [
+            "307445734561825861m",
+            "4611686018427387904m",
+            "18446744073709551615h",
+            "99999999999999999999999s",
+            "169h",
+            "604801",
+        ] {
+            let error = parse_wait(absurd).expect_err(absurd);
+            assert!(error.contains("at most 7 days"), "{absurd}: {error}");
+        }
+        assert!(parse_request_timeout("2h").is_err_and(|e| e.contains("at most 1 hour")));
+        assert_eq!(parse_request_timeout("1h"), Ok(MAX_REQUEST_TIMEOUT));
+        for bad in ["", "m", "10d", "-5s", "1.5m", "0", "0m"] {
+            assert!(parse_wait(bad).is_err(), "{bad:?}");
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -136,8 +136,14 @@ pub async fn kubeconfig(session: &Session, args: &KubeconfigArgs) -> anyhow::Res
     };
     let target = target_kubeconfig(session)?;
     let existing = match std::fs::read_to_string(&target) {
-        Ok(text) => serde_saphyr::from_str(&text)
-            .with_context(|| format!("{} is not valid YAML", target.display()))?,
+        // Where it failed, never its content (a kubeconfig holds tokens and keys).
+        Ok(text) => serde_saphyr::from_str(&text).map_err(|error| {
+            anyhow::anyhow!(
+                "{} is not valid YAML: {}",
+                target.display(),
+                phd_common::yaml_error::describe(&error)
+            )
+        })?,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             json!({"apiVersion": "v1", "kind": "Config"})
         }

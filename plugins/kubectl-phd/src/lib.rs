@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use phd_common::interrupt;
 
 mod argo;
 mod ci;
@@ -27,7 +28,8 @@ use cli::{ArgoCommand, Cli, ClusterCommand, Command, InstanceCommand, UserComman
 use session::Session;
 
 /// Parses the command line, runs the command and turns the outcome into an
-/// exit code: 0 success, 1 failure, 2 usage error.
+/// exit code: 0 success, 1 failure, 2 usage error, 130 (SIGINT) or 143
+/// (SIGTERM) interrupted ([`interrupt`]).
 pub fn run() -> ExitCode {
     let args = match legacy::translate(std::env::args_os().collect()) {
         Ok(args) => args,
@@ -56,8 +58,27 @@ pub fn run() -> ExitCode {
     match execute(cli) {
         Ok(code) => code,
         Err(error) => {
-            output::print_error(&error);
-            ExitCode::FAILURE
+            // After SIGINT/SIGTERM the failure is the interruption's, whatever
+            // step noticed it (a child process killed by the same Ctrl-C).
+            let signal = error
+                .chain()
+                .find_map(|cause| cause.downcast_ref::<interrupt::Interrupted>())
+                .map(|interrupted| interrupted.signal)
+                .or_else(interrupt::received);
+            match signal {
+                Some(signal) => {
+                    if error.to_string().starts_with("interrupted") {
+                        output::print_error(&error);
+                    } else {
+                        output::print_error(&error.context(format!("interrupted by {signal}")));
+                    }
+                    ExitCode::from(signal.exit_code())
+                }
+                None => {
+                    output::print_error(&error);
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

@@ -30,7 +30,10 @@ pub fn confirm(question: &str, flag: &str) -> anyhow::Result<bool> {
     Ok(matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
-/// All of standard input, without the trailing newline; empty is an error.
+/// All of standard input, without the trailing line end. Empty is an
+/// error, and so is a control character anywhere else (a NUL, a line break
+/// inside, an escape sequence): the error says which and where, never the
+/// secret.
 pub fn secret_from_stdin(flag: &str) -> anyhow::Result<String> {
     let mut text = String::new();
     std::io::stdin()
@@ -39,6 +42,14 @@ pub fn secret_from_stdin(flag: &str) -> anyhow::Result<String> {
     let secret = text.trim_end_matches(['\n', '\r']).to_owned();
     if secret.is_empty() {
         bail!("{flag} was given but standard input was empty");
+    }
+    // Only white space: the caller's check says "blank".
+    if !secret.trim().is_empty()
+        && let Some(found) = phd_common::password::control_character(&secret)
+    {
+        bail!(
+            "{flag}: standard input holds {found}; give the secret alone, in printable characters (printf '%s' \"$SECRET\" | ...); nothing was changed"
+        );
     }
     Ok(secret)
 }

@@ -154,6 +154,17 @@ pub async fn repository(session: &Session, args: &ArgoRepositoryArgs) -> anyhow:
 fn private_key(path: &Path, flag: &str, kinds: &[&str], rsa_only: bool) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{flag}: cannot read {}", path.display()))?;
+    // PEM is printable text in lines (issue 29: control characters were
+    // accepted in secrets); named by place, never shown.
+    if let Some((line, found)) = text.lines().enumerate().find_map(|(index, line)| {
+        phd_common::password::control_character(line.trim_end_matches('\r'))
+            .map(|found| (index + 1, found))
+    }) {
+        bail!(
+            "{flag}: {} holds {found} on line {line}; a PEM private key is printable text",
+            path.display()
+        );
+    }
     let header = text
         .lines()
         .map(str::trim)

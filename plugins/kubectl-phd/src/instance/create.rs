@@ -19,7 +19,7 @@ use phd_common::manifest::{self, Document};
 use phd_common::render::{self as scaffold, RenderedFile};
 use phd_common::tutor::{Rendering, SyncReport};
 use phd_common::workflow::{self, Phase, Submitted};
-use phd_common::{naming, password};
+use phd_common::{interrupt, naming, password};
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -143,10 +143,15 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         return Ok(());
     }
 
+    // SIGINT/SIGTERM from here on: this command stops at the next step or
+    // wait, removes the admin credentials or names them (issue 29).
+    let _handling = interrupt::Handling::start().context("cannot take over SIGINT and SIGTERM")?;
+    let command = format!("kubectl phd instance create {name}");
     let cluster = session.connect().await?;
     let client = cluster.client;
     require_argo(&client).await?;
     let existing = super::owned_namespace(&client, name).await?;
+    super::checkpoint(&command, "nothing was changed")?;
     if let Some(namespace) = &existing {
         check_recorded_resources(name, namespace, &resources, &files.dir)?;
     }
@@ -180,6 +185,10 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     drop(lock);
     super::bind_developers(&client, name).await?;
     super::grant_ci_secrets(&client, name).await?;
+    super::checkpoint(
+        &command,
+        "the files and the namespace are made, no credentials were stored",
+    )?;
     store_secrets(
         &client,
         name,
@@ -201,19 +210,32 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     }
 
     let progress = Progress::new(format!("provisioning {name}"));
-    let phases = workflow::wait_all(&client, name, &names, timeout, &|phases, _| {
-        progress.update(&super::summarise(phases));
-    })
-    .await;
-    progress.finish();
-    // The admin credentials leave the namespace whatever happened.
-    let phases = super::finish_provisioning(
+    let phases = interrupt::or_interrupted(workflow::wait_all(
         &client,
         name,
-        &format!("kubectl phd instance create {name}"),
-        phases,
-    )
-    .await?;
+        &names,
+        timeout,
+        &|phases, _| {
+            progress.update(&super::summarise(phases));
+        },
+    ))
+    .await;
+    progress.finish();
+    let phases = match phases {
+        Ok(phases) => phases,
+        Err(interrupted) => {
+            return Err(super::interrupted_provisioning(
+                &client,
+                name,
+                &names,
+                &command,
+                interrupted,
+            )
+            .await);
+        }
+    };
+    // The admin credentials leave the namespace whatever happened.
+    let phases = super::finish_provisioning(&client, name, &command, phases).await?;
     check_provisioned(name, &phases, timeout)?;
 
     if let Some((api_url, cluster_id, token)) = provisioning.digitalocean() {

@@ -2,6 +2,13 @@
 //! what it deployed), then the data (deprovision workflows), then the
 //! namespace, then the files. Every step tolerates "already gone", so a
 //! re-run after a failure finishes the job.
+//!
+//! The data is deprovisioned whatever became of the namespace: one deleted
+//! outside phd (`kubectl delete namespace`) is waited for, made again and
+//! used for the deprovision Workflows, with the databases and bucket named
+//! by `config.yml` or the old namespace's annotations (issue 29: phd said
+//! "its data was deprovisioned before" and removed the only record of it).
+//! A namespace phd deleted itself carries [`DEPROVISIONED_ANNOTATION`].
 
 use std::time::{Duration, Instant};
 
@@ -9,9 +16,9 @@ use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use phd_common::argo;
-use phd_common::naming;
 use phd_common::wait::{self, WaitError};
 use phd_common::workflow::{self, Phase};
+use phd_common::{interrupt, naming};
 
 use super::create::require_argo;
 use super::{
@@ -128,6 +135,9 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
             dir.display()
         );
     }
+    // Whether this run deprovisions: the data is known and no earlier run
+    // of phd deprovisioned it before deleting the namespace.
+    let deprovisions = resources.is_some() && !deprovisioned_before(namespace.as_ref());
     if !args.yes
         && !args.dry_run
         && !prompt::confirm_typed(
@@ -143,7 +153,14 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
     }
 
     if args.dry_run {
-        print_dry_run(name, &found, namespace.is_some(), &provisioning, &dir);
+        print_dry_run(
+            name,
+            &found,
+            namespace.as_ref(),
+            deprovisions,
+            &provisioning,
+            &dir,
+        );
         return Ok(());
     }
 
@@ -151,39 +168,47 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
         &dir,
         config_text.as_deref(),
         Some(environment.clone()),
-        resources.as_ref().filter(|_| namespace.is_some()),
+        resources.as_ref().filter(|_| deprovisions),
         provisioning.resources().contains(&Resource::Mongodb),
     );
     let mut outcome = Outcome::new("Instance", name, Action::Deleted, details).on(session);
+    // SIGINT/SIGTERM from here on: stop at the next step or wait, remove
+    // the admin credentials or name them (issue 29).
+    let _handling = interrupt::Handling::start().context("cannot take over SIGINT and SIGTERM")?;
+    let command = format!("kubectl phd instance delete {name}");
 
     // 1. The Application, and wait until Argo CD has removed what it deployed.
-    delete_applications(&applications, &found, args.timeout, &mut outcome).await?;
+    delete_applications(&applications, &found, args.timeout, &mut outcome, &command).await?;
 
     // 2. The data, then the namespace.
-    if let Some(namespace) = &namespace {
-        delete_namespace(
-            &client,
-            namespace,
+    if namespace.is_some() || deprovisions {
+        let place = Place {
+            client: &client,
+            name,
+            environment: &environment,
+            config: &config,
+            timeout: args.timeout,
+            command: &command,
+        };
+        let deprovisioned = delete_namespace(
+            &place,
+            namespace.as_ref(),
             resources.as_ref(),
             &provisioning,
-            &config,
-            args.timeout,
         )
         .await?;
-        outcome.objects.extend(
-            provisioning
-                .resources()
-                .into_iter()
-                .filter(|_| namespace.metadata.deletion_timestamp.is_none())
-                .map(|resource| {
+        if deprovisioned {
+            outcome
+                .objects
+                .extend(provisioning.resources().into_iter().map(|resource| {
                     ObjectRef::new(
                         "Workflow",
                         Some(name),
                         &resource.workflow(Operation::Deprovision, name),
                         "succeeded",
                     )
-                }),
-        );
+                }));
+        }
         outcome
             .objects
             .push(ObjectRef::new("Namespace", None, name, "deleted"));
@@ -208,7 +233,8 @@ pub async fn delete(session: &Session, args: &InstanceDeleteArgs) -> anyhow::Res
 fn print_dry_run(
     name: &str,
     applications: &[DynamicObject],
-    namespace_exists: bool,
+    namespace: Option<&Namespace>,
+    deprovisions: bool,
     provisioning: &Provisioning,
     dir: &std::path::Path,
 ) {
@@ -219,13 +245,19 @@ fn print_dry_run(
             application.metadata.name.as_deref().unwrap_or("?")
         );
     }
-    if namespace_exists {
+    let usable = namespace.is_some_and(|ns| ns.metadata.deletion_timestamp.is_none());
+    if deprovisions && !usable {
+        println!("make Namespace {name} again, to deprovision its data");
+    }
+    if deprovisions {
         for resource in provisioning.resources() {
             println!(
                 "run Workflow {name}/{}",
                 resource.workflow(Operation::Deprovision, name)
             );
         }
+    }
+    if namespace.is_some() || deprovisions {
         println!("Namespace {name}");
     }
     if dir.exists() {
@@ -242,6 +274,7 @@ async fn delete_applications(
     found: &[DynamicObject],
     timeout: Duration,
     outcome: &mut Outcome<InstanceDetails>,
+    command: &str,
 ) -> anyhow::Result<()> {
     for application in found {
         let application_name = application.metadata.name.clone().unwrap_or_default();
@@ -258,6 +291,7 @@ async fn delete_applications(
         wait_until(
             &format!("Argo CD to remove Application {application_name}"),
             timeout,
+            command,
             || async {
                 // A sync that starts or resumes meanwhile is stopped too.
                 stop_operation(applications, &application_name, &terminating_since).await?;
@@ -300,38 +334,154 @@ async fn cascade(
     Ok(())
 }
 
-/// Deprovisions the instance's databases and bucket (its Workflows), then
-/// deletes `namespace` and waits until it is gone. A namespace already
-/// Terminating was deleted by an earlier run after its data was
-/// deprovisioned: only waited for.
+/// Set on an instance namespace by `instance delete` once its data is
+/// deprovisioned, just before deleting it: a later run that finds the
+/// namespace still Terminating only waits for it. A namespace Terminating
+/// without it was deleted by someone else, and its data is still there.
+pub const DEPROVISIONED_ANNOTATION: &str = "kubectl-phd/deprovisioned";
+
+/// Whether an earlier `instance delete` deprovisioned the data of
+/// `namespace` ([`DEPROVISIONED_ANNOTATION`]).
+fn deprovisioned_before(namespace: Option<&Namespace>) -> bool {
+    namespace
+        .and_then(|ns| ns.metadata.annotations.as_ref())
+        .is_some_and(|annotations| annotations.contains_key(DEPROVISIONED_ANNOTATION))
+}
+
+/// What the namespace steps act on: the instance `name` of `environment`
+/// on `client`, its `config.yml`, each wait's `timeout`, and the `command`
+/// that finishes the job when run again.
+struct Place<'a> {
+    client: &'a kube::Client,
+    name: &'a str,
+    environment: &'a str,
+    config: &'a std::path::Path,
+    timeout: Duration,
+    command: &'a str,
+}
+
+/// Deprovisions the instance's databases and bucket (its Workflows), marks
+/// the namespace ([`DEPROVISIONED_ANNOTATION`]), deletes it and waits until
+/// it is gone. Returns whether this run deprovisioned.
+///
+/// - A namespace an earlier run marked is only deleted (and waited for).
+/// - A namespace deleted outside phd (Terminating, unmarked), or one that is
+///   gone while `config.yml` names the data: waited for until gone, made
+///   again (the namespace and the Workflows' executor, as `instance create`
+///   makes them) and used to deprovision, then deleted.
+///
+/// # Errors
+/// The data of a namespace to deprovision is unknown (neither `config.yml`
+/// nor the namespace's annotations name it: nothing is deleted), a
+/// deprovision Workflow failed (the namespace and files are kept), a wait
+/// ended (timeout, stalled API server, SIGINT/SIGTERM), a request failed.
 async fn delete_namespace(
-    client: &kube::Client,
-    namespace: &Namespace,
+    place: &Place<'_>,
+    namespace: Option<&Namespace>,
     resources: Option<&Resources>,
     provisioning: &Provisioning,
-    config: &std::path::Path,
-    timeout: Duration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
+    let Place {
+        client,
+        name,
+        timeout,
+        command,
+        ..
+    } = *place;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let name = namespace.metadata.name.as_deref().unwrap_or_default();
-    if namespace.metadata.deletion_timestamp.is_some() {
-        output::info(format!(
-            "namespace {name} is already being deleted (its data was deprovisioned before); waiting for it to be gone"
-        ));
-    } else {
-        let Some(resources) = resources else {
-            bail!(
-                "cannot tell which databases and bucket belong to instance {name}: neither {} nor the namespace's annotations name them; nothing was deprovisioned",
-                config.display()
-            );
-        };
-        require_argo(client).await?;
-        deprovision(client, name, provisioning, resources, timeout).await?;
-        gone(namespaces.delete(name, &DeleteParams::default()).await)
-            .context("cannot delete the namespace")?;
+    let terminating = namespace.is_some_and(|ns| ns.metadata.deletion_timestamp.is_some());
+    if deprovisioned_before(namespace) {
+        if terminating {
+            output::info(format!(
+                "namespace {name} is already being deleted (its data was deprovisioned before); waiting for it to be gone"
+            ));
+        } else {
+            gone(namespaces.delete(name, &DeleteParams::default()).await)
+                .context("cannot delete the namespace")?;
+        }
+        wait_for_namespace(&namespaces, name, timeout, command).await?;
+        output::info(format!("namespace {name} deleted"));
+        return Ok(false);
     }
-    wait_for_namespace(&namespaces, name, timeout).await?;
+    let Some(resources) = resources else {
+        bail!(
+            "cannot tell which databases and bucket belong to instance {name}: neither {} nor the namespace's annotations name them; nothing was deprovisioned",
+            place.config.display()
+        );
+    };
+    require_argo(client).await?;
+    if terminating || namespace.is_none() {
+        if terminating {
+            output::info(format!(
+                "namespace {name} is being deleted, but not by phd: its data ({}) was never deprovisioned; waiting for the namespace to be gone, to make it again and deprovision from there",
+                left_behind(resources, provisioning)
+            ));
+            wait_for_namespace(&namespaces, name, timeout, command).await?;
+        } else {
+            output::info(format!(
+                "namespace {name} is gone, but {} names its data ({}); making the namespace again to deprovision from there",
+                place.config.display(),
+                left_behind(resources, provisioning)
+            ));
+        }
+        super::checkpoint(
+            command,
+            &format!(
+                "nothing was deprovisioned yet ({})",
+                left_behind(resources, provisioning)
+            ),
+        )?;
+        recreate_namespace(place, resources).await?;
+    }
+    deprovision(place, provisioning, resources).await?;
+    // Marked first: a run that finds the namespace Terminating then knows
+    // the data is gone.
+    let mark = serde_json::json!({"metadata": {"annotations": {
+        DEPROVISIONED_ANNOTATION: jiff::Timestamp::now().to_string(),
+    }}});
+    namespaces
+        .patch(name, &PatchParams::default(), &Patch::Merge(&mark))
+        .await
+        .context("cannot mark the namespace as deprovisioned")?;
+    gone(namespaces.delete(name, &DeleteParams::default()).await)
+        .context("cannot delete the namespace")?;
+    wait_for_namespace(&namespaces, name, timeout, command).await?;
     output::info(format!("namespace {name} deleted"));
+    Ok(true)
+}
+
+/// The instance's data as messages name it: `MySQL database demo, MongoDB
+/// database demo, bucket demo-x1` (MongoDB only with a provider).
+fn left_behind(resources: &Resources, provisioning: &Provisioning) -> String {
+    provisioning
+        .resources()
+        .into_iter()
+        .map(|resource| match resource {
+            Resource::Mysql => format!("MySQL database {}", resources.mysql_database),
+            Resource::Mongodb => format!("MongoDB database {}", resources.mongodb_database),
+            Resource::Storage => format!("bucket {}", resources.bucket),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Makes the instance namespace again, labelled and annotated as `instance
+/// create` makes it, with what the deprovision Workflows need (the
+/// executor's ServiceAccount, Role and RoleBinding); no NetworkPolicy: no
+/// site runs there.
+async fn recreate_namespace(place: &Place<'_>, resources: &Resources) -> anyhow::Result<()> {
+    let name = place.name;
+    let foundation: Vec<_> =
+        super::create::foundation_objects(name, place.environment, resources, "")?
+            .into_iter()
+            .filter(|document| document.object["kind"] != "NetworkPolicy")
+            .collect();
+    super::create::apply_foundation(place.client, &foundation, name)
+        .await
+        .with_context(|| format!("cannot make namespace {name} again to deprovision its data"))?;
+    output::info(format!(
+        "namespace {name}: made again to deprovision its data"
+    ));
     Ok(())
 }
 
@@ -485,13 +635,25 @@ async fn stop_operation(
 }
 
 async fn deprovision(
-    client: &kube::Client,
-    name: &str,
+    place: &Place<'_>,
     provisioning: &Provisioning,
     resources: &Resources,
-    timeout: Duration,
 ) -> anyhow::Result<()> {
+    let Place {
+        client,
+        name,
+        timeout,
+        command,
+        ..
+    } = *place;
     super::grant_ci_secrets(client, name).await?;
+    super::checkpoint(
+        command,
+        &format!(
+            "nothing was deprovisioned yet ({})",
+            left_behind(resources, provisioning)
+        ),
+    )?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
     secrets
         .patch(
@@ -519,18 +681,31 @@ async fn deprovision(
         names.push(resource.workflow(Operation::Deprovision, name));
     }
     let progress = Progress::new(format!("deprovisioning {name}"));
-    let phases = workflow::wait_all(client, name, &names, timeout, &|phases, _| {
-        progress.update(&super::summarise(phases));
-    })
-    .await;
-    progress.finish();
-    let phases = super::finish_provisioning(
+    let phases = interrupt::or_interrupted(workflow::wait_all(
         client,
         name,
-        &format!("kubectl phd instance delete {name}"),
-        phases,
-    )
-    .await?;
+        &names,
+        timeout,
+        &|phases, _| {
+            progress.update(&super::summarise(phases));
+        },
+    ))
+    .await;
+    progress.finish();
+    let phases = match phases {
+        Ok(phases) => phases,
+        Err(interrupted) => {
+            return Err(super::interrupted_provisioning(
+                client,
+                name,
+                &names,
+                command,
+                interrupted,
+            )
+            .await);
+        }
+    };
+    let phases = super::finish_provisioning(client, name, command, phases).await?;
     let problems: Vec<String> = phases
         .iter()
         .filter_map(|(workflow, phase)| match phase {
@@ -566,14 +741,21 @@ async fn wait_for_namespace(
     namespaces: &Api<Namespace>,
     name: &str,
     timeout: Duration,
+    command: &str,
 ) -> anyhow::Result<()> {
-    let waited = wait_until(&format!("namespace {name} to be gone"), timeout, || async {
-        Ok(namespaces.get_opt(name).await?.is_none())
-    })
+    let waited = wait_until(
+        &format!("namespace {name} to be gone"),
+        timeout,
+        command,
+        || async { Ok(namespaces.get_opt(name).await?.is_none()) },
+    )
     .await;
     let Err(error) = waited else {
         return Ok(());
     };
+    if error.downcast_ref::<interrupt::Interrupted>().is_some() {
+        return Err(error);
+    }
     let blocking: Vec<String> = namespaces
         .get_opt(name)
         .await
@@ -596,25 +778,44 @@ async fn wait_for_namespace(
     )
 }
 
-async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut done: F) -> anyhow::Result<()>
+/// Waits, within `timeout`, until `done` says so. SIGINT or SIGTERM ends
+/// the wait: the error starts with `interrupted` and says that `command`
+/// finishes the job (nothing of the admin credentials is in the namespace
+/// during these waits).
+async fn wait_until<F, Fut>(
+    what: &str,
+    timeout: Duration,
+    command: &str,
+    mut done: F,
+) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<bool, kube::Error>>,
 {
     let progress = Progress::new(format!("waiting for {what}"));
-    let waited = wait::until(timeout, Duration::from_millis(250), |_| {
-        let answer = done();
-        let progress = &progress;
-        async move {
-            let done = answer.await?;
-            if !done {
-                progress.update("in progress");
+    let waited =
+        interrupt::or_interrupted(wait::until(timeout, Duration::from_millis(250), |_| {
+            let answer = done();
+            let progress = &progress;
+            async move {
+                let done = answer.await?;
+                if !done {
+                    progress.update("in progress");
+                }
+                Ok::<_, kube::Error>(done.then_some(()))
             }
-            Ok::<_, kube::Error>(done.then_some(()))
-        }
-    })
-    .await;
+        }))
+        .await;
     progress.finish();
+    let waited = match waited {
+        Ok(waited) => waited,
+        Err(interrupted) => {
+            return Err(anyhow::Error::new(interrupted).context(format!(
+                "interrupted by {} while waiting for {what}; no admin credentials are left in the namespace; run `{command}` again to finish",
+                interrupted.signal
+            )));
+        }
+    };
     match waited {
         Ok(()) => Ok(()),
         Err(WaitError::Failed(error)) => Err(error.into()),

@@ -180,6 +180,69 @@ pub async fn finish_provisioning<T>(
     }
 }
 
+/// Stops the command when SIGINT or SIGTERM was received
+/// ([`phd_common::interrupt`]): the error says what is `done` and that
+/// running `command` again finishes the job.
+pub fn checkpoint(command: &str, done: &str) -> anyhow::Result<()> {
+    phd_common::interrupt::check().map_err(|interrupted| {
+        anyhow::Error::new(interrupted).context(format!(
+            "interrupted by {}: {done}; run `{command}` again to finish",
+            interrupted.signal
+        ))
+    })
+}
+
+/// After a signal ended the wait for the Workflows `names` of instance
+/// `name`: removes the admin credentials (Secret `phd-provisioning`) when
+/// no Workflow still needs them, else leaves them and names them with the
+/// Workflows that still run. Returns the error the command ends with: its
+/// first line starts with `interrupted` and ends with `command` to run again.
+pub async fn interrupted_provisioning(
+    client: &kube::Client,
+    name: &str,
+    names: &[String],
+    command: &str,
+    interrupted: phd_common::interrupt::Interrupted,
+) -> anyhow::Error {
+    let signal = interrupted.signal;
+    let phases = futures::future::join_all(
+        names
+            .iter()
+            .map(|workflow| phd_common::workflow::phase(client, name, workflow)),
+    )
+    .await;
+    // A Workflow whose phase cannot be read may still run: it keeps them.
+    let running: Vec<&str> = names
+        .iter()
+        .zip(&phases)
+        .filter(|(_, phase)| !phase.as_ref().is_ok_and(Phase::is_done))
+        .map(|(workflow, _)| workflow.as_str())
+        .collect();
+    let message = if running.is_empty() {
+        let secrets: kube::Api<Secret> = kube::Api::namespaced(client.clone(), name);
+        match secrets
+            .delete(PROVISIONING_SECRET, &kube::api::DeleteParams::default())
+            .await
+        {
+            Ok(_) => format!(
+                "interrupted by {signal}: the Workflows had ended and the admin credentials were removed; run `{command}` again to finish"
+            ),
+            Err(kube::Error::Api(status)) if status.code == 404 => format!(
+                "interrupted by {signal}: the Workflows had ended and the admin credentials were removed; run `{command}` again to finish"
+            ),
+            Err(error) => format!(
+                "interrupted by {signal}: admin credentials left in Secret {name}/{PROVISIONING_SECRET} (cannot remove them: {error}); run `{command}` again to finish"
+            ),
+        }
+    } else {
+        format!(
+            "interrupted by {signal}: admin credentials left in Secret {name}/{PROVISIONING_SECRET} for Workflows {} that still run; run `{command}` again to finish (it waits for them and removes the credentials)",
+            running.join(", ")
+        )
+    };
+    anyhow::Error::new(interrupted).context(message)
+}
+
 /// The Workflows' phases as progress shows them:
 /// `mysql-provision-demo succeeded, storage-provision-demo pending`.
 pub fn summarise(phases: &[(String, Phase)]) -> String {
@@ -333,11 +396,13 @@ pub fn registry_pull_secret(session: &Session, namespace: &str) -> anyhow::Resul
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok());
     if !decoded.is_some_and(|text| {
-        text.split_once(':')
-            .is_some_and(|(u, t)| !u.is_empty() && !t.is_empty())
+        phd_common::password::control_character(&text).is_none()
+            && text
+                .split_once(':')
+                .is_some_and(|(u, t)| !u.is_empty() && !t.is_empty())
     }) {
         bail!(
-            "{} must be the base64 of user:token",
+            "{} must be the base64 of user:token, in printable characters",
             Credential::DockerRegistryCredentials.env_name()
         );
     }
@@ -743,6 +808,31 @@ impl Provisioning {
             }
             MongodbProvider::Disabled => {
                 parameters.insert("provider", String::new());
+            }
+        }
+        // Issue 29: a control character (a NUL, a line break pasted in) is
+        // refused, named by where it is, never shown.
+        for (key, credential) in [
+            ("mysql-root-password", Credential::MysqlRootPassword),
+            ("storage-access-key-id", Credential::StorageAccessKeyId),
+            (
+                "storage-secret-access-key",
+                Credential::StorageSecretAccessKey,
+            ),
+            ("digitalocean-token", Credential::DigitaloceanToken),
+            ("atlas-public-key", Credential::AtlasPublicKey),
+            ("atlas-private-key", Credential::AtlasPrivateKey),
+        ] {
+            if let Some(found) = secret
+                .get(key)
+                .map(String::as_str)
+                .and_then(phd_common::password::control_character)
+            {
+                bail!(
+                    "{} ({}) holds {found}; set it to the secret alone, in printable characters",
+                    credential.env_name(),
+                    credential.description()
+                );
             }
         }
         Ok(Self {

@@ -64,6 +64,62 @@ fn usage_errors_exit_2() {
         .code(2);
 }
 
+/// Issue 29: an absurd duration wrapped around (`307445734561825861m`
+/// became 44 s) or panicked a debug build; every duration flag now refuses
+/// what is over its cap as a usage error, before anything else happens.
+#[test]
+fn absurd_durations_are_usage_errors_of_every_duration_flag() {
+    let home = tempfile::tempdir().expect("home");
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &[
+                "instance",
+                "create",
+                "x",
+                "--timeout",
+                "307445734561825861m",
+            ],
+            "at most 7 days",
+        ),
+        (
+            &[
+                "instance",
+                "create",
+                "x",
+                "--timeout",
+                "4611686018427387904m",
+            ],
+            "at most 7 days",
+        ),
+        (
+            &[
+                "instance",
+                "delete",
+                "x",
+                "--timeout",
+                "18446744073709551615h",
+            ],
+            "at most 7 days",
+        ),
+        (
+            &["instance", "delete", "x", "--timeout", "8d"],
+            "not a duration",
+        ),
+        (
+            &["user", "list", "--request-timeout", "4611686018427387904m"],
+            "at most 1 hour",
+        ),
+        (&["doctor", "--request-timeout", "2h"], "at most 1 hour"),
+    ];
+    for (args, message) in cases {
+        let output = phd(home.path()).args(args).output().expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn version_in_text_and_json() {
     let home = tempfile::tempdir().expect("home");
@@ -273,6 +329,87 @@ fn doctor_warns_about_instances_without_an_smtp_relay() {
     }
     let report = email();
     assert_eq!(report["status"], "ok", "{report}");
+}
+
+/// Issue 29: a kubeconfig that does not parse was quoted in the error (a
+/// private key, a `.env` line with a password, a token), so CI logs got
+/// secrets. From every source (`--kubeconfig`, `KUBECONFIG`,
+/// `KUBECONFIG_CONTENT` plain and base64) and with `-v` (the cause chain),
+/// the error says where it failed, never what is there.
+#[test]
+fn an_unparsable_kubeconfig_is_located_never_quoted() {
+    use base64::Engine as _;
+    let home = tempfile::tempdir().expect("home");
+    let secret = "SeCrEt-0123456789";
+    let good_head = "apiVersion: v1\nkind: Config\ncurrent-context: x\ncontexts:\n- name: x\n  context: {cluster: x, user: x}\nclusters:\n- name: x\n  cluster: {server: \"https://127.0.0.1:1\"}\n";
+    let broken = [
+        // A private key pasted where the list of users belongs.
+        format!(
+            "{good_head}users: \"-----BEGIN RSA PRIVATE KEY-----\\nMIIEow{secret}\\n-----END RSA PRIVATE KEY-----\"\n"
+        ),
+        // A .env file given as the kubeconfig.
+        format!("PHD_MYSQL_ROOT_PASSWORD={secret}\nPHD_STORAGE_TYPE=s3\n"),
+        // A token line that breaks the YAML.
+        format!("{good_head}users:\n- name: x\n  user:\n    token: {secret}: \"\n"),
+        // A token where a mapping belongs.
+        format!("{good_head}users:\n- name: x\n  user: [token: {secret}]\n"),
+    ];
+    // Parses, but its client key is not base64: refused when the client is made.
+    let bad_data = format!(
+        "{good_head}users:\n- name: x\n  user:\n    client-certificate-data: aGVsbG8K\n    client-key-data: \"{secret}!\"\n"
+    );
+    for (index, text) in broken.iter().chain([&bad_data]).enumerate() {
+        let path = home.path().join(format!("broken-{index}.kubeconfig"));
+        std::fs::write(&path, text).expect("write");
+        let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+        let sources: [(&str, Option<&str>, Option<&str>); 4] = [
+            ("--kubeconfig", None, None),
+            ("KUBECONFIG", None, None),
+            ("KUBECONFIG_CONTENT", Some(text.as_str()), None),
+            ("KUBECONFIG_CONTENT", None, Some(encoded.as_str())),
+        ];
+        for (source, plain, base64) in sources {
+            for verbose in [false, true] {
+                for command in [&["user", "list"][..], &["doctor", "-o", "json"][..]] {
+                    let mut phd = phd(home.path());
+                    match source {
+                        "--kubeconfig" => {
+                            phd.arg("--kubeconfig").arg(&path);
+                        }
+                        "KUBECONFIG" => {
+                            phd.env("KUBECONFIG", &path);
+                        }
+                        _ => {
+                            phd.env("KUBECONFIG_CONTENT", plain.or(base64).unwrap_or_default());
+                        }
+                    }
+                    if verbose {
+                        phd.arg("-vv");
+                    }
+                    let output = phd.args(command).output().expect("run");
+                    let printed = format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&output.stdout),
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                    let case = format!("case {index}, {source}, -v {verbose}, {command:?}");
+                    assert_eq!(output.status.code(), Some(1), "{case}: {printed}");
+                    for leaked in [secret, "MIIEow", "PHD_MYSQL_ROOT_PASSWORD", "SeCrEt"] {
+                        assert!(!printed.contains(leaked), "{case}: {printed}");
+                    }
+                    assert!(!printed.contains("panicked"), "{case}: {printed}");
+                    if index < broken.len() {
+                        assert!(printed.contains("at line "), "{case}: {printed}");
+                    } else {
+                        assert!(
+                            printed.contains("client key data is not valid base64"),
+                            "{case}: {printed}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[test]

@@ -361,3 +361,176 @@ async fn the_generated_admin_password_survives_a_failed_workflows_install() {
     assert!(output.stdout.is_empty(), "a re-run shows no new password");
     assert!(bcrypt::verify(&shown, &stored().await).expect("bcrypt"));
 }
+
+/// Sends `signal` (`INT`, `TERM`) to `child`, as Ctrl-C or `kill` would.
+fn send(child: &Child, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success(), "kill -{signal}");
+}
+
+/// Whether the admin credentials are in the instance namespace.
+async fn provisioning_secret(client: &kube::Client, name: &str) -> bool {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
+    secrets
+        .get_opt("phd-provisioning")
+        .await
+        .expect("get secret")
+        .is_some()
+}
+
+/// Issue 29.10: SIGINT or SIGTERM during `instance create`'s or `instance
+/// delete`'s waits exited at once, silently, leaving the admin credentials
+/// in the namespace. Now the wait stops, the credentials are removed when no
+/// Workflow needs them or named when one still does, the first error line
+/// says "interrupted" and how to finish, and the exit code is the shell's
+/// (130 for SIGINT, 143 for SIGTERM). Re-runs finish the job. No
+/// WorkflowController runs while the signals are sent: the Workflows stay
+/// Pending, as on a cluster whose nodes are busy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_during_create_or_delete_stops_cleanly_and_names_what_is_left() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Patch, PatchParams, PostParams};
+    let plane = common::control_plane_with_argo().await;
+    let client = plane.client().await.expect("client");
+    let repo = Repo::new();
+    let name = unique_name("ctrlc");
+    let first_error = |output: &Output| {
+        stderr(output)
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_default()
+            .to_owned()
+    };
+
+    // 1. Ctrl-C while create waits for its Workflows: they still need the
+    // credentials, which stay and are named.
+    let child = spawn(
+        &repo,
+        plane,
+        &["instance", "create", &name, "--timeout", "120s"],
+    );
+    workflows_submitted(&client, &name).await;
+    send(&child, "INT");
+    let output = finish_within(child, Duration::from_secs(30), "instance create");
+    let first = first_error(&output);
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    assert!(
+        first.starts_with("error: interrupted by SIGINT: admin credentials left in Secret")
+            && first.contains(&format!("{name}/phd-provisioning"))
+            && first.contains(&format!("kubectl phd instance create {name}")),
+        "{}",
+        stderr(&output)
+    );
+    assert!(provisioning_secret(&client, &name).await);
+
+    // The re-run finishes: provisioned, credentials removed.
+    {
+        let _controller = WorkflowController::start(client.clone(), &name);
+        let output = repo
+            .phd(&plane.admin_kubeconfig)
+            .args(["instance", "create", &name, "--timeout", "60s"])
+            .output()
+            .expect("run");
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    assert!(!provisioning_secret(&client, &name).await);
+
+    // 2. Ctrl-C while delete waits for the deprovision Workflows: the same.
+    let _applications = ApplicationController::start(client.clone());
+    let child = spawn(
+        &repo,
+        plane,
+        &["instance", "delete", &name, "--yes", "--timeout", "120s"],
+    );
+    let workflows: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &name, &workflow_resource());
+    for _ in 0..600 {
+        if workflows
+            .get_opt(&format!("storage-deprovision-{name}"))
+            .await
+            .expect("get")
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    send(&child, "INT");
+    let output = finish_within(child, Duration::from_secs(30), "instance delete");
+    let first = first_error(&output);
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    assert!(
+        first.starts_with("error: interrupted by SIGINT: admin credentials left in Secret")
+            && first.contains(&format!("kubectl phd instance delete {name}")),
+        "{}",
+        stderr(&output)
+    );
+    assert!(provisioning_secret(&client, &name).await);
+    assert!(repo.instances().join(&name).exists(), "config.yml kept");
+
+    // 3. SIGTERM while delete waits for the namespace (held by a finalizer):
+    // the credentials were removed after deprovisioning; nothing is left
+    // of them, and the message says so.
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
+    let held: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "held", "finalizers": ["example.com/hold"]}
+    }))
+    .expect("config map");
+    config_maps
+        .create(&PostParams::default(), &held)
+        .await
+        .expect("create");
+    let controller = WorkflowController::start(client.clone(), &name);
+    let child = spawn(
+        &repo,
+        plane,
+        &["instance", "delete", &name, "--yes", "--timeout", "120s"],
+    );
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for _ in 0..600 {
+        let namespace = namespaces.get(&name).await.expect("get");
+        if namespace.metadata.deletion_timestamp.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    send(&child, "TERM");
+    let output = finish_within(child, Duration::from_secs(30), "instance delete");
+    let first = first_error(&output);
+    assert_eq!(output.status.code(), Some(143), "{}", stderr(&output));
+    assert!(
+        first.starts_with("error: interrupted by SIGTERM while waiting for namespace")
+            && first.contains("no admin credentials are left"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!provisioning_secret(&client, &name).await);
+    assert!(
+        controller
+            .seen()
+            .contains(&format!("mysql-deprovision-{name}"))
+    );
+
+    // The re-run, once the namespace can go, finishes the job.
+    config_maps
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .expect("release");
+    let output = repo
+        .phd(&plane.admin_kubeconfig)
+        .args(["instance", "delete", &name, "--yes", "--timeout", "60s"])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("deprovisioned before"));
+    assert!(namespaces.get_opt(&name).await.expect("get").is_none());
+    assert!(!repo.instances().join(&name).exists());
+}

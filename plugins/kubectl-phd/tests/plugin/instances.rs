@@ -2144,6 +2144,17 @@ fn bad_or_missing_settings_are_named_before_any_change() {
             "",
             "the cluster domain is required: set PHD_CLUSTER_DOMAIN",
         ),
+        // Issue 29: control characters in a credential, named, not shown.
+        (
+            "PHD_MYSQL_ROOT_PASSWORD",
+            "rootpw-secret\nsecond",
+            "(a line break) at character 14",
+        ),
+        (
+            "PHD_STORAGE_SECRET_ACCESS_KEY",
+            "storage-secret\u{1b}[0m",
+            "(ESC) at character 15",
+        ),
     ] {
         for dry_run in [true, false] {
             let mut command = repo.phd(&kubeconfig);
@@ -2165,6 +2176,7 @@ fn bad_or_missing_settings_are_named_before_any_change() {
                 assert!(stderr.contains(variable), "{stderr}");
             }
             assert!(!stderr.contains("pass set"), "{stderr}");
+            assert!(!stderr.contains("-secret"), "a secret shown: {stderr}");
             assert!(!repo.instances().exists(), "{variable}: files written");
         }
     }
@@ -2340,6 +2352,111 @@ async fn delete_waits_for_a_terminating_namespace_and_names_what_holds_it() {
             .is_none()
     );
     assert!(!repo.instances().join(&name).exists());
+}
+
+/// Issue 29.9: after `kubectl delete namespace demo --wait=false`, `instance
+/// delete demo` said "its data was deprovisioned before" and removed
+/// config.yml, though no deprovision Workflow ran. Now the namespace is
+/// waited for (still Terminating) or found gone, made again, and the
+/// deprovision Workflows run there with the names config.yml holds; only
+/// then are the namespace and the files removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_deprovisions_the_data_of_a_namespace_deleted_outside_phd() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Patch, PatchParams, PostParams};
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let repo = Repo::new();
+    let _argocd = ApplicationController::start(client.clone());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for (prefix, still_terminating) in [("outside", true), ("vanished", false)] {
+        let name = unique_name(prefix);
+        let controller = WorkflowController::start(client.clone(), &name);
+        repo.phd(&plane.admin_kubeconfig)
+            .args(["instance", "create", &name, "--timeout", "60s"])
+            .assert()
+            .success();
+        let config = repo.instances().join(&name).join("config.yml");
+        let bucket = bucket_in(&std::fs::read_to_string(&config).expect("config"));
+        let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
+        if still_terminating {
+            // Held Terminating for a few seconds, as a namespace with
+            // objects still being cleaned up is.
+            let held: ConfigMap = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "held", "finalizers": ["example.com/hold"]}
+            }))
+            .expect("config map");
+            config_maps
+                .create(&PostParams::default(), &held)
+                .await
+                .expect("create");
+        }
+        // `kubectl delete namespace NAME --wait=false`
+        namespaces
+            .delete(&name, &DeleteParams::default())
+            .await
+            .expect("delete namespace");
+        let release = {
+            let config_maps = config_maps.clone();
+            let namespaces = namespaces.clone();
+            let name = name.clone();
+            tokio::spawn(async move {
+                if still_terminating {
+                    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+                    config_maps
+                        .patch(
+                            "held",
+                            &PatchParams::default(),
+                            &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+                        )
+                        .await
+                        .expect("release");
+                }
+                for _ in 0..600 {
+                    if namespaces.get_opt(&name).await.expect("get").is_none() {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                panic!("namespace {name} was never finalised");
+            })
+        };
+        let pending = if still_terminating {
+            Some(release)
+        } else {
+            release.await.expect("gone");
+            None
+        };
+        assert!(controller.seen().iter().all(|w| !w.contains("deprovision")));
+
+        let output = repo
+            .phd(&plane.admin_kubeconfig)
+            .args(["instance", "delete", &name, "--yes", "--timeout", "60s"])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{prefix}: {stderr}");
+        assert!(!stderr.contains("deprovisioned before"), "{stderr}");
+        let said = if still_terminating {
+            "is being deleted, but not by phd"
+        } else {
+            "is gone, but"
+        };
+        assert!(stderr.contains(said), "{prefix}: {stderr}");
+        assert!(stderr.contains(&format!("bucket {bucket}")), "{stderr}");
+        let seen = controller.seen();
+        for resource in ["mysql", "mongodb", "storage"] {
+            assert!(
+                seen.contains(&format!("{resource}-deprovision-{name}")),
+                "{prefix}: {resource} not deprovisioned: {seen:?}"
+            );
+        }
+        assert!(namespaces.get_opt(&name).await.expect("get").is_none());
+        assert!(!repo.instances().join(&name).exists());
+        if let Some(release) = pending {
+            release.await.expect("released");
+        }
+    }
 }
 
 /// Issue 19.2: deleting an instance that does not exist (a typo) is an

@@ -701,6 +701,89 @@ fn unusable_passwords_are_refused_before_any_api_call() {
     assert!(stderr.contains("blank"), "{stderr}");
 }
 
+/// Issue 29: a password (or token) with a NUL or another control character
+/// was accepted. Every secret read from standard input or the environment
+/// refuses it before any API call, naming the character and where it is,
+/// never the secret.
+#[test]
+fn secrets_with_control_characters_are_refused_before_any_api_call() {
+    let dir = tempfile::tempdir().expect("dir");
+    let kubeconfig = unreachable_kubeconfig(dir.path()).expect("kubeconfig");
+    let stdin_cases: [(&[&str], &str, &str); 5] = [
+        (
+            &["user", "create", "w", "--password-stdin"],
+            "hunter2\0-and-more",
+            "(NUL) at character 8",
+        ),
+        (
+            &["user", "create", "w", "--password-stdin"],
+            "hunter2-x\u{1b}[2J\n",
+            "(ESC) at character 10",
+        ),
+        (
+            &["user", "create", "w", "--password-stdin"],
+            "hunter2-first\nsecond-line\n",
+            "(a line break) at character 14",
+        ),
+        (
+            &["argo", "install", "--admin-password-stdin"],
+            "hunter2-admin\u{7f}",
+            "(DEL) at character 14",
+        ),
+        (
+            &["argo", "repository", "--token-stdin"],
+            "hunter2_pat\0",
+            "(NUL) at character 12",
+        ),
+    ];
+    for (args, secret, expected) in stdin_cases {
+        let output = phd(&kubeconfig)
+            .args(args)
+            .write_stdin(secret)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("cannot reach"), "{args:?}: {stderr}");
+    }
+    // A key file: PEM lines, printable.
+    let key = dir.path().join("deploy-key");
+    std::fs::write(
+        &key,
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\0hunter2\n-----END OPENSSH PRIVATE KEY-----\n",
+    )
+    .expect("key file");
+    let output = phd(&kubeconfig)
+        .args([
+            "argo",
+            "repository",
+            "--url",
+            "git@github.com:example/x.git",
+        ])
+        .arg("--ssh-key-file")
+        .arg(&key)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("(NUL) at character 7 on line 2"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    let output = phd(&kubeconfig)
+        .env("PHD_ARGO_ADMIN_PASSWORD", "hunter2-env\tpassword")
+        .args(["argo", "install"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("(a tab) at character 12"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
 #[tokio::test]
 async fn original_phd_create_argo_user_name_creates_a_user() {
     let plane = cluster().await;
