@@ -326,10 +326,17 @@ async fn missing_file_is_a_clear_error() {
 /// Applies `stream` with plain client-side `kubectl apply`, as the original
 /// tool installed everything.
 fn kubectl_client_side_apply(kubeconfig: &std::path::Path, stream: &str) {
+    kubectl_apply(kubeconfig, stream, &[]);
+}
+
+/// `kubectl apply EXTRA -f -` of `stream`.
+fn kubectl_apply(kubeconfig: &std::path::Path, stream: &str, extra: &[&str]) {
     let mut child = std::process::Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(kubeconfig)
-        .args(["apply", "-f", "-"])
+        .arg("apply")
+        .args(extra)
+        .args(["-f", "-"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -433,21 +440,11 @@ async fn fields_of_a_kubectl_server_side_apply_are_taken_over() {
         json!({"apiVersion": "v1", "kind": "ConfigMap",
                "metadata": {"name": "old", "namespace": ns}, "data": data})
     };
-    let mut child = std::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&plane.admin_kubeconfig)
-        .args(["apply", "--server-side", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("kubectl");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(yaml_stream(&[object(true)]).as_bytes())
-        .expect("write");
-    assert!(child.wait().expect("kubectl").success());
+    kubectl_apply(
+        &plane.admin_kubeconfig,
+        &yaml_stream(&[object(true)]),
+        &["--server-side"],
+    );
     let documents = manifest::parse("test", &yaml_stream(&[object(false)])).expect("parse");
     Applier::new(client.clone())
         .apply(&documents, None, &ignore)

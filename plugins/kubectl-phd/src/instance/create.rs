@@ -112,13 +112,7 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     // release or a failing render stops here.
     let config = render::parse_config(&files.config)?;
     render::check_identity(name, &config)?;
-    let domain = session
-        .settings()
-        .get(Setting::ClusterDomain, None)
-        .ok()
-        .flatten()
-        .map(|resolved| resolved.value);
-    render::check_hosts(name, &config, &instances_dir(session)?, domain.as_deref())?;
+    super::check_hosts(session, name, &config)?;
     let tutor = render::tutor_for(session, &config)?;
     let rendering = render::render(&tutor, &config, &ingress)?;
 

@@ -95,6 +95,23 @@ pub(super) fn check_plain(flag: &str, key: &str, value: &Value) -> anyhow::Resul
     }
 }
 
+/// [`render::check_hosts`] of instance `name`'s `config` against the other
+/// instances of the repository and the cluster's own hosts (its domain, when
+/// set).
+pub(super) fn check_hosts(
+    session: &Session,
+    name: &str,
+    config: &serde_json::Map<String, Value>,
+) -> anyhow::Result<()> {
+    let domain = session
+        .settings()
+        .get(Setting::ClusterDomain, None)
+        .ok()
+        .flatten()
+        .map(|resolved| resolved.value);
+    render::check_hosts(name, config, &instances_dir(session)?, domain.as_deref())
+}
+
 pub fn lock_instances(session: &Session) -> anyhow::Result<std::fs::File> {
     let dir = instances_dir(session)?;
     let existing = dir

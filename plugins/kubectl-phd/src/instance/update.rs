@@ -3,7 +3,6 @@
 //! change, no file changes.
 
 use anyhow::{Context as _, bail};
-use phd_common::config::Setting;
 use phd_common::{manifest, naming, tutor};
 
 use super::create::{
@@ -80,13 +79,7 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
         .with_context(|| format!("cannot use {}", config_path.display()))?;
     let config = render::parse_config(&new)?;
     render::check_identity(name, &config)?;
-    let domain = session
-        .settings()
-        .get(Setting::ClusterDomain, None)
-        .ok()
-        .flatten()
-        .map(|resolved| resolved.value);
-    render::check_hosts(name, &config, &instances_dir(session)?, domain.as_deref())?;
+    super::check_hosts(session, name, &config)?;
     let tutor = render::tutor_for(session, &config)?;
     let rendering = render::render(&tutor, &config, &ingress)?;
     let application_path = dir.join("application.yml");

@@ -145,6 +145,89 @@ async fn wait_for(
     );
 }
 
+/// A cluster repository as `cluster create` writes it, served by a git
+/// server on loopback and bootstrapped with `argo install` (without
+/// `cluster/apps/harmony.yml`, whose chart comes from the internet), on a
+/// control plane of its own, with Argo CD's controllers and its
+/// ApplicationSet controller running. Argo CD's own revision cache is off
+/// (3 minutes by default, as in a cluster whose git host sends no webhook:
+/// a reconcile soon after a push would see the old commit).
+struct GitOpsCluster {
+    argocd: ArgoCd,
+    client: kube::Client,
+    home: Repo,
+    root: std::path::PathBuf,
+    _server: GitServer,
+    _served: tempfile::TempDir,
+    plane: ControlPlane,
+}
+
+impl GitOpsCluster {
+    /// The cluster repository of cluster `title` (`cluster create TITLE`).
+    async fn start(title: &str) -> Self {
+        let plane = ControlPlane::start().await.expect("control plane");
+        let client = plane.client().await.expect("client");
+        let kubeconfig = &plane.admin_kubeconfig;
+        let served = tempfile::tempdir().expect("git server root");
+        let server = GitServer::start(served.path()).expect("git server");
+        let url = server.url("cluster.git");
+        let home = Repo::new();
+        let output = home
+            .phd(kubeconfig)
+            .args(["cluster", "create", title, "lms.example.org"])
+            .args(["--github-repo", &url, "--output-dir"])
+            .arg(home.dir.path())
+            .output()
+            .expect("cluster create");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let slug = title.to_lowercase().replace(' ', "-");
+        let root = home.dir.path().join(format!("phd-{slug}-cluster"));
+        std::fs::remove_file(root.join("cluster/apps/harmony.yml")).expect("harmony.yml");
+        publish(&root, served.path());
+        git(&root, &["remote", "set-url", "origin", &url]);
+        argo_install(in_repository(&home, kubeconfig, &root));
+        let argocd = ArgoCd::start_with(
+            kubeconfig,
+            DEFAULT_ARGOCD_VERSION,
+            &argocd::Options {
+                resync: 5,
+                revision_cache: None,
+                applicationsets: true,
+            },
+        )
+        .expect("start Argo CD");
+        Self {
+            argocd,
+            client,
+            home,
+            root,
+            _server: server,
+            _served: served,
+            plane,
+        }
+    }
+
+    /// `kubectl phd` inside the repository, whose context.json is the setting.
+    fn phd(&self) -> assert_cmd::Command {
+        in_repository(&self.home, &self.plane.admin_kubeconfig, &self.root)
+    }
+}
+
+/// `kubectl phd` of `home` inside the cluster repository `root`.
+fn in_repository(home: &Repo, kubeconfig: &Path, root: &Path) -> assert_cmd::Command {
+    let mut command = home.phd(kubeconfig);
+    command
+        .current_dir(root)
+        .env_remove("PHD_INSTANCES_DIRECTORY")
+        .env_remove("PHD_CLUSTER_DOMAIN")
+        .env_remove("PHD_CLUSTER_REPOSITORY");
+    command
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
     // Workloads come to life: kube-scheduler places pods on kwok's node, kwok
@@ -395,60 +478,13 @@ async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
 /// the internet, which the tests cannot reach.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_repository_applicationset_deploys_a_pushed_instance() {
-    let plane = ControlPlane::start().await.expect("control plane");
-    let client = plane.client().await.expect("client");
-    let kubeconfig = &plane.admin_kubeconfig;
-    let served = tempfile::tempdir().expect("git server root");
-    let server = GitServer::start(served.path()).expect("git server");
-    let url = server.url("cluster.git");
-
-    // The cluster repository, as `cluster create` writes it, pushed.
-    let home = Repo::new();
-    let output = home
-        .phd(kubeconfig)
-        .args([
-            "cluster",
-            "create",
-            "Sync Test",
-            "lms.example.org",
-            "--github-repo",
-            &url,
-        ])
-        .arg("--output-dir")
-        .arg(home.dir.path())
-        .output()
-        .expect("cluster create");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let cluster = GitOpsCluster::start("Sync Test").await;
+    let (client, argocd, root) = (
+        cluster.client.clone(),
+        &cluster.argocd,
+        cluster.root.clone(),
     );
-    let root = home.dir.path().join("phd-sync-test-cluster");
-    std::fs::remove_file(root.join("cluster/apps/harmony.yml")).expect("harmony.yml");
-    publish(&root, served.path());
-    git(&root, &["remote", "set-url", "origin", &url]);
-    // Commands run inside the repository: its context.json is the setting.
-    let phd = || {
-        let mut command = home.phd(kubeconfig);
-        command
-            .current_dir(&root)
-            .env_remove("PHD_INSTANCES_DIRECTORY")
-            .env_remove("PHD_CLUSTER_DOMAIN")
-            .env_remove("PHD_CLUSTER_REPOSITORY");
-        command
-    };
-
-    argo_install(phd());
-    // Argo CD's own revision cache (3 minutes), as in a cluster whose git
-    // host sends no webhook: a reconcile soon after a push sees the old
-    // commit unless something asks for a refresh.
-    let options = argocd::Options {
-        resync: 5,
-        revision_cache: None,
-        applicationsets: true,
-    };
-    let argocd =
-        ArgoCd::start_with(kubeconfig, DEFAULT_ARGOCD_VERSION, &options).expect("start Argo CD");
+    let phd = || cluster.phd();
     let set = "phd-instances-production";
 
     let name = "sync2";
@@ -478,7 +514,7 @@ async fn the_cluster_repository_applicationset_deploys_a_pushed_instance() {
     // The ApplicationSet makes the Application from git; Argo CD syncs it.
     wait_for(
         &client,
-        &argocd,
+        argocd,
         &application,
         "made and waiting on wave 0's health",
         Duration::from_secs(180),
@@ -563,46 +599,13 @@ async fn the_cluster_repository_applicationset_deploys_a_pushed_instance() {
 async fn deleting_the_applicationset_keeps_every_site() {
     use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 
-    let plane = ControlPlane::start().await.expect("control plane");
-    let client = plane.client().await.expect("client");
-    let kubeconfig = &plane.admin_kubeconfig;
-    let served = tempfile::tempdir().expect("git server root");
-    let server = GitServer::start(served.path()).expect("git server");
-    let url = server.url("cluster.git");
-    let home = Repo::new();
-    let output = home
-        .phd(kubeconfig)
-        .args(["cluster", "create", "Keep Test", "lms.example.org"])
-        .args(["--github-repo", &url, "--output-dir"])
-        .arg(home.dir.path())
-        .output()
-        .expect("cluster create");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let cluster = GitOpsCluster::start("Keep Test").await;
+    let (client, argocd, root) = (
+        cluster.client.clone(),
+        &cluster.argocd,
+        cluster.root.clone(),
     );
-    let root = home.dir.path().join("phd-keep-test-cluster");
-    std::fs::remove_file(root.join("cluster/apps/harmony.yml")).expect("harmony.yml");
-    publish(&root, served.path());
-    git(&root, &["remote", "set-url", "origin", &url]);
-    let phd = || {
-        let mut command = home.phd(kubeconfig);
-        command
-            .current_dir(&root)
-            .env_remove("PHD_INSTANCES_DIRECTORY")
-            .env_remove("PHD_CLUSTER_DOMAIN")
-            .env_remove("PHD_CLUSTER_REPOSITORY");
-        command
-    };
-    argo_install(phd());
-    let options = argocd::Options {
-        resync: 5,
-        revision_cache: None,
-        applicationsets: true,
-    };
-    let argocd =
-        ArgoCd::start_with(kubeconfig, DEFAULT_ARGOCD_VERSION, &options).expect("start Argo CD");
+    let phd = || cluster.phd();
     let set = "phd-instances-production";
     let names = ["keep1", "keep2"];
     let _workflows: Vec<WorkflowController> = names
@@ -627,7 +630,7 @@ async fn deleting_the_applicationset_keeps_every_site() {
     for name in names {
         wait_for(
             &client,
-            &argocd,
+            argocd,
             &format!("{name}-production"),
             "made and waiting on wave 0's health",
             Duration::from_secs(240),
@@ -674,7 +677,7 @@ async fn deleting_the_applicationset_keeps_every_site() {
     for name in names {
         wait_for(
             &client,
-            &argocd,
+            argocd,
             &format!("{name}-production"),
             "deleted with its ApplicationSet",
             Duration::from_secs(120),
