@@ -664,7 +664,11 @@ async fn deleting_the_applicationset_keeps_every_site() {
         assert!(deployments > 0 && claims > 0, "{before:?}");
     }
 
-    // The ApplicationSet goes; its Applications follow it.
+    // The ApplicationSet goes. Its Applications go with it (Kubernetes'
+    // garbage collector, following their owner reference) or are let go
+    // (Argo CD's ApplicationSet controller orphans them under the
+    // create-update policy when it sees the deletion in time): either way,
+    // none may take the site with it.
     let sets: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         argo::ARGOCD_NAMESPACE,
@@ -674,21 +678,67 @@ async fn deleting_the_applicationset_keeps_every_site() {
     sets.delete(set, &kube::api::DeleteParams::background())
         .await
         .expect("delete the ApplicationSet");
-    for name in names {
-        wait_for(
-            &client,
-            argocd,
-            &format!("{name}-production"),
-            "deleted with its ApplicationSet",
-            Duration::from_secs(120),
-            |status| status.is_none(),
-        )
-        .await;
+    let applications = applications(&client);
+    let start = Instant::now();
+    loop {
+        let set_gone = sets.get_opt(set).await.expect("get").is_none();
+        let mut settled = set_gone;
+        let mut seen = Vec::new();
+        for name in names {
+            if let Some(app) = applications
+                .get_opt(&format!("{name}-production"))
+                .await
+                .expect("get")
+            {
+                let owned = app
+                    .metadata
+                    .owner_references
+                    .as_ref()
+                    .is_some_and(|owners| owners.iter().any(|o| o.kind == "ApplicationSet"));
+                settled &= !owned;
+                seen.push(format!(
+                    "{name}: owners {:?}, finalizers {:?}, deleting {}",
+                    app.metadata.owner_references,
+                    app.metadata.finalizers,
+                    app.metadata.deletion_timestamp.is_some()
+                ));
+            }
+        }
+        if settled {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the ApplicationSet's deletion did not settle (ApplicationSet gone: {set_gone}): {seen:?}\n{}",
+            argocd.logs(30)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // Argo CD has had the time to prune, were it told to.
     tokio::time::sleep(Duration::from_secs(15)).await;
     let after = [deployed(names[0]).await, deployed(names[1]).await];
     assert_eq!(before, after, "the sites lost objects\n{}", argocd.logs(30));
+    // An Application left behind carries no cascade finalizer either:
+    // deleting it (as a rename of the environment would) keeps the site.
+    for name in names {
+        let _ = applications
+            .delete(&format!("{name}-production"), &Default::default())
+            .await;
+    }
+    for name in names {
+        wait_for(
+            &client,
+            argocd,
+            &format!("{name}-production"),
+            "deleted",
+            Duration::from_secs(60),
+            |status| status.is_none(),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let last = [deployed(names[0]).await, deployed(names[1]).await];
+    assert_eq!(before, last, "the sites lost objects\n{}", argocd.logs(30));
 
     // doctor names the instances no Application manages any more.
     let output = phd()
