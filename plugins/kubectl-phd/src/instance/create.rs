@@ -8,7 +8,8 @@ use include_dir::{Dir, include_dir};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::networking::v1::{
-    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicySpec,
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicySpec,
 };
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -733,6 +734,14 @@ fn metadata(name: &str, namespace: &str, environment: &str) -> ObjectMeta {
 /// The namespace and what the workflows need in it: the executor's identity
 /// with only what the emissary executor uses, and a default-deny ingress
 /// policy that admits the ingress controller and the namespace itself.
+/// The NetworkPolicy that keeps an instance's pods from the cloud's
+/// instance metadata service.
+pub const EGRESS_POLICY: &str = "phd-deny-metadata-egress";
+/// The instance metadata service of AWS, DigitalOcean, GCP and Azure (IPv4)
+/// and of AWS (IPv6).
+const METADATA_IPV4: &str = "169.254.169.254/32";
+const METADATA_IPV6: &str = "fd00:ec2::254/128";
+
 pub(super) fn foundation_objects(
     name: &str,
     environment: &str,
@@ -812,6 +821,38 @@ pub(super) fn foundation_objects(
             ..Default::default()
         }),
     };
+    // Egress: anywhere (the managed databases, the bucket's endpoint, the
+    // SMTP relay and the APIs an instance calls have addresses phd cannot
+    // know), but never the cloud's instance metadata service, which hands a
+    // pod the node's credentials (the node's IAM role on EKS, the droplet's
+    // user data on DigitalOcean).
+    let egress = NetworkPolicy {
+        metadata: metadata(EGRESS_POLICY, name, environment),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector::default()),
+            policy_types: Some(vec!["Egress".into()]),
+            egress: Some(vec![NetworkPolicyEgressRule {
+                to: Some(
+                    [("0.0.0.0/0", METADATA_IPV4), ("::/0", METADATA_IPV6)]
+                        .into_iter()
+                        .map(|(cidr, metadata)| NetworkPolicyPeer {
+                            ip_block: Some(IPBlock {
+                                cidr: cidr.into(),
+                                except: Some(vec![metadata.into()]),
+                            }),
+                            ..Default::default()
+                        })
+                        .chain([NetworkPolicyPeer {
+                            namespace_selector: Some(namespace_is(name)),
+                            ..Default::default()
+                        }])
+                        .collect(),
+                ),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+    };
     Ok(vec![
         Document::from_object(source, 1, serde_json::to_value(namespace)?),
         Document::from_object(source, 2, serde_json::to_value(account)?),
@@ -819,6 +860,7 @@ pub(super) fn foundation_objects(
         Document::from_object(source, 4, serde_json::to_value(binding)?),
         Document::from_object(source, 5, serde_json::to_value(policy)?),
         Document::from_object(source, 6, serde_json::to_value(default_account)?),
+        Document::from_object(source, 7, serde_json::to_value(egress)?),
     ])
 }
 

@@ -96,9 +96,29 @@ async fn create_makes_everything_and_leaks_no_secret() {
         .get("workflow-executor")
         .await
         .expect("executor service account");
-    // The site's pods (the default ServiceAccount) get no API token.
+    // The site's pods (the default ServiceAccount) get no API token, and
+    // cannot reach the cloud's instance metadata service.
     let default = accounts.get("default").await.expect("default account");
     assert_eq!(default.automount_service_account_token, Some(false));
+    let egress = Api::<NetworkPolicy>::namespaced(client.clone(), &name)
+        .get("phd-deny-metadata-egress")
+        .await
+        .expect("egress policy")
+        .spec
+        .expect("spec");
+    assert_eq!(egress.policy_types, Some(vec!["Egress".to_owned()]));
+    let blocks: Vec<_> = egress.egress.expect("rules")[0]
+        .to
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|peer| peer.ip_block)
+        .collect();
+    assert!(
+        blocks.iter().any(|b| b.cidr == "0.0.0.0/0"
+            && b.except.as_deref() == Some(&["169.254.169.254/32".to_owned()][..])),
+        "{blocks:?}"
+    );
     let roles: Api<Role> = Api::namespaced(client.clone(), &name);
     let rules = roles
         .get("workflow-executor")
