@@ -268,6 +268,41 @@ async fn create_makes_everything_and_leaks_no_secret() {
             );
         }
     }
+
+    // An instance whose Application is gone (deleted by hand, or with a
+    // renamed ApplicationSet) still runs, unmanaged: doctor names it.
+    let applications = phd_common::argo::applications(&client);
+    let application_name = format!("{name}-production");
+    applications
+        .patch(
+            &application_name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .expect("drop the finalizer");
+    applications
+        .delete(&application_name, &Default::default())
+        .await
+        .expect("delete the Application");
+    let output = repo
+        .phd(&plane.admin_kubeconfig)
+        .args(["doctor", "-o", "json"])
+        .output()
+        .expect("doctor");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("doctor -o json");
+    let check = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "instances")
+        .unwrap_or_else(|| panic!("no instances check: {report}"));
+    assert_eq!(check["status"], "warning", "{check}");
+    let detail = check["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("without an Argo CD Application") && detail.contains(&name),
+        "{detail}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
