@@ -271,7 +271,7 @@ async fn create_makes_everything_and_leaks_no_secret() {
 
     // An instance whose Application is gone (deleted by hand, or with a
     // renamed ApplicationSet) still runs, unmanaged: doctor names it.
-    let applications = phd_common::argo::applications(&client);
+    let applications = argo::applications(&client);
     let application_name = format!("{name}-production");
     applications
         .patch(
