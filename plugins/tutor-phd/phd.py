@@ -434,6 +434,38 @@ hooks.Filters.ENV_PATCHES.add_items(
 )
 
 
+# The CMS init task reindexes Studio and every active course on each sync
+# (Tutor's jobs/init/cms.sh), which takes hours on a large site, and Argo CD
+# runs the init hooks on every sync. kubectl-phd runs that full reindex only
+# when Meilisearch holds no document: a new instance, or a new Meilisearch
+# volume after a release upgrade (see the volume named after its image);
+# otherwise Open edX keeps its indexes current as courses are published. If
+# Meilisearch cannot be asked, the reindex runs, as before.
+REINDEX = (
+    "./manage.py cms reindex_studio",
+    "./manage.py cms reindex_course --active",
+)
+GUARDED_REINDEX = """# kubectl-phd: the full reindex only when Meilisearch holds no document.
+documents=$(./manage.py cms shell -c "from django.conf import settings; import meilisearch; stats = meilisearch.Client(settings.MEILISEARCH_URL, settings.MEILISEARCH_MASTER_KEY).get_all_stats(); print(sum(index['numberOfDocuments'] for index in stats['indexes'].values()))" 2>/dev/null | tail -n 1) || documents=""
+if [ "$documents" = "0" ] || [ -z "$documents" ]; then
+  echo "Meilisearch holds no document (or cannot tell): reindexing Studio and the active courses"
+  ./manage.py cms reindex_studio
+  ./manage.py cms reindex_course --active
+else
+  echo "Meilisearch holds $documents documents: no full reindex on this sync"
+fi"""
+
+
+@hooks.Filters.CLI_DO_INIT_TASKS.add(priority=hooks.priorities.LOW)
+def _guard_reindex(tasks: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    guarded = []
+    for service, command in tasks:
+        if service == "cms" and all(line in command for line in REINDEX):
+            command = command.replace(REINDEX[1], "").replace(REINDEX[0], GUARDED_REINDEX)
+        guarded.append((service, command))
+    return guarded
+
+
 def _type_name(value: t.Any) -> str:
     return {bool: "true or false", int: "a number", float: "a number", str: "text", list: "a list", dict: "a mapping"}.get(
         type(value), type(value).__name__
