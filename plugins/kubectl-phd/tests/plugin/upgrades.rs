@@ -62,13 +62,29 @@ fn an_upgrade_moves_meilisearch_to_a_volume_of_its_release() {
     assert!(claims22.contains(&claim22), "{claims22:?}");
     // The old volume is no longer in git: Argo CD prunes it.
     assert!(!claims22.contains(&claim21), "{claims22:?}");
-    // And the CMS init hook that refills the index runs on that sync.
-    let jobs = std::fs::read_to_string(dir.join("env/k8s/jobs.yml")).unwrap_or_default()
-        + &std::fs::read_to_string(dir.join("env/plugins/drydock/k8s/jobs.yml"))
-            .unwrap_or_default();
+    // And the CMS init hook of that sync refills the index, as the empty
+    // volume asks, while on other syncs it does not reindex every course
+    // again (hours on a large site).
+    let (_, objects) = crate::instances::kustomize(&dir.join("env"));
+    let cms_hook: String = objects
+        .iter()
+        .filter(|o| {
+            o["kind"] == "Job"
+                && o["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("drydock-cms-job"))
+        })
+        .map(|o| o["spec"]["template"]["spec"]["containers"].to_string())
+        .collect();
     assert!(
-        jobs.contains("reindex_studio"),
-        "no reindex in the init hooks"
+        cms_hook.contains("reindex_course --active")
+            && cms_hook.contains("the full reindex only when Meilisearch holds no document"),
+        "the CMS init hook: {cms_hook}"
+    );
+    assert_eq!(
+        cms_hook.matches("reindex_course --active").count(),
+        1,
+        "an unguarded reindex is left: {cms_hook}"
     );
 
     // A custom image without a tag gets a volume named by its digest.
