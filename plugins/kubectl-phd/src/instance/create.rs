@@ -130,7 +130,7 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
             &files,
             &env,
             &foundation,
-            &provisioning.secret(name, &resources),
+            &provisioning.preview_secret(name, &resources),
             &workflows,
             &application,
         )?;
@@ -1117,7 +1117,7 @@ fn print_dry_run(
     files: &InstanceFiles,
     env: &SyncReport,
     foundation: &[Document],
-    admin: &Secret,
+    admin: &Value,
     workflows: &[Value],
     application: &[Document],
 ) -> anyhow::Result<()> {
@@ -1139,13 +1139,7 @@ fn print_dry_run(
         println!("# remove {}", env_dir.join(path).display());
     }
     let mut objects: Vec<Value> = foundation.iter().map(|d| d.object.clone()).collect();
-    let mut provisioning_secret = serde_json::to_value(admin)?;
-    if let Some(data) = provisioning_secret["data"].as_object_mut() {
-        for value in data.values_mut() {
-            *value = json!("<redacted>");
-        }
-    }
-    objects.push(provisioning_secret);
+    objects.push(admin.clone());
     objects.extend(workflows.iter().cloned());
     objects.extend(application.iter().map(|d| d.object.clone()));
     for object in objects {

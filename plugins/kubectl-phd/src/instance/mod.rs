@@ -1004,6 +1004,33 @@ impl Provisioning {
         }
     }
 
+    /// [`Provisioning::secret`] as a dry run shows it: the values in
+    /// `stringData`, the credentials as `<redacted>`, the targets as they are.
+    pub fn preview_secret(&self, namespace: &str, names: &Resources) -> Value {
+        let secret = self.secret(namespace, names);
+        let text: serde_json::Map<String, Value> = secret
+            .data
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, value)| {
+                let shown = if self.secret.contains_key(&key) {
+                    "<redacted>".to_owned()
+                } else {
+                    String::from_utf8_lossy(&value.0).into_owned()
+                };
+                (key, Value::String(shown))
+            })
+            .collect();
+        let mut preview = serde_json::to_value(Secret {
+            data: None,
+            ..secret
+        })
+        .unwrap_or_default();
+        preview["stringData"] = Value::Object(text);
+        preview
+    }
+
     /// The Workflow that (de)provisions `resource` for `instance`: a bare
     /// reference to the template, without arguments (the template reads its
     /// target and credentials from Secrets; see [`Provisioning::secret`]).

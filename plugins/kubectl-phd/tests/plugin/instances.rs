@@ -2114,12 +2114,13 @@ async fn two_creates_of_one_instance_at_once_agree() {
             .into_values()
             .collect();
         assert!(recorded.contains(&bucket), "{bucket} not in {recorded:?}");
-        let storage = &workflows(&client, &name).await[&format!("storage-provision-{name}")];
-        let text = serde_json::to_string(&storage.data).expect("json");
-        assert!(
-            text.contains(&bucket),
-            "{bucket} not in the storage Workflow"
-        );
+        // The bucket the storage Workflow makes: the Secret's (--no-wait
+        // leaves it in the namespace).
+        let admin = Api::<Secret>::namespaced(client.clone(), &name)
+            .get("phd-provisioning")
+            .await
+            .expect("admin credentials");
+        assert_eq!(secret_text(&admin, "bucket"), bucket);
 
         if round == 0 {
             // The cluster's record wins over a config.yml that names another bucket.
@@ -2682,19 +2683,20 @@ fn defaults_come_from_the_cluster_repository() {
         )
     };
     let (stdout, _) = run(None);
+    // The targets, in the Secret phd-provisioning the Workflows read.
     for expected in [
-        "value: spaces",
-        "value: nyc3",
-        "value: https://nyc3.digitaloceanspaces.com",
-        "value: private-db.nyc3.example",
-        "value: \"25060\"",
+        "storage-type: spaces",
+        "storage-region: nyc3",
+        "storage-endpoint-url: https://nyc3.digitaloceanspaces.com",
+        "mysql-host: private-db.nyc3.example",
+        "mysql-port: \"25060\"",
     ] {
         assert!(stdout.contains(expected), "{expected} missing:\n{stdout}");
     }
     assert!(!stdout.contains("us-east-1"), "{stdout}");
     assert!(!stdout.contains("not-for-settings"));
     let (stdout, stderr) = run(Some("elsewhere.example"));
-    assert!(stdout.contains("value: elsewhere.example"));
+    assert!(stdout.contains("mysql-host: elsewhere.example"), "{stdout}");
     assert!(
         stderr.contains("PHD_MYSQL_HOST") && stderr.contains("infrastructure output mysql_host"),
         "{stderr}"
