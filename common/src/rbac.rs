@@ -11,11 +11,17 @@
 //! `update` and `delete` rewrite it in every instance namespace; `instance
 //! create` writes it in the new one. SubjectAccessReviews then say exactly
 //! where a developer may run Workflows.
+//!
+//! Never while a namespace holds admin credentials (the Secret
+//! [`ADMIN_SECRET`], there while phd provisions or deprovisions): the
+//! templates that read them act as the database and storage admin, so phd
+//! removes the binding ([`unbind_developers`]) before it stores them, and
+//! [`bind_developers`] does not bind where they are.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -31,6 +37,9 @@ pub const ROLE_LABEL: &str = "kubectl-phd/role";
 /// Label of an instance namespace.
 pub const INSTANCE_LABEL: &str = "kubectl-phd/instance";
 const FIELD_MANAGER: &str = "kubectl-phd-developers";
+/// The Secret of admin credentials an instance namespace holds while phd
+/// (de)provisions it.
+pub const ADMIN_SECRET: &str = "phd-provisioning";
 
 /// The developers' ServiceAccounts in `users_namespace` as RoleBinding subjects.
 ///
@@ -59,11 +68,41 @@ pub async fn developers(
     Ok(subjects)
 }
 
-/// Writes the developers' RoleBinding in instance namespace `namespace`.
+/// Whether instance namespace `namespace` holds admin credentials (the
+/// Secret [`ADMIN_SECRET`]).
 ///
 /// # Errors
-/// The API server's answer when the apply is refused.
+/// The API server's answer when the Secret cannot be read.
+pub async fn holds_admin_credentials(
+    client: &kube::Client,
+    namespace: &str,
+) -> Result<bool, kube::Error> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    Ok(secrets.get_metadata_opt(ADMIN_SECRET).await?.is_some())
+}
+
+/// Writes the developers' RoleBinding in instance namespace `namespace`,
+/// unless the namespace holds admin credentials ([`ADMIN_SECRET`]): then
+/// nothing is written and the answer is `false` (the command that stored
+/// them binds once it has removed them).
+///
+/// # Errors
+/// The API server's answer when the read or the apply is refused.
 pub async fn bind_developers(
+    client: &kube::Client,
+    namespace: &str,
+    subjects: &[Subject],
+) -> Result<bool, kube::Error> {
+    if holds_admin_credentials(client, namespace).await? {
+        return Ok(false);
+    }
+    apply_binding(client, namespace, subjects)
+        .await
+        .map(|()| true)
+}
+
+/// Applies the developers' RoleBinding of `namespace` with `subjects`.
+async fn apply_binding(
     client: &kube::Client,
     namespace: &str,
     subjects: &[Subject],
@@ -96,8 +135,113 @@ pub async fn bind_developers(
         .map(|_| ())
 }
 
+/// How long [`unbind_developers`] waits for the API server's authorizer to
+/// see the binding gone.
+pub const UNBIND_WAIT: Duration = Duration::from_secs(10);
+
+/// Why [`unbind_developers`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UnbindError {
+    #[error(
+        "cannot remove the developers from RoleBinding {DEVELOPERS_BINDING} of namespace {namespace}"
+    )]
+    Remove {
+        namespace: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "developer {developer} may still create Workflows in namespace {namespace} {}s after its RoleBinding {DEVELOPERS_BINDING} was removed (another binding grants it?); admin credentials are not stored where a developer can run Workflows",
+        UNBIND_WAIT.as_secs()
+    )]
+    StillAllowed {
+        namespace: String,
+        developer: String,
+    },
+}
+
+/// Empties the developers' RoleBinding of `namespace` (applied with no
+/// subjects: an identity that may write RoleBindings but not delete them,
+/// like the CI account, can do it), then waits until the API server refuses
+/// each developer of `users_namespace` the creation of Workflows there
+/// (asked by SubjectAccessReview every 100 ms for at most [`UNBIND_WAIT`];
+/// an identity that may not ask waits one second, the time RBAC takes to
+/// see a changed binding).
+///
+/// # Errors
+/// [`UnbindError::StillAllowed`] when a developer may still create
+/// Workflows after the wait; the API server's refusals otherwise.
+pub async fn unbind_developers(
+    client: &kube::Client,
+    namespace: &str,
+    users_namespace: &str,
+) -> Result<(), UnbindError> {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    let remove_error = |source| UnbindError::Remove {
+        namespace: namespace.to_owned(),
+        source,
+    };
+    apply_binding(client, namespace, &[])
+        .await
+        .map_err(remove_error)?;
+    let subjects = match developers(client, users_namespace).await {
+        Ok(subjects) => subjects,
+        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+        Err(error) => return Err(remove_error(error)),
+    };
+    let reviews: Api<SubjectAccessReview> = Api::all(client.clone());
+    for subject in subjects {
+        let user = format!("system:serviceaccount:{users_namespace}:{}", subject.name);
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(user.clone()),
+                groups: Some(vec![
+                    "system:serviceaccounts".into(),
+                    format!("system:serviceaccounts:{users_namespace}"),
+                    "system:authenticated".into(),
+                ]),
+                resource_attributes: Some(ResourceAttributes {
+                    verb: Some("create".into()),
+                    group: Some("argoproj.io".into()),
+                    resource: Some("workflows".into()),
+                    namespace: Some(namespace.to_owned()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let refused = wait::until(UNBIND_WAIT, Duration::from_millis(100), |_| async {
+            let answer = reviews
+                .create(&kube::api::PostParams::default(), &review)
+                .await?;
+            Ok::<_, kube::Error>(
+                (!answer.status.is_some_and(|status| status.allowed)).then_some(()),
+            )
+        });
+        match refused.await {
+            Ok(()) => {}
+            Err(WaitError::Failed(kube::Error::Api(status))) if status.code == 403 => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return Ok(());
+            }
+            Err(WaitError::Failed(error)) => return Err(remove_error(error)),
+            Err(WaitError::TimedOut { .. } | WaitError::Stalled { .. }) => {
+                return Err(UnbindError::StillAllowed {
+                    namespace: namespace.to_owned(),
+                    developer: user,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Rewrites the developers' RoleBinding in every instance namespace (not
-/// in one being deleted), all at once.
+/// in one being deleted, nor in one that holds admin credentials: see
+/// [`bind_developers`]), all at once. Returns how many namespaces were bound.
 ///
 /// # Errors
 /// The first refusal of the API server.
@@ -121,10 +265,11 @@ pub async fn bind_developers_everywhere(
             .map(|namespace| bind_developers(client, namespace, &subjects)),
     )
     .await;
+    let mut bound = 0;
     for result in results {
-        result?;
+        bound += usize::from(result?);
     }
-    Ok(instances.len())
+    Ok(bound)
 }
 
 /// How long the token controller may take to fill a ServiceAccount token Secret.
@@ -156,8 +301,7 @@ pub async fn service_account_token(
     namespace: &str,
     name: &str,
 ) -> Result<(k8s_openapi::ByteString, k8s_openapi::ByteString), TokenError> {
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
-        Api::namespaced(client.clone(), namespace);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let filled = wait::until(TOKEN_WAIT, Duration::from_millis(100), |_| async {
         let mut data = secrets.get(name).await?.data.unwrap_or_default();
         Ok(match (data.remove("token"), data.remove("ca.crt")) {

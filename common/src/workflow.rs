@@ -25,6 +25,13 @@ pub enum WorkflowError {
         #[source]
         source: kube::Error,
     },
+    #[error("cannot delete Workflow {namespace}/{name}, which phd did not submit")]
+    RemoveForeign {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("Workflow {namespace}/{name} is not a valid object")]
     Malformed {
         namespace: String,
@@ -198,6 +205,54 @@ async fn wait_until_gone(
             }
         }
     })
+}
+
+/// Deletes every Workflow of `namespace` that `own` does not recognise
+/// (`own` sees each whole Workflow object), in the foreground, and waits
+/// until each is gone: its pods (which the API server deletes first, being
+/// the Workflow's dependents) can then no longer start with a Secret stored
+/// afterwards. Returns the names deleted.
+///
+/// # Errors
+/// [`WorkflowError::Read`] when the list or a deletion is refused,
+/// [`WorkflowError::NotRemoved`] when one is still there after a minute.
+pub async fn remove_foreign(
+    client: &kube::Client,
+    namespace: &str,
+    own: &(dyn Fn(&Value) -> bool + Sync),
+) -> Result<Vec<String>, WorkflowError> {
+    let workflows = api(client, namespace);
+    let listed = workflows
+        .list(&kube::api::ListParams::default())
+        .await
+        .map_err(|source| WorkflowError::Read {
+            namespace: namespace.to_owned(),
+            name: "(all)".to_owned(),
+            source,
+        })?;
+    let foreign: Vec<String> = listed
+        .items
+        .into_iter()
+        .filter(|workflow| !own(&serde_json::to_value(workflow).unwrap_or_default()))
+        .filter_map(|workflow| workflow.metadata.name)
+        .collect();
+    for name in &foreign {
+        match workflows.delete(name, &DeleteParams::foreground()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(source) => {
+                return Err(WorkflowError::RemoveForeign {
+                    namespace: namespace.to_owned(),
+                    name: name.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    for name in &foreign {
+        wait_until_gone(&workflows, namespace, name).await?;
+    }
+    Ok(foreign)
 }
 
 /// The current phase of one Workflow; `Gone` when it does not exist.

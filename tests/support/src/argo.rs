@@ -14,6 +14,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use phd_common::argo;
@@ -35,6 +37,17 @@ pub enum Verdict {
 struct Rules {
     verdicts: HashMap<String, Verdict>,
     seen: BTreeSet<String>,
+    surroundings: HashMap<String, Surroundings>,
+}
+
+/// The namespace as a Workflow found it when the stand-in completed it:
+/// what its pod would have read, and who could submit Workflows beside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Surroundings {
+    /// The data of the Secret `phd-provisioning` (text values), if any.
+    pub provisioning: Option<std::collections::BTreeMap<String, String>>,
+    /// The subjects' names of the RoleBinding `phd-argo-developers`, if any.
+    pub developers: Option<Vec<String>>,
 }
 
 /// Completes Workflows in one namespace. Stops when dropped.
@@ -56,6 +69,8 @@ impl WorkflowController {
     pub fn start(client: kube::Client, namespace: &str) -> Self {
         let rules = Arc::new(Mutex::new(Rules::default()));
         let api = workflows(&client, namespace);
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+        let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), namespace);
         let shared = Arc::clone(&rules);
         let task = tokio::spawn(async move {
             loop {
@@ -69,9 +84,40 @@ impl WorkflowController {
                             continue;
                         }
                         let name = workflow.metadata.name.clone().unwrap_or_default();
+                        let surroundings = Surroundings {
+                            provisioning: secrets
+                                .get_opt("phd-provisioning")
+                                .await
+                                .ok()
+                                .flatten()
+                                .map(|secret| {
+                                    secret
+                                        .data
+                                        .unwrap_or_default()
+                                        .into_iter()
+                                        .map(|(key, value)| {
+                                            (key, String::from_utf8_lossy(&value.0).into_owned())
+                                        })
+                                        .collect()
+                                }),
+                            developers: bindings
+                                .get_opt("phd-argo-developers")
+                                .await
+                                .ok()
+                                .flatten()
+                                .map(|binding| {
+                                    binding
+                                        .subjects
+                                        .unwrap_or_default()
+                                        .into_iter()
+                                        .map(|subject| subject.name)
+                                        .collect()
+                                }),
+                        };
                         let verdict = {
                             let Ok(mut rules) = shared.lock() else { return };
                             rules.seen.insert(name.clone());
+                            rules.surroundings.insert(name.clone(), surroundings);
                             rules
                                 .verdicts
                                 .get(&name)
@@ -111,6 +157,15 @@ impl WorkflowController {
         if let Ok(mut rules) = self.rules.lock() {
             rules.verdicts.insert(name.to_owned(), verdict);
         }
+    }
+
+    /// The namespace as Workflow `name` found it when this stand-in
+    /// completed it (the last time, when it was submitted again).
+    pub fn surroundings(&self, name: &str) -> Option<Surroundings> {
+        self.rules
+            .lock()
+            .ok()
+            .and_then(|rules| rules.surroundings.get(name).cloned())
     }
 
     /// Names of every Workflow this stand-in has completed.

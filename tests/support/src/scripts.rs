@@ -22,8 +22,30 @@ use serde_json::Value;
 
 use crate::cache_dir;
 
-/// Secret keys whose values are names, not secrets: they may appear in output.
-const NOT_SECRET: [(&str, &str); 1] = [("phd-provisioning", "mysql-root-user")];
+/// Keys of the Secret phd-provisioning whose values are names, hosts and
+/// flags (the templates' targets), not secrets: they may appear in output.
+const NOT_SECRET: [&str; 20] = [
+    "mysql-root-user",
+    "mysql-database",
+    "mysql-user",
+    "mysql-host",
+    "mysql-port",
+    "mongodb-provider",
+    "mongodb-database",
+    "mongodb-forum-database",
+    "mongodb-user",
+    "digitalocean-cluster-id",
+    "atlas-project-id",
+    "atlas-cluster-name",
+    "digitalocean-api-url",
+    "atlas-api-url",
+    "bucket",
+    "storage-type",
+    "storage-region",
+    "storage-endpoint-url",
+    "storage-versioning",
+    "storage-public",
+];
 
 /// Where a variable of the script's environment comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,7 +238,9 @@ impl Template {
             elapsed: started.elapsed(),
         };
         for ((secret, key), value) in &inputs.secrets {
-            if NOT_SECRET.contains(&(secret.as_str(), key.as_str())) || value.len() < 4 {
+            if (secret == "phd-provisioning" && NOT_SECRET.contains(&key.as_str()))
+                || value.len() < 4
+            {
                 continue;
             }
             for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {

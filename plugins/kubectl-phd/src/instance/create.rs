@@ -25,8 +25,8 @@ use serde_json::{Map, Value, json};
 
 use super::{
     CREDENTIALS_SECRET, ENVIRONMENT_LABEL, EXECUTOR, INSTANCE_LABEL, Operation,
-    PROVISIONING_SECRET, PULL_SECRET, Provisioning, Resources, SMTP_PASSWORD_KEY, instances_dir,
-    registry_pull_secret, render,
+    PROVISIONING_SECRET, PULL_SECRET, Provisioning, Resources, SMTP_PASSWORD_KEY,
+    STORAGE_CREDENTIALS, instances_dir, registry_pull_secret, render,
 };
 use crate::cli::InstanceCreateArgs;
 use crate::outcome::{Action, InstanceDetails, ObjectRef, Outcome};
@@ -121,7 +121,7 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     let workflows: Vec<Value> = provisioning
         .resources()
         .into_iter()
-        .map(|resource| provisioning.workflow(resource, Operation::Provision, name, &resources))
+        .map(|resource| provisioning.workflow(resource, Operation::Provision, name))
         .collect();
 
     if args.dry_run {
@@ -130,11 +130,11 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
             &files,
             &env,
             &foundation,
-            &provisioning,
-            name,
+            &provisioning.preview_secret(name, &resources),
             &workflows,
             &application,
         )?;
+        provisioning.print_missing();
         return Ok(());
     }
 
@@ -178,17 +178,20 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     output::info(format!("namespace {name}: {}", report.summary()));
     changed |= outcome.record(&report);
     drop(lock);
-    super::bind_developers(&client, name).await?;
     super::grant_ci_secrets(&client, name).await?;
     super::checkpoint(
         &command,
         "the files and the namespace are made, no credentials were stored",
     )?;
+    // Developers get the namespace once the admin credentials have left it
+    // (after the wait below): until then they may not submit Workflows, and
+    // none they submitted earlier is left to start with the credentials.
+    super::lock_out_developers(&client, name).await?;
     store_secrets(
         &client,
         name,
         &rendering,
-        &provisioning,
+        &provisioning.secret(name, &resources),
         pull_secret.as_ref(),
         smtp_password.as_deref(),
         &mut outcome,
@@ -229,8 +232,10 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
             .await);
         }
     };
-    // The admin credentials leave the namespace whatever happened.
+    // The admin credentials leave the namespace whatever happened; then
+    // the developers may run Workflows there.
     let phases = super::finish_provisioning(&client, name, &command, phases).await?;
+    super::bind_developers(&client, name).await?;
     check_provisioned(name, &phases, timeout)?;
 
     if let Some((api_url, cluster_id, token)) = provisioning.digitalocean() {
@@ -283,26 +288,31 @@ async fn store_secrets(
     client: &kube::Client,
     name: &str,
     rendering: &Rendering,
-    provisioning: &Provisioning,
+    admin: &Secret,
     pull_secret: Option<&Secret>,
     smtp_password: Option<&str>,
     outcome: &mut Outcome<InstanceDetails>,
 ) -> anyhow::Result<()> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
     let apply_params = kube::api::PatchParams::apply(phd_common::apply::FIELD_MANAGER).force();
-    let provisioning_secret = kube::api::Patch::Apply(provisioning.secret(name));
-    let (credentials, admin) = tokio::join!(
+    let provisioning_secret = kube::api::Patch::Apply(admin);
+    let (credentials, stored) = tokio::join!(
         ensure_credentials(client, name, rendering, smtp_password),
         secrets.patch(PROVISIONING_SECRET, &apply_params, &provisioning_secret)
     );
     credentials?;
-    admin.context("cannot store the provisioning credentials")?;
+    stored.context("cannot store the provisioning credentials")?;
     // The bucket's keys, for the Open edX containers (media on the bucket):
     // set on every run, so that `instance create` again hands over a new key.
-    let storage: BTreeMap<String, ByteString> = provisioning
-        .storage_credentials()
-        .into_iter()
-        .map(|(key, value)| (key, ByteString(value.into_bytes())))
+    let admin_data = admin.data.clone().unwrap_or_default();
+    let storage: BTreeMap<String, ByteString> = STORAGE_CREDENTIALS
+        .iter()
+        .map(|key| {
+            (
+                (*key).to_owned(),
+                admin_data.get(*key).cloned().unwrap_or_default(),
+            )
+        })
         .collect();
     set_credentials(&secrets, storage)
         .await
@@ -1107,8 +1117,7 @@ fn print_dry_run(
     files: &InstanceFiles,
     env: &SyncReport,
     foundation: &[Document],
-    provisioning: &Provisioning,
-    name: &str,
+    admin: &Value,
     workflows: &[Value],
     application: &[Document],
 ) -> anyhow::Result<()> {
@@ -1130,19 +1139,12 @@ fn print_dry_run(
         println!("# remove {}", env_dir.join(path).display());
     }
     let mut objects: Vec<Value> = foundation.iter().map(|d| d.object.clone()).collect();
-    let mut provisioning_secret = serde_json::to_value(provisioning.secret(name))?;
-    if let Some(data) = provisioning_secret["data"].as_object_mut() {
-        for value in data.values_mut() {
-            *value = json!("<redacted>");
-        }
-    }
-    objects.push(provisioning_secret);
+    objects.push(admin.clone());
     objects.extend(workflows.iter().cloned());
     objects.extend(application.iter().map(|d| d.object.clone()));
     for object in objects {
         println!("---");
         print!("{}", serde_saphyr::to_string(&object)?);
     }
-    provisioning.print_missing();
     Ok(())
 }

@@ -654,12 +654,15 @@ async fn deprovision(
             left_behind(resources, provisioning)
         ),
     )?;
+    // No developer may run Workflows while the admin credentials are there,
+    // nor has one queued any that would start with them.
+    super::lock_out_developers(client, name).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
     secrets
         .patch(
             PROVISIONING_SECRET,
             &PatchParams::apply(phd_common::apply::FIELD_MANAGER).force(),
-            &Patch::Apply(provisioning.secret(name)),
+            &Patch::Apply(provisioning.secret(name, resources)),
         )
         .await
         .context("cannot store the provisioning credentials")?;
@@ -676,7 +679,7 @@ async fn deprovision(
                 .await,
         )
         .context("cannot remove the provisioning Workflows")?;
-        let deprovision = provisioning.workflow(resource, Operation::Deprovision, name, resources);
+        let deprovision = provisioning.workflow(resource, Operation::Deprovision, name);
         workflow::submit(client, &deprovision).await?;
         names.push(resource.workflow(Operation::Deprovision, name));
     }

@@ -32,7 +32,10 @@ use crate::session::Session;
 pub const INSTANCE_LABEL: &str = "kubectl-phd/instance";
 pub const ENVIRONMENT_LABEL: &str = "kubectl-phd/environment";
 /// Admin credentials, present in the instance namespace only while workflows run.
-pub const PROVISIONING_SECRET: &str = "phd-provisioning";
+pub const PROVISIONING_SECRET: &str = phd_common::rbac::ADMIN_SECRET;
+/// The label, and its value, of every object phd makes.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "kubectl-phd";
 /// The instance's own database passwords, generated once.
 pub const CREDENTIALS_SECRET: &str = "phd-instance-credentials";
 /// Keys of the bucket's access key in both the provisioning Secret and the
@@ -377,8 +380,8 @@ pub async fn grant_ci_secrets(client: &kube::Client, namespace: &str) -> anyhow:
 }
 
 /// Lets the cluster's developers run Workflows in instance namespace `name`
-/// ([`phd_common::rbac`]); a cluster whose user roles predate the runner
-/// role gets none.
+/// ([`phd_common::rbac`]) unless it holds admin credentials (then the
+/// command that stored them binds once it removed them).
 pub async fn bind_developers(client: &kube::Client, name: &str) -> anyhow::Result<()> {
     let developers = phd_common::rbac::developers(client, crate::argo::WORKFLOWS_NAMESPACE).await;
     let subjects = match developers {
@@ -387,9 +390,53 @@ pub async fn bind_developers(client: &kube::Client, name: &str) -> anyhow::Resul
         Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
         Err(error) => return Err(error).context("cannot list the developers"),
     };
-    phd_common::rbac::bind_developers(client, name, &subjects)
+    let bound = phd_common::rbac::bind_developers(client, name, &subjects)
         .await
-        .context("cannot let the developers run Workflows in the instance namespace")
+        .context("cannot let the developers run Workflows in the instance namespace")?;
+    if !bound {
+        crate::output::debug(format!(
+            "developers not bound in {name}: it holds admin credentials ({PROVISIONING_SECRET})"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `workflow` is one phd submits in instance namespace `instance`:
+/// named for a resource and operation ([`Resource::workflow`]), and nothing
+/// in its spec but the reference to that operation's template.
+fn submitted_by_phd(workflow: &Value, instance: &str) -> bool {
+    let name = workflow["metadata"]["name"].as_str().unwrap_or_default();
+    Resource::ALL.into_iter().any(|resource| {
+        [Operation::Provision, Operation::Deprovision]
+            .into_iter()
+            .any(|operation| {
+                name == resource.workflow(operation, instance)
+                    && workflow["spec"] == workflow_spec(resource, operation)
+            })
+    })
+}
+
+/// Before phd stores admin credentials in instance namespace `name`: the
+/// developers may no longer submit Workflows there
+/// ([`phd_common::rbac::unbind_developers`]), and every Workflow phd did not
+/// submit is deleted with its pods ([`phd_common::workflow::remove_foreign`]),
+/// so that none queued earlier starts with the credentials.
+pub async fn lock_out_developers(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+    phd_common::rbac::unbind_developers(client, name, crate::argo::WORKFLOWS_NAMESPACE)
+        .await
+        .context("cannot stop developers running Workflows before storing admin credentials")?;
+    let removed = phd_common::workflow::remove_foreign(client, name, &|workflow| {
+        submitted_by_phd(workflow, name)
+    })
+    .await
+    .context("cannot remove Workflows phd did not submit before storing admin credentials")?;
+    if !removed.is_empty() {
+        crate::output::info(format!(
+            "deleted Workflows phd did not submit in {name}: {}",
+            removed.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// The image pull Secret made from `PHD_DOCKER_REGISTRY_CREDENTIALS`.
@@ -689,14 +736,16 @@ pub fn described(
 pub struct Provisioning {
     pub mongodb: MongodbProvider,
     secret: BTreeMap<String, String>,
-    parameters: BTreeMap<&'static str, String>,
+    /// The providers' settings, under their keys of the Secret
+    /// `phd-provisioning` (`mongodb-provider`, `digitalocean-cluster-id`, ...).
+    settings: BTreeMap<&'static str, String>,
     /// Required credential variables that are not set: an error for a real
     /// run ([`Provisioning::require_credentials`]), listed by a dry run.
     pub missing: Vec<&'static str>,
 }
 
 impl Provisioning {
-    /// The provisioning parameters and admin credentials from the settings
+    /// The providers' settings and admin credentials from the settings
     /// and environment. A missing credential is recorded in `missing`, not an
     /// error, so that `--dry-run` previews without secrets; anything else
     /// invalid is an error.
@@ -790,8 +839,8 @@ impl Provisioning {
                 missing.join(", ")
             ),
         };
-        let mut parameters = BTreeMap::from([
-            ("provider", mongodb.name().to_owned()),
+        let mut settings_values = BTreeMap::from([
+            ("mongodb-provider", mongodb.name().to_owned()),
             (
                 "digitalocean-cluster-id",
                 setting(Setting::MongodbClusterId)?,
@@ -803,8 +852,8 @@ impl Provisioning {
                 setting(Setting::DigitaloceanApiUrl)?,
             ),
             ("atlas-api-url", setting(Setting::AtlasApiUrl)?),
-            ("versioning", setting(Setting::StorageVersioning)?),
-            ("public", setting(Setting::StorageMakePublic)?),
+            ("storage-versioning", setting(Setting::StorageVersioning)?),
+            ("storage-public", setting(Setting::StorageMakePublic)?),
         ]);
         match mongodb {
             MongodbProvider::DigitalOcean => {
@@ -824,7 +873,7 @@ impl Provisioning {
                 );
             }
             MongodbProvider::Disabled => {
-                parameters.insert("provider", String::new());
+                settings_values.insert("mongodb-provider", String::new());
             }
         }
         // Issue 29: a control character (a NUL, a line break pasted in) is
@@ -855,7 +904,7 @@ impl Provisioning {
         Ok(Self {
             mongodb,
             secret,
-            parameters,
+            settings: settings_values,
             missing,
         })
     }
@@ -888,28 +937,11 @@ impl Provisioning {
     pub fn digitalocean(&self) -> Option<(&str, &str, &str)> {
         (self.mongodb == MongodbProvider::DigitalOcean).then(|| {
             (
-                self.parameters["digitalocean-api-url"].as_str(),
-                self.parameters["digitalocean-cluster-id"].as_str(),
+                self.settings["digitalocean-api-url"].as_str(),
+                self.settings["digitalocean-cluster-id"].as_str(),
                 self.secret["digitalocean-token"].as_str(),
             )
         })
-    }
-
-    /// The bucket's access keys under the keys of the credentials Secret
-    /// that the Open edX containers read (`storage-access-key-id`,
-    /// `storage-secret-access-key`: `STORAGE_SECRET_KEYS` in
-    /// plugins/tutor-phd/phd.py). Empty values when the credentials are
-    /// missing (a dry run).
-    pub fn storage_credentials(&self) -> BTreeMap<String, String> {
-        STORAGE_CREDENTIALS
-            .iter()
-            .map(|key| {
-                (
-                    (*key).to_owned(),
-                    self.secret.get(*key).cloned().unwrap_or_default(),
-                )
-            })
-            .collect()
     }
 
     /// The resources to (de)provision: MongoDB only when a provider is set.
@@ -920,8 +952,42 @@ impl Provisioning {
             .collect()
     }
 
-    /// The Secret of admin credentials for the instance namespace.
-    pub fn secret(&self, namespace: &str) -> Secret {
+    /// The Secret `phd-provisioning` of instance namespace `namespace`: the
+    /// admin credentials and everything the provisioning templates act on,
+    /// the instance's `names` and the providers' settings, under keys named
+    /// for them (`mysql-database`, `mysql-host`, `bucket`, ...). The templates
+    /// read only this Secret (secretKeyRef), never a Workflow's arguments, so
+    /// the target is phd's to choose, not the Workflow's submitter's.
+    pub fn secret(&self, namespace: &str, names: &Resources) -> Secret {
+        let targets = [
+            ("mysql-database", &names.mysql_database),
+            ("mysql-user", &names.mysql_user),
+            ("mysql-host", &names.mysql_host),
+            ("mysql-port", &names.mysql_port),
+            ("mongodb-database", &names.mongodb_database),
+            ("mongodb-forum-database", &names.forum_database),
+            ("mongodb-user", &names.mongodb_user),
+            ("bucket", &names.bucket),
+            ("storage-type", &names.storage_type),
+            ("storage-region", &names.storage_region),
+            ("storage-endpoint-url", &names.storage_endpoint),
+        ];
+        let data = self
+            .secret
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .chain(
+                targets
+                    .into_iter()
+                    .map(|(key, value)| (key.to_owned(), value.clone())),
+            )
+            .chain(
+                self.settings
+                    .iter()
+                    .map(|(key, value)| ((*key).to_owned(), value.clone())),
+            )
+            .map(|(key, value)| (key, ByteString(value.into_bytes())))
+            .collect();
         Secret {
             metadata: ObjectMeta {
                 name: Some(PROVISIONING_SECRET.to_owned()),
@@ -932,65 +998,43 @@ impl Provisioning {
                 )])),
                 ..Default::default()
             },
-            data: Some(
-                self.secret
-                    .iter()
-                    .map(|(k, v)| (k.clone(), ByteString(v.clone().into_bytes())))
-                    .collect(),
-            ),
+            data: Some(data),
             type_: Some("Opaque".into()),
             ..Default::default()
         }
     }
 
-    /// The Workflow that (de)provisions `resource` for `instance`. Only names,
-    /// hosts and flags are parameters; credentials come from Secrets.
-    pub fn workflow(
-        &self,
-        resource: Resource,
-        operation: Operation,
-        instance: &str,
-        names: &Resources,
-    ) -> Value {
-        let parameters: Vec<(&str, String)> = match resource {
-            Resource::Mysql => vec![
-                ("database", names.mysql_database.clone()),
-                ("username", names.mysql_user.clone()),
-                ("host", names.mysql_host.clone()),
-                ("port", names.mysql_port.clone()),
-            ],
-            Resource::Mongodb => {
-                let mut list = vec![
-                    ("database", names.mongodb_database.clone()),
-                    ("forum-database", names.forum_database.clone()),
-                    ("username", names.mongodb_user.clone()),
-                ];
-                for key in [
-                    "provider",
-                    "digitalocean-cluster-id",
-                    "atlas-project-id",
-                    "atlas-cluster-name",
-                    "digitalocean-api-url",
-                    "atlas-api-url",
-                ] {
-                    list.push((key, self.parameters[key].clone()));
-                }
-                list
-            }
-            Resource::Storage => {
-                let mut list = vec![
-                    ("bucket", names.bucket.clone()),
-                    ("type", names.storage_type.clone()),
-                    ("region", names.storage_region.clone()),
-                    ("endpoint-url", names.storage_endpoint.clone()),
-                ];
-                if operation == Operation::Provision {
-                    list.push(("versioning", self.parameters["versioning"].clone()));
-                    list.push(("public", self.parameters["public"].clone()));
-                }
-                list
-            }
-        };
+    /// [`Provisioning::secret`] as a dry run shows it: the values in
+    /// `stringData`, the credentials as `<redacted>`, the targets as they are.
+    pub fn preview_secret(&self, namespace: &str, names: &Resources) -> Value {
+        let secret = self.secret(namespace, names);
+        let text: serde_json::Map<String, Value> = secret
+            .data
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, value)| {
+                let shown = if self.secret.contains_key(&key) {
+                    "<redacted>".to_owned()
+                } else {
+                    String::from_utf8_lossy(&value.0).into_owned()
+                };
+                (key, Value::String(shown))
+            })
+            .collect();
+        let mut preview = serde_json::to_value(Secret {
+            data: None,
+            ..secret
+        })
+        .unwrap_or_default();
+        preview["stringData"] = Value::Object(text);
+        preview
+    }
+
+    /// The Workflow that (de)provisions `resource` for `instance`: a bare
+    /// reference to the template, without arguments (the template reads its
+    /// target and credentials from Secrets; see [`Provisioning::secret`]).
+    pub fn workflow(&self, resource: Resource, operation: Operation, instance: &str) -> Value {
         json!({
             "apiVersion": "argoproj.io/v1alpha1",
             "kind": "Workflow",
@@ -1001,26 +1045,25 @@ impl Provisioning {
                     INSTANCE_LABEL: instance,
                     "kubectl-phd/resource": resource.name(),
                     "kubectl-phd/operation": operation.name(),
-                    "app.kubernetes.io/managed-by": "kubectl-phd",
+                    MANAGED_BY_LABEL: MANAGED_BY,
                 },
             },
-            // Nothing but the reference and its arguments: the controller's
-            // templateReferencing: Strict refuses any other field, and the
-            // template names its ServiceAccount (workflow-executor).
-            "spec": {
-                "workflowTemplateRef": {
-                    "name": format!("{}-{}-template", resource.name(), operation.name()),
-                    "clusterScope": true,
-                },
-                "arguments": {
-                    "parameters": parameters
-                        .into_iter()
-                        .map(|(name, value)| json!({"name": name, "value": value}))
-                        .collect::<Vec<_>>(),
-                },
-            },
+            "spec": workflow_spec(resource, operation),
         })
     }
+}
+
+/// The spec of phd's Workflow that (de)provisions `resource`: nothing but
+/// the reference to its template. The controller's templateReferencing:
+/// Strict refuses most other fields, and the template names its
+/// ServiceAccount (workflow-executor) and reads its Secrets.
+fn workflow_spec(resource: Resource, operation: Operation) -> Value {
+    json!({
+        "workflowTemplateRef": {
+            "name": format!("{}-{}-template", resource.name(), operation.name()),
+            "clusterScope": true,
+        },
+    })
 }
 
 /// Where instance folders live: `instances/` of the cluster repository, or

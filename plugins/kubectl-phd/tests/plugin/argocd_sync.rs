@@ -748,3 +748,133 @@ async fn deleting_the_applicationset_keeps_every_site() {
         }
     }
 }
+
+/// Issue 29.3 with the real Argo Workflows controller: a Workflow that
+/// references an admin template with arguments naming another instance's
+/// database and a host of its submitter's choice, run where the admin
+/// credentials are (after `instance create --no-wait`), is admitted and
+/// started, and its pod acts on the target phd wrote in the Secret
+/// `phd-provisioning` only: every target variable comes from that Secret,
+/// and no argument appears anywhere in the pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_naming_another_target_runs_on_the_secrets_target_only() {
+    use k8s_openapi::api::core::v1::Pod;
+    let plane = ControlPlane::start_with_controllers(kwok::WORKLOAD_CONTROLLERS)
+        .await
+        .expect("control plane");
+    let client = plane.client().await.expect("client");
+    let kubeconfig = &plane.admin_kubeconfig;
+    let _nodes = Kwok::start(&plane).await.expect("kwok");
+    let repo = Repo::new();
+    argo_install(repo.phd(kubeconfig));
+    let controller =
+        WorkflowsController::start(kubeconfig, DEFAULT_WORKFLOWS_VERSION, client.clone())
+            .expect("start the Argo Workflows controller");
+    let name = "target1";
+    succeeded(
+        repo.phd(kubeconfig)
+            .args(["instance", "create", name, "--no-wait"]),
+        "instance create --no-wait",
+    );
+
+    let (database, host) = ("another-instance-openedx", "attacker.example.com");
+    let workflows: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), name, &argo::Kind::Workflow.resource());
+    let intruder: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": "intruder", "namespace": name},
+        "spec": {
+            "workflowTemplateRef": {"name": "mysql-deprovision-template", "clusterScope": true},
+            "arguments": {"parameters": [
+                {"name": "database", "value": database},
+                {"name": "username", "value": "another-instance"},
+                {"name": "host", "value": host},
+                {"name": "port", "value": "3307"},
+            ]},
+        },
+    }))
+    .expect("workflow");
+    workflows
+        .create(&kube::api::PostParams::default(), &intruder)
+        .await
+        .expect("submit");
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), name);
+    let started = Instant::now();
+    let pod = loop {
+        let listed = pods
+            .list(
+                &kube::api::ListParams::default().labels("workflows.argoproj.io/workflow=intruder"),
+            )
+            .await
+            .expect("list pods");
+        if let Some(pod) = listed.items.into_iter().next() {
+            break pod;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the controller made no pod for the Workflow: {:?}\n{}",
+            controller.phases(),
+            controller.logs(40)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let text = serde_json::to_string(&pod).expect("json");
+    for argument in [database, host, "3307"] {
+        assert!(
+            !text.contains(argument),
+            "{argument} reached the pod: {text}"
+        );
+    }
+    let main = pod
+        .spec
+        .expect("spec")
+        .containers
+        .into_iter()
+        .find(|container| container.name == "main")
+        .expect("main container");
+    for (variable, key) in [
+        ("DATABASE", "mysql-database"),
+        ("USERNAME", "mysql-user"),
+        ("MYSQL_HOST", "mysql-host"),
+        ("MYSQL_PORT", "mysql-port"),
+        ("MYSQL_ROOT_PASSWORD", "mysql-root-password"),
+    ] {
+        let env = main
+            .env
+            .iter()
+            .flatten()
+            .find(|env| env.name == variable)
+            .unwrap_or_else(|| panic!("no {variable}"));
+        let reference = env
+            .value_from
+            .as_ref()
+            .and_then(|from| from.secret_key_ref.as_ref())
+            .unwrap_or_else(|| panic!("{variable} is not from a Secret: {env:?}"));
+        assert_eq!(
+            (reference.name.as_str(), reference.key.as_str()),
+            ("phd-provisioning", key)
+        );
+    }
+    // What those keys hold: the instance's own target, as phd wrote it.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), name);
+    let admin = secrets
+        .get("phd-provisioning")
+        .await
+        .expect("admin credentials");
+    let value = |key: &str| {
+        String::from_utf8(
+            admin
+                .data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .expect(key)
+                .0
+                .clone(),
+        )
+        .expect("utf-8")
+    };
+    assert_eq!(value("mysql-host"), "mysql.example.internal");
+    assert!(value("mysql-database").contains(name));
+}

@@ -45,6 +45,13 @@ async fn application(client: &kube::Client, name: &str) -> Option<DynamicObject>
     api.get_opt(name).await.expect("get application")
 }
 
+/// The instance's config.yml, parsed.
+fn parsed_config(repo: &Repo, name: &str) -> Value {
+    let text = std::fs::read_to_string(repo.instances().join(name).join("config.yml"))
+        .expect("config.yml");
+    serde_saphyr::from_str(&text).expect("config.yml is YAML")
+}
+
 fn secret_text(secret: &Secret, key: &str) -> String {
     String::from_utf8(
         secret
@@ -63,7 +70,7 @@ async fn create_makes_everything_and_leaks_no_secret() {
     let client = plane.client().await.expect("client");
     let name = unique_name("site");
     let repo = Repo::new();
-    let _controller = WorkflowController::start(client.clone(), &name);
+    let controller = WorkflowController::start(client.clone(), &name);
 
     let output = repo
         .phd(&plane.admin_kubeconfig)
@@ -188,24 +195,30 @@ async fn create_makes_everything_and_leaks_no_secret() {
                 .as_str()
                 .is_some_and(|n| n.ends_with("-provision-template"))
         );
-        // Only the reference and its arguments: what templateReferencing:
-        // Strict admits (the template names the executor account).
+        // Only the reference, no arguments (issue 29): the template reads
+        // its target from the Secret phd-provisioning, as phd wrote it.
         let keys: Vec<&String> = workflow.data["spec"]
             .as_object()
             .expect("spec")
             .keys()
             .collect();
-        assert_eq!(keys, ["arguments", "workflowTemplateRef"]);
+        assert_eq!(keys, ["workflowTemplateRef"]);
     }
-    let mysql =
-        &submitted[&format!("mysql-provision-{name}")].data["spec"]["arguments"]["parameters"];
-    assert!(
-        mysql
-            .as_array()
-            .expect("parameters")
-            .iter()
-            .any(|p| p["name"] == "host" && p["value"] == "mysql.example.internal")
+    let seen = controller
+        .surroundings(&format!("mysql-provision-{name}"))
+        .expect("the stand-in completed the MySQL Workflow");
+    let admin = seen.provisioning.expect("admin credentials while it ran");
+    assert_eq!(admin["mysql-host"], "mysql.example.internal");
+    let config = parsed_config(&repo, &name);
+    assert_eq!(
+        Some(admin["mysql-database"].as_str()),
+        config["OPENEDX_MYSQL_DATABASE"].as_str()
     );
+    assert_eq!(
+        Some(admin["bucket"].as_str()),
+        config["STORAGE_BUCKET_NAME"].as_str()
+    );
+    assert_eq!(admin["storage-versioning"], "false");
 
     // The Application.
     let app = application(&client, &format!("{name}-production"))
@@ -908,14 +921,9 @@ async fn digitalocean_mongodb_password_is_stored_with_the_credentials() {
     assert!(!stdout.contains(GENERATED) && !stderr.contains(GENERATED));
     assert!(!stdout.contains(TOKEN) && !stderr.contains(TOKEN));
 
-    let mongodb_workflow = &workflows(&client, &name).await[&format!("mongodb-provision-{name}")];
-    let user = mongodb_workflow.data["spec"]["arguments"]["parameters"]
-        .as_array()
-        .expect("parameters")
-        .iter()
-        .find(|p| p["name"] == "username")
-        .and_then(|p| p["value"].as_str())
-        .expect("username parameter")
+    let user = parsed_config(&repo, &name)["MONGODB_USERNAME"]
+        .as_str()
+        .expect("MONGODB_USERNAME")
         .to_owned();
     let requests: Vec<(String, Option<Vec<String>>)> = api
         .exchanges()
@@ -2141,12 +2149,13 @@ async fn two_creates_of_one_instance_at_once_agree() {
             .into_values()
             .collect();
         assert!(recorded.contains(&bucket), "{bucket} not in {recorded:?}");
-        let storage = &workflows(&client, &name).await[&format!("storage-provision-{name}")];
-        let text = serde_json::to_string(&storage.data).expect("json");
-        assert!(
-            text.contains(&bucket),
-            "{bucket} not in the storage Workflow"
-        );
+        // The bucket the storage Workflow makes: the Secret's (--no-wait
+        // leaves it in the namespace).
+        let admin = Api::<Secret>::namespaced(client.clone(), &name)
+            .get("phd-provisioning")
+            .await
+            .expect("admin credentials");
+        assert_eq!(secret_text(&admin, "bucket"), bucket);
 
         if round == 0 {
             // The cluster's record wins over a config.yml that names another bucket.
@@ -2709,19 +2718,20 @@ fn defaults_come_from_the_cluster_repository() {
         )
     };
     let (stdout, _) = run(None);
+    // The targets, in the Secret phd-provisioning the Workflows read.
     for expected in [
-        "value: spaces",
-        "value: nyc3",
-        "value: https://nyc3.digitaloceanspaces.com",
-        "value: private-db.nyc3.example",
-        "value: \"25060\"",
+        "storage-type: spaces",
+        "storage-region: nyc3",
+        "storage-endpoint-url: https://nyc3.digitaloceanspaces.com",
+        "mysql-host: private-db.nyc3.example",
+        "mysql-port: \"25060\"",
     ] {
         assert!(stdout.contains(expected), "{expected} missing:\n{stdout}");
     }
     assert!(!stdout.contains("us-east-1"), "{stdout}");
     assert!(!stdout.contains("not-for-settings"));
     let (stdout, stderr) = run(Some("elsewhere.example"));
-    assert!(stdout.contains("value: elsewhere.example"));
+    assert!(stdout.contains("mysql-host: elsewhere.example"), "{stdout}");
     assert!(
         stderr.contains("PHD_MYSQL_HOST") && stderr.contains("infrastructure output mysql_host"),
         "{stderr}"
@@ -3025,4 +3035,165 @@ async fn smtp_password_is_in_the_secret_only() {
         );
     }
     assert!(!printed.contains(FIRST) && !printed.contains(SECOND));
+}
+
+/// Whether developer `user` (made by `user create`) may create Workflows in
+/// `namespace`, as the API server's authorizer answers.
+async fn developer_may_submit(client: &kube::Client, user: &str, namespace: &str) -> bool {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    let reviews: Api<SubjectAccessReview> = Api::all(client.clone());
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(format!("system:serviceaccount:argo:phd-user-{user}")),
+            groups: Some(vec![
+                "system:serviceaccounts".into(),
+                "system:serviceaccounts:argo".into(),
+                "system:authenticated".into(),
+            ]),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some("create".into()),
+                group: Some("argoproj.io".into()),
+                resource: Some("workflows".into()),
+                namespace: Some(namespace.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    reviews
+        .create(&kube::api::PostParams::default(), &review)
+        .await
+        .expect("review")
+        .status
+        .is_some_and(|status| status.allowed)
+}
+
+/// Issue 29.3: developers run Workflows in an instance namespace only while
+/// it holds no admin credentials. Where it does (during a wait, after
+/// `--no-wait`), the API server refuses them; a Workflow one queued earlier
+/// (here one naming another database and host) is deleted before the
+/// credentials are stored; the provisioning Workflows read their target from
+/// the Secret phd wrote; and the developers get the namespace back once the
+/// credentials are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn developers_cannot_run_workflows_where_admin_credentials_are() {
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let name = unique_name("guard");
+    let repo = Repo::new();
+    let developer = unique_name("dev");
+    repo.phd(&plane.admin_kubeconfig)
+        .args(["user", "create", &developer, "--role", "developer"])
+        .write_stdin("")
+        .assert()
+        .success();
+
+    // Submitted, not waited for: the admin credentials stay in the namespace.
+    let output = repo
+        .phd(&plane.admin_kubeconfig)
+        .args(["instance", "create", &name, "--no-wait"])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", common::text(&output));
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &name);
+    let admin = secrets
+        .get("phd-provisioning")
+        .await
+        .expect("admin credentials are there");
+    assert_eq!(secret_text(&admin, "mysql-host"), "mysql.example.internal");
+    assert!(
+        !developer_may_submit(&client, &developer, &name).await,
+        "a developer may create Workflows where the admin credentials are"
+    );
+    // A developer made now is not let in either.
+    let later = unique_name("dev");
+    repo.phd(&plane.admin_kubeconfig)
+        .args(["user", "create", &later, "--role", "developer"])
+        .write_stdin("")
+        .assert()
+        .success();
+    assert!(!developer_may_submit(&client, &later, &name).await);
+
+    // A Workflow queued before (by a developer, while they could): the
+    // admin template, arguments naming another instance's database and a
+    // host of the caller's choice.
+    let intruder = format!("{name}-intruder");
+    let workflows_api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &name, &resource(argo::Kind::Workflow));
+    let queued: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": intruder, "namespace": name,
+                     "labels": {"app.kubernetes.io/managed-by": "kubectl-phd"}},
+        "spec": {
+            "workflowTemplateRef": {"name": "mysql-deprovision-template", "clusterScope": true},
+            "arguments": {"parameters": [
+                {"name": "database", "value": "another-instance-openedx"},
+                {"name": "host", "value": "attacker.example.com"},
+            ]},
+        },
+    }))
+    .expect("workflow");
+    workflows_api
+        .create(&kube::api::PostParams::default(), &queued)
+        .await
+        .expect("queue a Workflow");
+
+    // The run that waits: the queued Workflow is gone before the admin
+    // credentials are stored again, phd's read the Secret's target, and the
+    // developers are let in once the credentials are removed.
+    let controller = WorkflowController::start(client.clone(), &name);
+    let output = repo
+        .phd(&plane.admin_kubeconfig)
+        .args(["instance", "create", &name, "--timeout", "60s"])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", common::text(&output));
+    let left: Vec<String> = workflows(&client, &name).await.into_keys().collect();
+    assert!(!left.contains(&intruder), "{left:?}");
+    let mysql = format!("mysql-provision-{name}");
+    let seen = controller.surroundings(&mysql).expect("completed");
+    let target = seen.provisioning.expect("admin credentials while it ran");
+    assert_eq!(target["mysql-host"], "mysql.example.internal");
+    assert_ne!(target["mysql-database"], "another-instance-openedx");
+    assert!(
+        !seen
+            .developers
+            .unwrap_or_default()
+            .iter()
+            .any(|subject| subject.ends_with(&developer)),
+        "the developers were bound while the admin credentials were there"
+    );
+    assert!(
+        secrets
+            .get_opt("phd-provisioning")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(developer_may_submit(&client, &developer, &name).await);
+    assert!(developer_may_submit(&client, &later, &name).await);
+
+    // Deprovisioning: the developers are out again while it runs.
+    let _applications = ApplicationController::start(client.clone());
+    let output = repo
+        .phd(&plane.admin_kubeconfig)
+        .args(["instance", "delete", &name, "--yes", "--timeout", "60s"])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", common::text(&output));
+    let seen = controller
+        .surroundings(&format!("mysql-deprovision-{name}"))
+        .expect("completed");
+    assert!(seen.provisioning.is_some());
+    assert!(
+        !seen
+            .developers
+            .unwrap_or_default()
+            .iter()
+            .any(|subject| subject.ends_with(&developer))
+    );
 }

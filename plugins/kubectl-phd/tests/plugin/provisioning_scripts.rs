@@ -44,10 +44,10 @@ const ROOT_PASSWORD: &str = "r00t 'pw' \"q\" $HOME `id` \\ ;";
 
 fn mysql_inputs(server: &MariaDb, database: &str, username: &str, password: &str) -> Inputs {
     Inputs::new()
-        .parameter("database", database)
-        .parameter("username", username)
-        .parameter("host", "127.0.0.1")
-        .parameter("port", server.port.to_string())
+        .secret(PROVISIONING, "mysql-database", database)
+        .secret(PROVISIONING, "mysql-user", username)
+        .secret(PROVISIONING, "mysql-host", "127.0.0.1")
+        .secret(PROVISIONING, "mysql-port", server.port.to_string())
         .secret(PROVISIONING, "mysql-root-user", "root")
         .secret(PROVISIONING, "mysql-root-password", &server.root_password)
         .secret(CREDENTIALS, "mysql-password", password)
@@ -275,7 +275,11 @@ fn mysql_scripts_fail_loudly_on_unreachable_server_wrong_credentials_or_missing_
         run(script, &wrong).assert_failure_mentioning(&["Access denied", &at]);
 
         let port = free_port().expect("free port").to_string();
-        let unreachable = mysql_inputs(&server, database, user, password).parameter("port", &port);
+        let unreachable = mysql_inputs(&server, database, user, password).secret(
+            PROVISIONING,
+            "mysql-port",
+            &port,
+        );
         run(script, &unreachable)
             .assert_failure_mentioning(&["Can't connect", &format!("127.0.0.1:{port}")]);
 
@@ -288,7 +292,8 @@ fn mysql_scripts_fail_loudly_on_unreachable_server_wrong_credentials_or_missing_
             .assert_failure_mentioning(&["phd-provisioning has no mysql-root-password"]);
 
         let no_database = mysql_inputs(&server, "", user, password);
-        run(script, &no_database).assert_failure_mentioning(&["the database parameter is empty"]);
+        run(script, &no_database)
+            .assert_failure_mentioning(&["phd-provisioning has no mysql-database"]);
     }
     let no_password = mysql_inputs(&server, database, user, "");
     run(&provision, &no_password)
@@ -365,18 +370,18 @@ const S3_SECRET: &str = "phd-test-s3-secret-0123456789";
 
 fn storage_inputs(endpoint: &str, bucket: &str, kind: &str, region: &str) -> Inputs {
     Inputs::new()
-        .parameter("bucket", bucket)
-        .parameter("type", kind)
-        .parameter("region", region)
-        .parameter("endpoint-url", endpoint)
+        .secret(PROVISIONING, "bucket", bucket)
+        .secret(PROVISIONING, "storage-type", kind)
+        .secret(PROVISIONING, "storage-region", region)
+        .secret(PROVISIONING, "storage-endpoint-url", endpoint)
         .secret(PROVISIONING, "storage-access-key-id", ACCESS_KEY_ID)
         .secret(PROVISIONING, "storage-secret-access-key", S3_SECRET)
 }
 
 fn with_flags(inputs: Inputs, versioning: bool, public: bool) -> Inputs {
     inputs
-        .parameter("versioning", versioning.to_string())
-        .parameter("public", public.to_string())
+        .secret(PROVISIONING, "storage-versioning", versioning.to_string())
+        .secret(PROVISIONING, "storage-public", public.to_string())
 }
 
 #[track_caller]
@@ -654,9 +659,9 @@ fn storage_scripts_fail_loudly_on_bad_values_or_unreachable_endpoint() {
             &format!("cannot tell whether bucket {bucket} exists"),
             &endpoint,
         ]);
-        run(script, &base().parameter("type", "gcs"))
+        run(script, &base().secret(PROVISIONING, "storage-type", "gcs"))
             .assert_failure_mentioning(&["unknown storage type 'gcs'"]);
-        run(script, &base().parameter("bucket", "Bad_Bucket"))
+        run(script, &base().secret(PROVISIONING, "bucket", "Bad_Bucket"))
             .assert_failure_mentioning(&["bucket name 'Bad_Bucket'"]);
         run(
             script,
@@ -671,9 +676,11 @@ fn storage_scripts_fail_loudly_on_bad_values_or_unreachable_endpoint() {
             false,
             false,
         )
-        .parameter("versioning", "yes"),
+        .secret(PROVISIONING, "storage-versioning", "yes"),
     )
-    .assert_failure_mentioning(&["the versioning parameter is 'yes': expected true or false"]);
+    .assert_failure_mentioning(&[
+        "storage-versioning of the Secret phd-provisioning is 'yes': expected true or false",
+    ]);
 }
 
 // ---------------------------------------------------------------- MongoDB
@@ -704,15 +711,15 @@ impl MongoNames {
 
 fn mongo_inputs(provider: &str, api: &str, names: &MongoNames, password: &str) -> Inputs {
     Inputs::new()
-        .parameter("provider", provider)
-        .parameter("database", &names.database)
-        .parameter("forum-database", &names.forum)
-        .parameter("username", &names.user)
-        .parameter("digitalocean-cluster-id", DO_CLUSTER)
-        .parameter("digitalocean-api-url", api)
-        .parameter("atlas-project-id", ATLAS_GROUP)
-        .parameter("atlas-cluster-name", ATLAS_CLUSTER)
-        .parameter("atlas-api-url", api)
+        .secret(PROVISIONING, "mongodb-provider", provider)
+        .secret(PROVISIONING, "mongodb-database", &names.database)
+        .secret(PROVISIONING, "mongodb-forum-database", &names.forum)
+        .secret(PROVISIONING, "mongodb-user", &names.user)
+        .secret(PROVISIONING, "digitalocean-cluster-id", DO_CLUSTER)
+        .secret(PROVISIONING, "digitalocean-api-url", api)
+        .secret(PROVISIONING, "atlas-project-id", ATLAS_GROUP)
+        .secret(PROVISIONING, "atlas-cluster-name", ATLAS_CLUSTER)
+        .secret(PROVISIONING, "atlas-api-url", api)
         .secret(PROVISIONING, "digitalocean-token", DO_TOKEN)
         .secret(PROVISIONING, "atlas-public-key", ATLAS_PUBLIC_KEY)
         .secret(PROVISIONING, "atlas-private-key", ATLAS_PRIVATE_KEY)
@@ -1463,7 +1470,7 @@ fn mongodb_scripts_fail_loudly_on_unknown_provider_bad_credentials_or_unreachabl
     for script in [&provision, &deprovision] {
         do_stub.clear();
         for (provider, needle) in [
-            ("", "the provider parameter is empty"),
+            ("", "phd-provisioning has no mongodb-provider"),
             ("mongodb", "unknown MongoDB provider 'mongodb'"),
             ("disabled", "unknown MongoDB provider 'disabled'"),
         ] {
@@ -1492,7 +1499,8 @@ fn mongodb_scripts_fail_loudly_on_unknown_provider_bad_credentials_or_unreachabl
         run(script, &wrong_key).assert_failure_mentioning(&["HTTP 401"]);
 
         let unknown_cluster = mongo_inputs("digitalocean_api", &do_stub.url(), &names, password)
-            .parameter(
+            .secret(
+                PROVISIONING,
                 "digitalocean-cluster-id",
                 "00000000-0000-0000-0000-000000000000",
             );

@@ -62,65 +62,77 @@ fn six_templates_with_the_names_the_instance_commands_use() {
     }
 }
 
+/// Issue 29: a developer may submit a Workflow referencing any of these
+/// templates with any arguments; none may reach the script. The templates
+/// declare no parameters, and every variable is a constant or a key of the
+/// instance namespace's Secrets, which only phd writes.
 #[test]
-fn parameters_reach_scripts_only_as_environment_and_secrets_only_through_secret_refs() {
+fn targets_and_credentials_come_only_from_secrets_never_from_arguments() {
+    let admin = "phd-provisioning";
     let allowed_secrets: BTreeSet<(&str, &str)> = [
-        ("phd-provisioning", "mysql-root-user"),
-        ("phd-provisioning", "mysql-root-password"),
-        ("phd-provisioning", "mysql-ca-certificate"),
-        ("phd-provisioning", "digitalocean-token"),
-        ("phd-provisioning", "atlas-public-key"),
-        ("phd-provisioning", "atlas-private-key"),
-        ("phd-provisioning", "storage-access-key-id"),
-        ("phd-provisioning", "storage-secret-access-key"),
+        (admin, "mysql-root-user"),
+        (admin, "mysql-root-password"),
+        (admin, "mysql-ca-certificate"),
+        (admin, "digitalocean-token"),
+        (admin, "atlas-public-key"),
+        (admin, "atlas-private-key"),
+        (admin, "storage-access-key-id"),
+        (admin, "storage-secret-access-key"),
+        // The targets phd writes next to the credentials.
+        (admin, "mysql-database"),
+        (admin, "mysql-user"),
+        (admin, "mysql-host"),
+        (admin, "mysql-port"),
+        (admin, "mongodb-provider"),
+        (admin, "mongodb-database"),
+        (admin, "mongodb-forum-database"),
+        (admin, "mongodb-user"),
+        (admin, "digitalocean-cluster-id"),
+        (admin, "atlas-project-id"),
+        (admin, "atlas-cluster-name"),
+        (admin, "digitalocean-api-url"),
+        (admin, "atlas-api-url"),
+        (admin, "bucket"),
+        (admin, "storage-type"),
+        (admin, "storage-region"),
+        (admin, "storage-endpoint-url"),
+        (admin, "storage-versioning"),
+        (admin, "storage-public"),
         ("phd-instance-credentials", "mysql-password"),
         ("phd-instance-credentials", "mongodb-password"),
     ]
     .into_iter()
     .collect();
     for (path, template) in templates() {
-        let script = &template["spec"]["templates"][0]["script"];
-        let source = script["source"].as_str().expect("script source");
+        let text = serde_json::to_string(&template).expect("json");
         assert!(
-            !source.contains("{{"),
-            "{}: no Argo substitution inside the script",
+            !text.contains("{{"),
+            "{}: no Argo substitution anywhere (no parameter, input or workflow field reaches the step)",
             path.display()
         );
+        assert!(
+            template["spec"]["arguments"].is_null(),
+            "{}: no parameters",
+            path.display()
+        );
+        let script = &template["spec"]["templates"][0]["script"];
         assert!(script["args"].is_null(), "{}: no arguments", path.display());
-        let parameters: BTreeSet<String> = template["spec"]["arguments"]["parameters"]
-            .as_array()
-            .expect("parameters")
-            .iter()
-            .filter_map(|p| p["name"].as_str().map(str::to_owned))
-            .collect();
-        for name in &parameters {
+        for variable in script["env"].as_array().expect("env") {
+            let name = variable["name"].as_str().unwrap_or_default();
+            if let Some(value) = variable["value"].as_str() {
+                assert_eq!((name, value), ("HOME", "/tmp"), "{}", path.display());
+                continue;
+            }
+            let reference = variable["valueFrom"]["secretKeyRef"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{}: {name} has no value", path.display()));
+            let secret = reference["name"].as_str().unwrap_or_default();
+            let key = reference["key"].as_str().unwrap_or_default();
             assert!(
-                !name.contains("password") && !name.contains("token") && !name.contains("key"),
-                "{}: secret-like parameter {name}",
+                allowed_secrets.contains(&(secret, key)),
+                "{}: {secret}/{key}",
                 path.display()
             );
-        }
-        for variable in script["env"].as_array().expect("env") {
-            if let Some(value) = variable["value"].as_str()
-                && let Some(parameter) = value
-                    .strip_prefix("{{workflow.parameters.")
-                    .and_then(|v| v.strip_suffix("}}"))
-            {
-                assert!(
-                    parameters.contains(parameter),
-                    "{}: unknown parameter {parameter}",
-                    path.display()
-                );
-            }
-            if let Some(reference) = variable["valueFrom"]["secretKeyRef"].as_object() {
-                let secret = reference["name"].as_str().unwrap_or_default();
-                let key = reference["key"].as_str().unwrap_or_default();
-                assert!(
-                    allowed_secrets.contains(&(secret, key)),
-                    "{}: {secret}/{key}",
-                    path.display()
-                );
-            }
         }
         let image = script["image"].as_str().unwrap_or_default();
         let tag = image.rsplit(':').next().unwrap_or_default();
