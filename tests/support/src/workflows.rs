@@ -48,6 +48,10 @@ pub struct WorkflowsController {
     children: Children,
     phases: Arc<Mutex<BTreeMap<String, String>>>,
     watch: JoinHandle<()>,
+    // One controller at a time in a test process: each listens on fixed
+    // ports (metrics :9090, profiling :6060), and a second one exits. Last,
+    // so it is released after the controller has stopped.
+    _alone: std::sync::MutexGuard<'static, ()>,
 }
 
 impl WorkflowsController {
@@ -61,6 +65,11 @@ impl WorkflowsController {
                 binary.display()
             );
         }
+        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+        // A test that failed while holding it leaves it poisoned, not locked.
+        let alone = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut children = Children::new()?;
         let home = children.dir().to_owned();
         children.spawn(
@@ -111,6 +120,7 @@ impl WorkflowsController {
             children,
             phases,
             watch,
+            _alone: alone,
         })
     }
 
