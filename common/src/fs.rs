@@ -24,7 +24,7 @@ pub enum FsError {
         source: std::io::Error,
     },
     #[error(
-        "{path} is a symbolic link; kubectl-phd never writes through links (git can point them outside the repository): replace it with a directory"
+        "{path} is a symbolic link; kubectl-phd never reads or writes through links (git can point them outside the repository): replace it with the file or directory itself"
     )]
     Symlink { path: PathBuf },
     #[error("{path} is a file where kubectl-phd needs a directory")]

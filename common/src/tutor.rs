@@ -384,15 +384,27 @@ pub fn check_value(key: &str, value: &serde_json::Value) -> Result<(), TutorErro
         if let Some(reason) = unsafe_text(text) {
             return Err(refuse(reason));
         }
-        if key.ends_with("_HOST")
-            && !text
-                .chars()
+        let host_name = |text: &str| {
+            text.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
-        {
+                && !text.starts_with(['.', '-'])
+                && !text.ends_with(['.', '-'])
+                && !text.contains("..")
+        };
+        if key.ends_with("_HOST") && !text.is_empty() && !host_name(text) {
             return Err(refuse(format!(
-                "{text:?} is not a host name (letters, digits, '.', '-')"
+                "{text:?} is not a host name (labels of letters, digits and '-', joined by single dots, no dot at either end)"
             )));
         }
+    }
+    // Tutor pastes ports unquoted into settings and shell commands.
+    if key.ends_with("_PORT")
+        && let Some(port) = value.as_f64()
+        && !(port.fract() == 0.0 && (1.0..=65535.0).contains(&port))
+    {
+        return Err(refuse(format!(
+            "{port} is not a port number from 1 to 65535"
+        )));
     }
     Ok(())
 }
@@ -530,8 +542,21 @@ fn last_lines(stderr: &[u8], stdout: &[u8]) -> String {
     };
     let lines: Vec<&str> = text
         .lines()
-        .filter(|line| !line.trim().is_empty() && !line.contains("Found conflicting template"))
+        .filter(|line| {
+            !line.trim().is_empty()
+                && !line.contains("Found conflicting template")
+                && !line.contains("You are running Tutor as root")
+                && !line.starts_with("Error applying action:")
+        })
         .collect();
+    // Tutor's own verdict ("Error: ...") first, when it gives one.
+    let errors: Vec<&str> = lines
+        .iter()
+        .filter_map(|line| line.strip_prefix("Error: "))
+        .collect();
+    if !errors.is_empty() {
+        return errors.join("\n  ");
+    }
     let start = lines.len().saturating_sub(8);
     lines[start..].join("\n  ")
 }

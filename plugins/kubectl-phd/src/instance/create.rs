@@ -99,6 +99,16 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     let pull_secret = registry_pull_secret(session, name)?;
     // The SMTP relay's password, from the environment only, for the Secret.
     let smtp_password = session.settings().credential(Credential::SmtpPassword);
+    if let Some(found) = smtp_password
+        .as_deref()
+        .and_then(password::control_character)
+    {
+        bail!(
+            "{} ({}) holds {found}; set it to the password alone, in printable characters",
+            Credential::SmtpPassword.env_name(),
+            Credential::SmtpPassword.description()
+        );
+    }
     // Held until the files are written and the namespace records them.
     let lock = if args.dry_run {
         None

@@ -129,11 +129,24 @@ pub fn hosts_of(config: &Map<String, Value>) -> Vec<(String, String)> {
             (!host.is_empty()).then(|| ((*key).to_owned(), host))
         })
         .collect();
-    if let Some((_, lms)) = hosts.iter().find(|(key, _)| key == "LMS_HOST") {
-        hosts.push((
-            "MEILISEARCH_PUBLIC_URL".to_owned(),
-            format!("meilisearch.{lms}"),
-        ));
+    // Meilisearch's public host: its URL's host when config.yml sets one,
+    // else Tutor's default, meilisearch.<LMS_HOST>.
+    let meilisearch = match config.get("MEILISEARCH_PUBLIC_URL").and_then(Value::as_str) {
+        Some(url) if !url.trim().is_empty() => {
+            let rest = url
+                .trim()
+                .split_once("://")
+                .map_or(url.trim(), |(_, rest)| rest);
+            let host = rest.split(['/', ':', '?', '#']).next().unwrap_or_default();
+            Some(host.to_ascii_lowercase())
+        }
+        _ => hosts
+            .iter()
+            .find(|(key, _)| key == "LMS_HOST")
+            .map(|(_, lms)| format!("meilisearch.{lms}")),
+    };
+    if let Some(host) = meilisearch.filter(|host| !host.is_empty()) {
+        hosts.push(("MEILISEARCH_PUBLIC_URL".to_owned(), host));
     }
     hosts
 }
@@ -209,6 +222,23 @@ pub const NAMESPACE_KEY: &str = "K8S_NAMESPACE";
 /// config.yml naming another namespace (`kube-system`, another instance's)
 /// would otherwise re-target the instance's manifests there.
 pub fn check_identity(name: &str, config: &Map<String, Value>) -> anyhow::Result<()> {
+    // Tutor's ID names the instance in every object's labels.
+    if let Some(id) = config.get("ID")
+        && id.as_str() != Some(name)
+    {
+        anyhow::bail!(
+            "config.yml of instance {name} sets ID to {id}, but an instance's ID is its name: set it back to {name:?}"
+        );
+    }
+    // phd's Tutor plugin stores media on S3 or Spaces; anything else would
+    // stop the LMS and CMS at start-up.
+    if let Some(kind) = config.get("STORAGE_TYPE")
+        && !matches!(kind.as_str(), Some("s3" | "spaces"))
+    {
+        anyhow::bail!(
+            "config.yml of instance {name} sets STORAGE_TYPE to {kind}: the bucket is \"s3\" or \"spaces\""
+        );
+    }
     match config.get(NAMESPACE_KEY) {
         Some(Value::String(namespace)) if namespace == name => Ok(()),
         Some(other) => anyhow::bail!(

@@ -99,7 +99,7 @@ fn template_code_from_flags_set_and_config_yml_is_refused_and_never_run() {
 fn references_quotes_hosts_and_types_that_would_change_the_site_are_refused() {
     let name = "hr";
     let (repo, dir) = repo_with(name, &config(name));
-    let cases: [(&str, &str, &str); 9] = [
+    let cases: [(&str, &str, &str); 11] = [
         (
             "PLATFORM_NAME",
             "\"${PHD_MYSQL_PASSWORD}\"",
@@ -121,6 +121,12 @@ fn references_quotes_hosts_and_types_that_would_change_the_site_are_refused() {
         ("CONTACT_EMAIL", "\"a@x.test`id`\"", "quoted strings"),
         ("LMS_HOST", "\"a.example.org;id\"", "is not a host name"),
         ("SMTP_PORT", "\"8025\"", "must be a number"),
+        ("SMTP_PORT", "70000", "is not a port number from 1 to 65535"),
+        (
+            "STORAGE_TYPE",
+            "minio",
+            "the bucket is \"s3\" or \"spaces\"",
+        ),
     ];
     for (key, value, expected) in cases {
         // Through --set (refused before anything is read, but MYSQL_PORT's
@@ -180,6 +186,16 @@ fn references_quotes_hosts_and_types_that_would_change_the_site_are_refused() {
             "{all}"
         );
     }
+    // Nor rename it (Tutor's ID labels every object).
+    std::fs::write(
+        dir.join("config.yml"),
+        config(name).replace(&format!("ID: {name}"), "ID: other-instance"),
+    )
+    .expect("edit");
+    let output = update(&repo, name, &[]);
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(all.contains("sets ID to \"other-instance\""), "{all}");
     std::fs::write(dir.join("config.yml"), config(name)).expect("restore");
 
     // A plain value renders, and nothing of phd's environment reached Tutor
@@ -369,11 +385,18 @@ fn a_host_of_another_instance_or_of_the_cluster_is_refused() {
             "a host of the cluster's own services",
         ),
         ("MFE_HOST=ha.lms.example.org", "are both ha.lms.example.org"),
-        // Meilisearch's public host is derived from LMS_HOST.
+        // Meilisearch's public host is derived from LMS_HOST ...
         (
             "CMS_HOST=meilisearch.hb.lms.example.org",
             "already MEILISEARCH_PUBLIC_URL of instance hb",
         ),
+        // ... or set as a URL.
+        (
+            "MEILISEARCH_PUBLIC_URL=https://apps.hb.lms.example.org",
+            "already MFE_HOST of instance hb",
+        ),
+        // A trailing dot is no way around it (and no valid Ingress host).
+        ("LMS_HOST=hb.lms.example.org.", "is not a host name"),
     ] {
         let before = std::fs::read_to_string(dir.join("config.yml")).expect("read");
         let output = update(&repo, "ha", &["--set", set]);
