@@ -347,6 +347,18 @@ fn size_flag_is_kept_in_config_yml_and_an_unknown_tier_changes_nothing() {
         message.contains("huge") && message.contains("small") && message.contains("large"),
         "{message}"
     );
+    // A second budget over LMS's pods (Drydock's) would make evictions fail.
+    let output = update(
+        &repo,
+        name,
+        &["--set", "DRYDOCK_PDB_MINAVAILABLE_PERCENTAGE_LMS=50"],
+    );
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("DRYDOCK_PDB_MINAVAILABLE_PERCENTAGE_LMS"),
+        "{}",
+        text(&output)
+    );
     // Nor through config.yml or --set.
     let output = update(&repo, name, &["--set", "PHD_SIZE=huge"]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
