@@ -681,7 +681,8 @@ hooks.Filters.ENV_PATCHES.add_items(
 # tier (plugins/kubectl-phd/src/instance/create.rs `Size`) leaves room for every
 # Deployment at its maximum replicas, all init hooks at once and the
 # provisioning workflows' pods; a test checks the two agree.
-# Resources: (cpu request, memory request, cpu limit, memory limit).
+# Resources: (cpu request, memory request, cpu limit, memory limit). The forum
+# (tutor-forum 20 and later) runs inside the LMS: it has no Deployment.
 SIZES: dict[str, dict[str, t.Any]] = {
     "small": {
         "resources": {
@@ -691,7 +692,6 @@ SIZES: dict[str, dict[str, t.Any]] = {
             "cms-worker": ("100m", "768Mi", "1", "1536Mi"),
             "caddy": ("50m", "64Mi", "500m", "256Mi"),
             "mfe": ("50m", "64Mi", "500m", "256Mi"),
-            "forum": ("100m", "256Mi", "500m", "512Mi"),
             "redis": ("50m", "128Mi", "500m", "256Mi"),
             "meilisearch": ("100m", "256Mi", "1", "1Gi"),
             "smtp": ("10m", "32Mi", "100m", "128Mi"),
@@ -712,7 +712,6 @@ SIZES: dict[str, dict[str, t.Any]] = {
             "cms-worker": ("250m", "1Gi", "1", "2Gi"),
             "caddy": ("100m", "128Mi", "1", "256Mi"),
             "mfe": ("50m", "64Mi", "500m", "256Mi"),
-            "forum": ("200m", "256Mi", "1", "512Mi"),
             "redis": ("100m", "256Mi", "1", "512Mi"),
             "meilisearch": ("250m", "512Mi", "2", "2Gi"),
             "smtp": ("10m", "32Mi", "100m", "128Mi"),
@@ -732,7 +731,6 @@ SIZES: dict[str, dict[str, t.Any]] = {
             "cms-worker": ("500m", "1Gi", "2", "2Gi"),
             "caddy": ("200m", "128Mi", "1", "512Mi"),
             "mfe": ("100m", "128Mi", "1", "256Mi"),
-            "forum": ("250m", "512Mi", "1", "1Gi"),
             "redis": ("200m", "512Mi", "1", "1Gi"),
             "meilisearch": ("500m", "1Gi", "2", "4Gi"),
             "smtp": ("10m", "32Mi", "100m", "128Mi"),

@@ -213,8 +213,8 @@ fn check_tier(release: &str, size: Size, objects: &[Value]) {
 
     // The tier's quota holds every Deployment at its autoscaler's maximum,
     // every Job at once and the provisioning workflows' pods (containers
-    // without resources of their own get the LimitRange's defaults; four of
-    // them: two pods of an init and a wait container).
+    // without resources of their own get the LimitRange's defaults: three
+    // Workflows at once, each pod with Argo's init, wait and main container).
     let quota = Size::resource_quota(size, Default::default());
     let hard = quota.spec.expect("spec").hard.expect("hard");
     let mut used: BTreeMap<String, u128> = BTreeMap::new();
@@ -240,8 +240,8 @@ fn check_tier(release: &str, size: Size, objects: &[Value]) {
             }
         }
     }
-    let reserve = 4;
-    pods += 2;
+    let reserve = 9;
+    pods += 3;
     for (part, (cpu, memory)) in [
         ("requests", size::DEFAULT_REQUEST),
         ("limits", size::DEFAULT_LIMIT),
