@@ -353,7 +353,7 @@ async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
         ("Ingress", "lms"),
         ("Deployment", "redis"),
         ("Deployment", "meilisearch"),
-        ("PersistentVolumeClaim", "meilisearch"),
+        ("PersistentVolumeClaim", "meilisearch-v1-36-0"),
         ("Deployment", "lms"),
         ("Deployment", "cms"),
         ("Deployment", "lms-worker"),
