@@ -706,6 +706,235 @@ hooks.Filters.ENV_PATCHES.add_items(
 )
 
 
+# Size tiers (`kubectl phd instance create|update NAME --size TIER`, config.yml
+# PHD_SIZE). Per tier and workload: CPU and memory (requests, limits), the
+# autoscaler's replica range for the web and worker Deployments, Redis's and
+# Meilisearch's memory caps and volume sizes. kubectl-phd's ResourceQuota for a
+# tier (plugins/kubectl-phd/src/instance/create.rs `Size`) leaves room for every
+# Deployment at its maximum replicas, all init hooks at once and the
+# provisioning workflows' pods; a test checks the two agree.
+# Resources: (cpu request, memory request, cpu limit, memory limit). The forum
+# (tutor-forum 20 and later) runs inside the LMS: it has no Deployment.
+SIZES: dict[str, dict[str, t.Any]] = {
+    "small": {
+        "resources": {
+            "lms": ("250m", "1Gi", "1", "2Gi"),
+            "cms": ("250m", "1Gi", "1", "2Gi"),
+            "lms-worker": ("100m", "768Mi", "1", "1536Mi"),
+            "cms-worker": ("100m", "768Mi", "1", "1536Mi"),
+            "caddy": ("50m", "64Mi", "500m", "256Mi"),
+            "mfe": ("50m", "64Mi", "500m", "256Mi"),
+            "redis": ("50m", "128Mi", "500m", "256Mi"),
+            "meilisearch": ("100m", "256Mi", "1", "1Gi"),
+            "smtp": ("10m", "32Mi", "100m", "128Mi"),
+            "job": ("250m", "1Gi", "1", "2Gi"),
+        },
+        # (minimum = replicas, maximum) of the HorizontalPodAutoscalers.
+        "replicas": {"lms": (1, 2), "cms": (1, 2), "lms-worker": (1, 2), "cms-worker": (1, 2)},
+        "redis_maxmemory": "192mb",
+        "redis_volume": "1Gi",
+        "meilisearch_indexing_memory": "512Mb",
+        "meilisearch_volume": "5Gi",
+    },
+    "medium": {
+        "resources": {
+            "lms": ("500m", "1536Mi", "2", "3Gi"),
+            "cms": ("500m", "1536Mi", "2", "3Gi"),
+            "lms-worker": ("250m", "1Gi", "1", "2Gi"),
+            "cms-worker": ("250m", "1Gi", "1", "2Gi"),
+            "caddy": ("100m", "128Mi", "1", "256Mi"),
+            "mfe": ("50m", "64Mi", "500m", "256Mi"),
+            "redis": ("100m", "256Mi", "1", "512Mi"),
+            "meilisearch": ("250m", "512Mi", "2", "2Gi"),
+            "smtp": ("10m", "32Mi", "100m", "128Mi"),
+            "job": ("250m", "1Gi", "1", "2Gi"),
+        },
+        "replicas": {"lms": (2, 4), "cms": (2, 3), "lms-worker": (1, 3), "cms-worker": (1, 3)},
+        "redis_maxmemory": "384mb",
+        "redis_volume": "2Gi",
+        "meilisearch_indexing_memory": "1Gb",
+        "meilisearch_volume": "10Gi",
+    },
+    "large": {
+        "resources": {
+            "lms": ("1", "2Gi", "2", "4Gi"),
+            "cms": ("1", "2Gi", "2", "4Gi"),
+            "lms-worker": ("500m", "1Gi", "2", "2Gi"),
+            "cms-worker": ("500m", "1Gi", "2", "2Gi"),
+            "caddy": ("200m", "128Mi", "1", "512Mi"),
+            "mfe": ("100m", "128Mi", "1", "256Mi"),
+            "redis": ("200m", "512Mi", "1", "1Gi"),
+            "meilisearch": ("500m", "1Gi", "2", "4Gi"),
+            "smtp": ("10m", "32Mi", "100m", "128Mi"),
+            "job": ("500m", "1Gi", "2", "2Gi"),
+        },
+        "replicas": {"lms": (3, 8), "cms": (2, 4), "lms-worker": (2, 6), "cms-worker": (2, 4)},
+        "redis_maxmemory": "768mb",
+        "redis_volume": "4Gi",
+        "meilisearch_indexing_memory": "2Gb",
+        "meilisearch_volume": "20Gi",
+    },
+}
+DEFAULT_SIZE = "small"
+# Average CPU use (percent of the request) the autoscalers keep.
+HPA_CPU_UTILIZATION = 70
+
+hooks.Filters.CONFIG_DEFAULTS.add_item(("PHD_SIZE", DEFAULT_SIZE))
+# PodDisruptionBudgets: phd renders its own for LMS and CMS (below); Drydock's
+# settings only take a minAvailable percentage, which Kubernetes rounds up, so
+# on a one-replica Deployment it would block every node drain.
+hooks.Filters.CONFIG_OVERRIDES.add_items(
+    [("DRYDOCK_PDB_MINAVAILABLE_PERCENTAGE_LMS", 0), ("DRYDOCK_PDB_MINAVAILABLE_PERCENTAGE_CMS", 0)]
+)
+
+
+@hooks.Actions.CONFIG_LOADED.add()
+def _check_size(config: dict[str, t.Any]) -> None:
+    size = config.get("PHD_SIZE", DEFAULT_SIZE)
+    if size not in SIZES:
+        raise exceptions.TutorError(f"PHD_SIZE is {size!r}: expected one of {', '.join(SIZES)}")
+
+
+def _resources(values: tuple[str, str, str, str]) -> dict[str, t.Any]:
+    cpu, memory, cpu_limit, memory_limit = values
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": cpu_limit, "memory": memory_limit}}
+
+
+def _resources_patch(values: tuple[str, str, str, str], containers: int = 1) -> str:
+    """JSON patch operations that set the resources of a pod template's first
+    `containers` containers (replacing Tutor's memory request)."""
+    return json.dumps(
+        [
+            {"op": "add", "path": f"/spec/template/spec/containers/{index}/resources", "value": _resources(values)}
+            for index in range(containers)
+        ]
+    )
+
+
+def _size_kustomization_patches() -> str:
+    """kustomization.yml `patches` entries of every tier, each inside a Jinja
+    `if` on PHD_SIZE: resources of every Deployment's and Job's containers
+    (every one of them renders a single container), Redis's and Meilisearch's
+    volumes and Meilisearch's indexing memory."""
+    lines = []
+    for size, tier in SIZES.items():
+        lines.append("{% if PHD_SIZE == " + json.dumps(size) + " %}")
+        for name, values in tier["resources"].items():
+            if name == "job":
+                continue
+            lines.append(_patch_entry(f"kind: Deployment\n    name: {name}", _resources_patch(values)))
+        lines.append(_patch_entry("kind: Job", _resources_patch(tier["resources"]["job"])))
+        lines.append(
+            _patch_entry(
+                "kind: PersistentVolumeClaim\n    name: redis",
+                json.dumps([{"op": "replace", "path": "/spec/resources/requests/storage", "value": tier["redis_volume"]}]),
+            )
+        )
+        lines.append("{% if RUN_MEILISEARCH %}")
+        lines.append(
+            _patch_entry(
+                "kind: PersistentVolumeClaim\n    labelSelector: app.kubernetes.io/name=meilisearch",
+                json.dumps(
+                    [{"op": "replace", "path": "/spec/resources/requests/storage", "value": tier["meilisearch_volume"]}]
+                ),
+            )
+        )
+        lines.append(
+            _patch_entry(
+                "kind: Deployment\n    name: meilisearch",
+                json.dumps(
+                    [
+                        {
+                            "op": "add",
+                            "path": "/spec/template/spec/containers/0/env/-",
+                            "value": {"name": "MEILI_MAX_INDEXING_MEMORY", "value": tier["meilisearch_indexing_memory"]},
+                        }
+                    ]
+                ),
+            )
+        )
+        lines.append("{% endif %}")
+        lines.append("{% endif %}")
+    return "\n".join(lines)
+
+
+def _size_objects() -> str:
+    """The HorizontalPodAutoscalers of the web and worker Deployments and the
+    PodDisruptionBudgets of LMS and CMS, for the instance's tier. The
+    Deployments set no `replicas`: the autoscaler owns the count (Argo CD would
+    otherwise reset it at every sync), starting at the tier's minimum."""
+    documents = []
+    for size, tier in SIZES.items():
+        documents.append("{% if PHD_SIZE == " + json.dumps(size) + " %}")
+        for name, (minimum, maximum) in tier["replicas"].items():
+            documents.append(
+                f"""---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {name}
+  labels:
+    app.kubernetes.io/name: {name}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {name}
+  minReplicas: {minimum}
+  maxReplicas: {maximum}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {HPA_CPU_UTILIZATION}"""
+            )
+        documents.append("{% endif %}")
+    # One pod may be evicted at a time: with one replica a drain proceeds,
+    # with more the others keep serving.
+    for name in ["lms", "cms"]:
+        documents.append(
+            f"""---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {name}
+  labels:
+    app.kubernetes.io/name: {name}
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: {name}"""
+        )
+    return "\n".join(documents)
+
+
+def _redis_conf() -> str:
+    """redis.conf lines after Tutor's (the last value of a directive wins): a
+    memory cap below the container's limit, and no eviction, since Redis is
+    Celery's broker and an evicted key is a lost task; when full, Redis refuses
+    writes instead. The volume holds the RDB snapshot and the AOF (at most about
+    twice the data between rewrites): at least 4 times the cap."""
+    lines = []
+    for size, tier in SIZES.items():
+        lines.append("{% if PHD_SIZE == " + json.dumps(size) + " %}")
+        lines.append(f"maxmemory {tier['redis_maxmemory']}")
+        lines.append("{% endif %}")
+    lines.append("maxmemory-policy noeviction")
+    return "\n".join(lines)
+
+
+hooks.Filters.ENV_PATCHES.add_items(
+    [
+        ("kustomization-patches", _size_kustomization_patches()),
+        ("k8s-services", _size_objects()),
+        ("redis-conf", _redis_conf()),
+    ]
+)
+
+
 @click.group(name="phd", help="kubectl-phd's commands")
 def command() -> None:
     pass

@@ -457,6 +457,9 @@ pub struct InstanceCreateArgs {
     /// Tutor release
     #[arg(long, value_name = "VERSION")]
     pub tutor_version: Option<String>,
+    /// Size tier: requests and limits of every container, replicas, autoscaling and the namespace's quota (docs/instances.md) [default: small]
+    #[arg(long, value_enum, value_name = "TIER")]
+    pub size: Option<crate::instance::size::Size>,
     /// Environment (Argo CD project phd-<environment>) [env: PHD_ENVIRONMENT] [default: production]
     #[arg(long, value_name = "NAME")]
     pub environment: Option<String>,
@@ -533,6 +536,9 @@ pub struct InstanceUpdateArgs {
     /// Tutor release to render with (22.0.3, 21.0.9, or a major version: 22)
     #[arg(long, value_name = "VERSION")]
     pub tutor_version: Option<String>,
+    /// Change the size tier (small, medium, large): re-renders requests, limits, replicas, autoscaling and the namespace's quota
+    #[arg(long, value_enum, value_name = "TIER")]
+    pub size: Option<crate::instance::size::Size>,
     /// edx-platform branch or tag (EDX_PLATFORM_VERSION, used by image builds)
     #[arg(long, value_name = "REF")]
     pub edx_platform_version: Option<String>,

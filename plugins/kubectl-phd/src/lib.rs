@@ -24,6 +24,9 @@ mod session;
 mod user;
 mod version;
 
+/// Size tiers of an instance (`--size`): the namespace's quota and limits.
+pub use instance::size;
+
 use cli::{ArgoCommand, Cli, ClusterCommand, Command, InstanceCommand, UserCommand};
 use session::Session;
 

@@ -10,7 +10,9 @@
 //!
 //! What kwok does not do, an ingress controller does: [`IngressStandIn`]
 //! writes the load-balancer address into Ingress status, as ingress-nginx
-//! would, so Argo CD can call an Ingress Healthy.
+//! would, so Argo CD can call an Ingress Healthy; what the autoscaler
+//! controller with metrics-server does, [`AutoscalerStandIn`]: the status of
+//! each HorizontalPodAutoscaler.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,8 +31,10 @@ use crate::{Children, ControlPlane, binary, cache_dir};
 pub const KWOK_VERSION: &str = "v0.8.0";
 
 /// kube-controller-manager's controllers that turn Deployments, Jobs and
-/// StatefulSets into pods, and the one that lifts a new node's `not-ready`
-/// taint once kwok reports it Ready (for
+/// StatefulSets into pods, the one that lifts a new node's `not-ready`
+/// taint once kwok reports it Ready, and the disruption controller, which
+/// writes a PodDisruptionBudget's status (Argo CD calls a budget without
+/// one Progressing) (for
 /// [`ControlPlane::start_with_controllers`]).
 pub const WORKLOAD_CONTROLLERS: &[&str] = &[
     "deployment-controller",
@@ -38,6 +42,7 @@ pub const WORKLOAD_CONTROLLERS: &[&str] = &[
     "job-controller",
     "statefulset-controller",
     "node-lifecycle-controller",
+    "disruption-controller",
 ];
 
 /// kwok's stage files used, relative to its module: nodes become and stay
@@ -252,6 +257,71 @@ impl IngressStandIn {
 }
 
 impl Drop for IngressStandIn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What an autoscaler needs and the test cluster lacks (metrics-server and
+/// kube-controller-manager's horizontal-pod-autoscaler controller, which
+/// without metrics would report `FailedGetResourceMetric`): writes into
+/// every HorizontalPodAutoscaler's status what that controller writes once
+/// it reads metrics below the target, at the minimum replica count
+/// (conditions AbleToScale, ScalingActive, ScalingLimited), so Argo CD can
+/// call it Healthy. Stops when dropped.
+pub struct AutoscalerStandIn {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AutoscalerStandIn {
+    /// Starts writing the status, every half second, into each autoscaler
+    /// that has none.
+    pub fn start(client: kube::Client) -> Self {
+        use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+        let task = tokio::spawn(async move {
+            let all: Api<HorizontalPodAutoscaler> = Api::all(client.clone());
+            loop {
+                if let Ok(list) = all.list(&ListParams::default()).await {
+                    for hpa in list.items {
+                        let has_status = hpa
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.conditions.as_ref())
+                            .is_some_and(|c| !c.is_empty());
+                        let (Some(name), Some(namespace), Some(spec)) =
+                            (hpa.metadata.name, hpa.metadata.namespace, hpa.spec)
+                        else {
+                            continue;
+                        };
+                        if has_status {
+                            continue;
+                        }
+                        let replicas = spec.min_replicas.unwrap_or(1);
+                        let condition = |kind: &str, status: &str, reason: &str| serde_json::json!({"type": kind, "status": status, "reason": reason});
+                        let status = serde_json::json!({"status": {
+                            "currentReplicas": replicas,
+                            "desiredReplicas": replicas,
+                            "conditions": [
+                                condition("AbleToScale", "True", "ReadyForNewScale"),
+                                condition("ScalingActive", "True", "ValidMetricFound"),
+                                condition("ScalingLimited", "False", "DesiredWithinRange"),
+                            ],
+                        }});
+                        let api: Api<HorizontalPodAutoscaler> =
+                            Api::namespaced(client.clone(), &namespace);
+                        let _ = api
+                            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                            .await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        Self { task }
+    }
+}
+
+impl Drop for AutoscalerStandIn {
     fn drop(&mut self) {
         self.task.abort();
     }

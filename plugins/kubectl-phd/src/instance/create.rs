@@ -23,6 +23,7 @@ use phd_common::workflow::{self, Phase, Submitted};
 use phd_common::{interrupt, naming, password};
 use serde_json::{Map, Value, json};
 
+use super::size::Size;
 use super::{
     CREDENTIALS_SECRET, ENVIRONMENT_LABEL, EXECUTOR, INSTANCE_LABEL, Operation,
     PROVISIONING_SECRET, PULL_SECRET, Provisioning, Resources, SMTP_PASSWORD_KEY,
@@ -123,11 +124,12 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     // release or a failing render stops here.
     let config = render::parse_config(&files.config)?;
     render::check_identity(name, &config)?;
+    let size = Size::from_config(&config)?;
     super::check_hosts(session, name, &config)?;
     let tutor = render::tutor_for(session, &config)?;
     let rendering = render::render(&tutor, &config, &ingress)?;
 
-    let foundation = foundation_objects(name, &environment, &resources, &ingress.namespace)?;
+    let foundation = foundation_objects(name, &environment, &resources, &ingress.namespace, size)?;
     let workflows: Vec<Value> = provisioning
         .resources()
         .into_iter()
@@ -595,6 +597,7 @@ fn instance_files(
                 .transpose()?
                 .map(|release| release.tutor.to_owned()),
         ),
+        ("size", args.size.map(|size| size.as_str().to_owned())),
         (
             "cluster_repository_branch",
             settings
@@ -711,6 +714,11 @@ fn refuse_changes(args: &InstanceCreateArgs, config: &str, path: &Path) -> anyho
             args.edx_platform_version.clone(),
         ),
         (render::TUTOR_VERSION_KEY, "--tutor-version", tutor),
+        (
+            super::size::SIZE_KEY,
+            "--size",
+            args.size.map(|size| size.as_str().to_owned()),
+        ),
     ];
     let mut different = Vec::new();
     for (key, flag, value) in asked {
@@ -767,6 +775,7 @@ pub(super) fn foundation_objects(
     environment: &str,
     resources: &Resources,
     ingress_namespace: &str,
+    size: Size,
 ) -> anyhow::Result<Vec<Document>> {
     let source = "instance objects (kubectl-phd)";
     let namespace = Namespace {
@@ -881,6 +890,17 @@ pub(super) fn foundation_objects(
         Document::from_object(source, 5, serde_json::to_value(policy)?),
         Document::from_object(source, 6, serde_json::to_value(default_account)?),
         Document::from_object(source, 7, serde_json::to_value(egress)?),
+        // The tier's quota, and defaults that let every pod in under it.
+        Document::from_object(
+            source,
+            8,
+            serde_json::to_value(size.resource_quota(metadata("", name, environment)))?,
+        ),
+        Document::from_object(
+            source,
+            9,
+            serde_json::to_value(size.limit_range(metadata("", name, environment)))?,
+        ),
     ])
 }
 

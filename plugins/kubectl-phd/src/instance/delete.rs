@@ -471,11 +471,16 @@ fn left_behind(resources: &Resources, provisioning: &Provisioning) -> String {
 /// site runs there.
 async fn recreate_namespace(place: &Place<'_>, resources: &Resources) -> anyhow::Result<()> {
     let name = place.name;
-    let foundation: Vec<_> =
-        super::create::foundation_objects(name, place.environment, resources, "")?
-            .into_iter()
-            .filter(|document| document.object["kind"] != "NetworkPolicy")
-            .collect();
+    let foundation: Vec<_> = super::create::foundation_objects(
+        name,
+        place.environment,
+        resources,
+        "",
+        super::size::Size::default(),
+    )?
+    .into_iter()
+    .filter(|document| document.object["kind"] != "NetworkPolicy")
+    .collect();
     super::create::apply_foundation(place.client, &foundation, name)
         .await
         .with_context(|| format!("cannot make namespace {name} again to deprovision its data"))?;

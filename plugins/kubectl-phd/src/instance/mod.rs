@@ -8,6 +8,7 @@ mod create;
 mod delete;
 mod list;
 mod render;
+pub mod size;
 mod update;
 
 use std::collections::BTreeMap;

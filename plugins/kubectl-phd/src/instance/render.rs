@@ -92,14 +92,19 @@ pub fn render(
 /// Tutor lets config.yml override plugins): Drydock's init jobs as sync
 /// hooks without the database jobs (a changed list breaks the kustomize
 /// build or runs jobs that need admin credentials), no Drydock ingress or
-/// issuer, no Drydock SCORM storage (SCORM packages go to the bucket), the credentials Secret's name, and the cluster's ingress
-/// setting, given at render time.
-pub const OWNED_SETTINGS: [&str; 8] = [
+/// issuer, no Drydock SCORM storage (SCORM packages go to the bucket), no
+/// Drydock PodDisruptionBudget for LMS and CMS (phd renders one per size
+/// tier; two budgets over the same pods make evictions fail), the
+/// credentials Secret's name, and the cluster's ingress setting, given at
+/// render time.
+pub const OWNED_SETTINGS: [&str; 10] = [
     "DRYDOCK_INIT_JOBS",
     "DRYDOCK_INIT_JOBS_EXCLUDED",
     "DRYDOCK_INGRESS",
     "DRYDOCK_AUTO_TLS",
     "DRYDOCK_ENABLE_SCORM",
+    "DRYDOCK_PDB_MINAVAILABLE_PERCENTAGE_LMS",
+    "DRYDOCK_PDB_MINAVAILABLE_PERCENTAGE_CMS",
     "PHD_CREDENTIALS_SECRET",
     "PHD_INGRESS_CLASS",
     "PHD_CLUSTER_ISSUER",

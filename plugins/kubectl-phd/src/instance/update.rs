@@ -79,6 +79,7 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
         .with_context(|| format!("cannot use {}", config_path.display()))?;
     let config = render::parse_config(&new)?;
     render::check_identity(name, &config)?;
+    let size = super::size::Size::from_config(&config)?;
     super::check_hosts(session, name, &config)?;
     let tutor = render::tutor_for(session, &config)?;
     let rendering = render::render(&tutor, &config, &ingress)?;
@@ -86,7 +87,7 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
     let application_text = std::fs::read_to_string(&application_path)
         .with_context(|| format!("cannot read {}", application_path.display()))?;
     let application = manifest::parse("application.yml", &application_text)?;
-    let foundation = foundation_objects(name, &environment, &resources, &ingress.namespace)?;
+    let foundation = foundation_objects(name, &environment, &resources, &ingress.namespace, size)?;
 
     if args.dry_run {
         let env = render::write_env(&rendering, &dir, true)?;
@@ -212,6 +213,12 @@ fn requested_changes(args: &InstanceUpdateArgs) -> anyhow::Result<Vec<(String, S
         changes.push((
             "EDX_PLATFORM_VERSION".to_owned(),
             serde_json::to_string(reference)?,
+        ));
+    }
+    if let Some(size) = args.size {
+        changes.push((
+            super::size::SIZE_KEY.to_owned(),
+            serde_json::to_string(size.as_str())?,
         ));
     }
     for item in &args.set {

@@ -30,7 +30,7 @@ use phd_common::config::{DEFAULT_ARGOCD_VERSION, DEFAULT_WORKFLOWS_VERSION};
 use phd_testkit::ControlPlane;
 use phd_testkit::argo::WorkflowController;
 use phd_testkit::argocd::{self, ArgoCd, GitServer};
-use phd_testkit::kwok::{self, IngressStandIn, Kwok};
+use phd_testkit::kwok::{self, AutoscalerStandIn, IngressStandIn, Kwok};
 use phd_testkit::workflows::WorkflowsController;
 use serde_json::Value;
 
@@ -240,6 +240,7 @@ async fn argo_cd_syncs_an_instance_from_git_and_prunes_it_on_delete() {
     let kubeconfig = &plane.admin_kubeconfig;
     let nodes = Kwok::start(&plane).await.expect("kwok");
     let _ingress = IngressStandIn::start(client.clone());
+    let _autoscaler = AutoscalerStandIn::start(client.clone());
 
     // The cluster repository, pushed to a git server as an operator would.
     let repo = Repo::new();

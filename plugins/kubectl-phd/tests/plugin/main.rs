@@ -20,6 +20,7 @@ mod instances;
 mod krew;
 mod provisioning_scripts;
 mod site_storage;
+mod sizes;
 mod snapshots;
 mod upgrades;
 mod users;
