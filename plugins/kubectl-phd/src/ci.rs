@@ -74,8 +74,8 @@ fn metadata(name: &str, namespace: Option<&str>) -> ObjectMeta {
 
 /// What `instance create|update|delete` call, read from their code:
 /// namespaces (apply, list, delete), CRDs (the "is Argo installed" check),
-/// the instance namespace's ServiceAccount, Role, RoleBinding and
-/// NetworkPolicy (server-side apply; `workflowtaskresults` because the
+/// the instance namespace's ServiceAccounts, Role, RoleBinding,
+/// NetworkPolicies, ResourceQuota and LimitRange (server-side apply; `workflowtaskresults` because the
 /// executor Role grants them), Workflows (submit, watch, replace), and the
 /// `bind`s that let `instance create` give the account Secrets in a new
 /// instance namespace and the developers their Workflows there (listing the
@@ -100,6 +100,8 @@ pub fn cluster_rules() -> Vec<PolicyRule> {
             &apply,
         ),
         rule(&["networking.k8s.io"], &["networkpolicies"], &apply),
+        // The size tier's quota and container limits of the namespace.
+        rule(&[""], &["resourcequotas", "limitranges"], &apply),
         rule(
             &["argoproj.io"],
             &["workflows"],
@@ -208,7 +210,7 @@ fn objects() -> anyhow::Result<Vec<Document>> {
             "failurePolicy": "Fail",
             "matchConstraints": {"resourceRules": [
                 {"apiGroups": [""], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE"],
-                 "resources": ["secrets", "serviceaccounts", "namespaces"]},
+                 "resources": ["secrets", "serviceaccounts", "namespaces", "resourcequotas", "limitranges"]},
                 {"apiGroups": ["rbac.authorization.k8s.io"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE"],
                  "resources": ["roles", "rolebindings"]},
                 {"apiGroups": ["networking.k8s.io"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE"],

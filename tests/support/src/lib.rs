@@ -121,6 +121,23 @@ impl ControlPlane {
     /// `job-controller`, `deployment-controller`, `replicaset-controller`):
     /// for tests in which workloads come to life (with kwok as their nodes).
     pub async fn start_with_controllers(controllers: &[&str]) -> Result<Self> {
+        // Ports are chosen free, then bound by the servers a moment later:
+        // another test (or process) may take one in between. Such a start is
+        // tried again with new ports; any other failure is returned.
+        let mut attempt = 1;
+        loop {
+            match Self::try_start(controllers).await {
+                Err(error)
+                    if attempt < 3 && format!("{error:#}").contains("address already in use") =>
+                {
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn try_start(controllers: &[&str]) -> Result<Self> {
         let mut enabled = vec![
             "namespace-controller",
             "garbage-collector-controller",
