@@ -32,7 +32,6 @@ use super::{
 use crate::cli::InstanceCreateArgs;
 use crate::outcome::{Action, InstanceDetails, ObjectRef, Outcome};
 use crate::output;
-use crate::progress::Progress;
 use crate::session::Session;
 
 static INSTANCE_SCAFFOLD: Dir<'static> =
@@ -219,34 +218,10 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
         return outcome.print(args.output);
     }
 
-    let progress = Progress::new(format!("provisioning {name}"));
-    let phases = interrupt::or_interrupted(workflow::wait_all(
-        &client,
-        name,
-        &names,
-        timeout,
-        &|phases, _| {
-            progress.update(&super::summarise(phases));
-        },
-    ))
-    .await;
-    progress.finish();
-    let phases = match phases {
-        Ok(phases) => phases,
-        Err(interrupted) => {
-            return Err(super::interrupted_provisioning(
-                &client,
-                name,
-                &names,
-                &command,
-                interrupted,
-            )
-            .await);
-        }
-    };
     // The admin credentials leave the namespace whatever happened; then
     // the developers may run Workflows there.
-    let phases = super::finish_provisioning(&client, name, &command, phases).await?;
+    let phases =
+        super::wait_for_workflows(&client, name, &names, timeout, "provisioning", &command).await?;
     super::bind_developers(&client, name).await?;
     check_provisioned(name, &phases, timeout)?;
 

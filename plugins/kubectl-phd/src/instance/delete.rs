@@ -688,32 +688,8 @@ async fn deprovision(
         workflow::submit(client, &deprovision).await?;
         names.push(resource.workflow(Operation::Deprovision, name));
     }
-    let progress = Progress::new(format!("deprovisioning {name}"));
-    let phases = interrupt::or_interrupted(workflow::wait_all(
-        client,
-        name,
-        &names,
-        timeout,
-        &|phases, _| {
-            progress.update(&super::summarise(phases));
-        },
-    ))
-    .await;
-    progress.finish();
-    let phases = match phases {
-        Ok(phases) => phases,
-        Err(interrupted) => {
-            return Err(super::interrupted_provisioning(
-                client,
-                name,
-                &names,
-                command,
-                interrupted,
-            )
-            .await);
-        }
-    };
-    let phases = super::finish_provisioning(client, name, command, phases).await?;
+    let phases =
+        super::wait_for_workflows(client, name, &names, timeout, "deprovisioning", command).await?;
     let problems: Vec<String> = phases
         .iter()
         .filter_map(|(workflow, phase)| match phase {

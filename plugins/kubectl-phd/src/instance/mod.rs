@@ -218,6 +218,37 @@ pub fn checkpoint(command: &str, done: &str) -> anyhow::Result<()> {
 /// no Workflow still needs them, else leaves them and names them with the
 /// Workflows that still run. Returns the error the command ends with: its
 /// first line starts with `interrupted` and ends with `command` to run again.
+/// Waits, with progress (`what`: "provisioning", "deprovisioning"), for the
+/// Workflows `names` of instance namespace `name`, up to `timeout`; then
+/// removes the admin credentials ([`finish_provisioning`]). A SIGINT or
+/// SIGTERM ends the wait: the error names what is left and `command`, which
+/// finishes the job ([`interrupted_provisioning`]).
+pub async fn wait_for_workflows(
+    client: &kube::Client,
+    name: &str,
+    names: &[String],
+    timeout: std::time::Duration,
+    what: &str,
+    command: &str,
+) -> anyhow::Result<Vec<(String, Phase)>> {
+    let progress = crate::progress::Progress::new(format!("{what} {name}"));
+    let phases = phd_common::interrupt::or_interrupted(phd_common::workflow::wait_all(
+        client,
+        name,
+        names,
+        timeout,
+        &|phases, _| progress.update(&summarise(phases)),
+    ))
+    .await;
+    progress.finish();
+    match phases {
+        Ok(phases) => finish_provisioning(client, name, command, phases).await,
+        Err(interrupted) => {
+            Err(interrupted_provisioning(client, name, names, command, interrupted).await)
+        }
+    }
+}
+
 pub async fn interrupted_provisioning(
     client: &kube::Client,
     name: &str,
