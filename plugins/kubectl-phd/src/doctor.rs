@@ -705,7 +705,7 @@ async fn check_unmanaged_instances(client: &kube::Client) -> Option<Check> {
             NAME,
             Status::Warning,
             format!(
-                "{} without an Argo CD Application: {} (their sites still run, but no push or sync reaches them); apply the instances' ApplicationSet (`kubectl phd argo install` inside the cluster repository) or `kubectl phd instance update NAME`",
+                "{} without an Argo CD Application: {} (nothing deploys or heals what runs there); push instances/NAME if it is not in git yet (the ApplicationSet makes the Application from it), else apply the instances' ApplicationSet (`kubectl phd argo install` inside the cluster repository), or without one `kubectl phd instance update NAME`",
                 unmanaged.len(),
                 unmanaged.join(", ")
             ),
