@@ -262,6 +262,7 @@ pub enum Setting {
     SmtpPort,
     SmtpUseTls,
     SmtpUsername,
+    BackupBucket,
 }
 
 impl Setting {
@@ -305,6 +306,7 @@ impl Setting {
             Self::SmtpPort => "PHD_SMTP_PORT",
             Self::SmtpUseTls => "PHD_SMTP_USE_TLS",
             Self::SmtpUsername => "PHD_SMTP_USERNAME",
+            Self::BackupBucket => "PHD_BACKUP_BUCKET",
         }
     }
 
@@ -348,6 +350,7 @@ impl Setting {
             Self::SmtpPort => "the SMTP relay port",
             Self::SmtpUseTls => "whether to use STARTTLS with the SMTP relay",
             Self::SmtpUsername => "the SMTP relay user",
+            Self::BackupBucket => "the bucket of the instances' restore points",
         }
     }
 
@@ -379,7 +382,8 @@ impl Setting {
             | Self::MongodbClusterId
             | Self::AtlasProjectId
             | Self::AtlasClusterName
-            | Self::SmtpUsername => Kind::Token,
+            | Self::SmtpUsername
+            | Self::BackupBucket => Kind::Token,
             Self::InstancesDirectory | Self::Python | Self::CacheDir => Kind::Path,
         }
     }
@@ -443,6 +447,7 @@ impl Setting {
             Self::MongodbHost => Some("mongodb_host"),
             Self::MongodbPort => Some("mongodb_port"),
             Self::MongodbClusterId => Some("mongodb_cluster_id"),
+            Self::BackupBucket => Some("backups_bucket"),
             _ => None,
         }
     }

@@ -438,6 +438,66 @@ pub enum InstanceCommand {
         after_help = "Examples:\n  kubectl phd instance status demo\n  kubectl phd instance status demo -o yaml"
     )]
     Status(InstanceStatusArgs),
+    /// Make a restore point: the instance's MySQL and MongoDB dumps and a copy of its bucket, in the cluster's backups bucket
+    #[command(
+        after_help = "Examples:\n  kubectl phd instance backup demo\n  kubectl phd instance backup demo --point before-upgrade --timeout 2h\n  kubectl phd instance backup demo -o json\n\nRuns the Workflow template restore-point-template (`kubectl phd argo install` ships it) in the instance namespace; needs PHD_BACKUP_BUCKET, or the cluster repository's infrastructure output backups_bucket (docs/restore-points.md)."
+    )]
+    Backup(InstanceBackupArgs),
+    /// List an instance's restore points
+    #[command(
+        after_help = "Examples:\n  kubectl phd instance backups demo\n  kubectl phd instance backups demo -o json"
+    )]
+    Backups(InstanceBackupsArgs),
+    /// Put a restore point back: the instance's databases and media become the point's (asks first)
+    #[command(
+        after_help = "Examples:\n  kubectl phd instance restore demo --from 20261203-031500   # asks first: type the name\n  kubectl phd instance restore demo --from before-upgrade --yes\n\nStops the site (its Open edX Deployments at 0 replicas, Argo CD's automated sync paused) while the Workflow runs, then starts it again. The instance's files in git are not changed: the point's commit is reported (docs/restore-points.md)."
+    )]
+    Restore(InstanceRestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstanceBackupArgs {
+    /// Instance name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The restore point's name: lower-case letters, digits and '-' (default: the UTC time, 20261203-031500)
+    #[arg(long, value_name = "POINT")]
+    pub point: Option<String>,
+    /// How long to wait for the Workflow (90s, 10m, 1h)
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_wait)]
+    pub timeout: Duration,
+    /// Output format of the result: text (a summary on standard error), json or yaml, name (kind/name)
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: ResultFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct InstanceBackupsArgs {
+    /// Instance name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Output format
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: ListFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct InstanceRestoreArgs {
+    /// Instance name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The restore point to put back (`kubectl phd instance backups NAME` lists them)
+    #[arg(long = "from", value_name = "POINT")]
+    pub point: String,
+    /// Restore without asking
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// How long to wait for the Workflow (90s, 10m, 1h)
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_wait)]
+    pub timeout: Duration,
+    /// Output format of the result: text (a summary on standard error), json or yaml, name (kind/name)
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: ResultFormat,
 }
 
 #[derive(Debug, Args)]

@@ -117,6 +117,8 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 InstanceCommand::Create(_)
                     | InstanceCommand::Update(_)
                     | InstanceCommand::Delete(_)
+                    | InstanceCommand::Backup(_)
+                    | InstanceCommand::Restore(_)
             )
             | Command::User(
                 UserCommand::Create(_) | UserCommand::Update(_) | UserCommand::Delete(_)
@@ -162,6 +164,9 @@ async fn run_command(session: &Session, command: &Command) -> anyhow::Result<Exi
                 InstanceCommand::Delete(args) => instance::delete(session, args).await,
                 InstanceCommand::List(args) => instance::list(session, args).await,
                 InstanceCommand::Status(args) => instance::status(session, args).await,
+                InstanceCommand::Backup(args) => instance::backup(session, args).await,
+                InstanceCommand::Backups(args) => instance::backups(session, args).await,
+                InstanceCommand::Restore(args) => instance::restore(session, args).await,
             };
             done.map(|()| ExitCode::SUCCESS)
         }

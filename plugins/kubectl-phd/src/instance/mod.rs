@@ -1,13 +1,15 @@
-//! `kubectl phd instance create|delete|list|status` (SPEC.md section 7.4).
+//! `kubectl phd instance create|update|delete|list|status|backup|backups|restore` (SPEC.md section 7.4).
 //!
 //! An instance is a namespace with the RBAC its provisioning workflows need,
 //! a database, a MongoDB database and a bucket made by those workflows, an
 //! Argo CD Application, and `instances/<name>/` in the cluster repository.
 
+pub mod backup;
 mod create;
 mod delete;
 mod list;
 mod render;
+pub mod restore;
 pub mod size;
 mod update;
 
@@ -22,9 +24,11 @@ use phd_common::config::{Credential, MongodbProvider, Setting};
 use phd_common::workflow::Phase;
 use serde_json::{Value, json};
 
+pub use backup::{backup, backups};
 pub use create::create;
 pub use delete::delete;
 pub use list::{list, status};
+pub use restore::restore;
 pub use update::update;
 
 use crate::outcome::{External, InstanceDetails};
@@ -438,7 +442,8 @@ pub async fn bind_developers(client: &kube::Client, name: &str) -> anyhow::Resul
 /// in its spec but the reference to that operation's template.
 fn submitted_by_phd(workflow: &Value, instance: &str) -> bool {
     let name = workflow["metadata"]["name"].as_str().unwrap_or_default();
-    Resource::ALL.into_iter().any(|resource| {
+    backup::submitted_by_phd(workflow)
+        || Resource::ALL.into_iter().any(|resource| {
         [Operation::Provision, Operation::Deprovision]
             .into_iter()
             .any(|operation| {

@@ -19,6 +19,7 @@ mod infrastructure_modules;
 mod instances;
 mod krew;
 mod provisioning_scripts;
+mod restore_points;
 mod site_storage;
 mod sizes;
 mod snapshots;

@@ -1,0 +1,485 @@
+//! Restore points (issue 28): the script of the shipped
+//! `restore-point-template` run as its container would run it (the exact
+//! `source`, `sh`, only the environment the template sets; see
+//! `phd_testkit::scripts`) against real servers: MariaDB (its `mysqldump`
+//! and `mysql` stand in for the Open edX image's MySQL 8 client), FerretDB
+//! (a MongoDB-wire server; Debian has no MongoDB) and moto's S3 server, with
+//! pymongo and boto3 from PyPI standing in for the platform's Python.
+//!
+//! Backup, change every kind of data, restore: the data is compared by
+//! checksums (MySQL's `CHECKSUM TABLE` and the table list, every MongoDB
+//! document's bytes and the indexes, every object's bytes), not by exit
+//! codes. A restore into another instance (a clone's data step) leaves the
+//! source untouched. A point that is missing, unfinished or corrupted fails
+//! before anything changes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+use phd_testkit::mariadb::{MariaDb, sql_identifier, sql_string};
+use phd_testkit::mongodb::FerretDb;
+use phd_testkit::s3::{ACCESS_KEY_ID, S3Server};
+use phd_testkit::scripts::{Inputs, Run, Template};
+use phd_testkit::unique_name;
+use serde_json::Value;
+
+const PROVISIONING: &str = "phd-provisioning";
+const CREDENTIALS: &str = "phd-instance-credentials";
+const ROOT_PASSWORD: &str = "root-pw";
+const S3_SECRET: &str = "s3-secret-for-restore-points";
+
+fn template() -> Template {
+    Template::load("restore-point-template").expect("load restore-point-template")
+}
+
+/// One instance's databases and bucket on the shared servers.
+struct Instance {
+    name: String,
+    database: String,
+    user: String,
+    password: String,
+    mongodb: String,
+    forum: String,
+    bucket: String,
+}
+
+impl Instance {
+    fn new(mysql: &MariaDb, s3: &S3Server) -> Self {
+        let name = unique_name("rp");
+        let instance = Self {
+            database: format!("phd-{name}-openedx"),
+            user: format!("phd-{name}"),
+            password: format!("pw '{name}' $x"),
+            mongodb: format!("phd-{name}-openedx"),
+            forum: format!("phd-{name}-forum"),
+            bucket: format!("phd-{name}-media"),
+            name,
+        };
+        // As mysql-provision-template makes them: the user has all rights on its database only.
+        mysql
+            .socket_sql(&format!(
+                "SET SESSION sql_mode = ''; CREATE DATABASE {db}; CREATE USER {user}@'%' IDENTIFIED BY {pw}; GRANT ALL PRIVILEGES ON {db}.* TO {user}@'%';",
+                db = sql_identifier(&instance.database),
+                user = sql_string(&instance.user),
+                pw = sql_string(&instance.password),
+            ))
+            .expect("make the database and user");
+        s3.s3api(&["create-bucket", "--bucket", &instance.bucket])
+            .expect("make the bucket");
+        instance
+    }
+
+    fn inputs(
+        &self,
+        operation: &str,
+        point: &str,
+        point_instance: &str,
+        servers: &Servers,
+    ) -> Inputs {
+        Inputs::new()
+            .secret(PROVISIONING, "restore-point-operation", operation)
+            .secret(PROVISIONING, "instance", &self.name)
+            .secret(PROVISIONING, "restore-point", point)
+            .secret(PROVISIONING, "restore-point-instance", point_instance)
+            .secret(
+                PROVISIONING,
+                "restore-point-metadata",
+                r#"{"tutorVersion":"21.0.9"}"#,
+            )
+            .secret(PROVISIONING, "backup-bucket", &servers.backups)
+            .secret(PROVISIONING, "mysql-host", "127.0.0.1")
+            .secret(PROVISIONING, "mysql-port", servers.mysql.port.to_string())
+            .secret(PROVISIONING, "mysql-database", &self.database)
+            .secret(PROVISIONING, "mysql-user", &self.user)
+            .secret(CREDENTIALS, "mysql-password", &self.password)
+            .secret(PROVISIONING, "mongodb-host", "127.0.0.1")
+            .secret(PROVISIONING, "mongodb-port", servers.mongodb.port().to_string())
+            .secret(PROVISIONING, "mongodb-database", &self.mongodb)
+            .secret(PROVISIONING, "mongodb-forum-database", &self.forum)
+            .secret(PROVISIONING, "mongodb-use-ssl", "false")
+            .secret(CREDENTIALS, "mongodb-password", "unused-by-ferretdb")
+            .secret(PROVISIONING, "bucket", &self.bucket)
+            .secret(PROVISIONING, "storage-type", "s3")
+            .secret(PROVISIONING, "storage-region", "us-east-1")
+            .secret(PROVISIONING, "storage-endpoint-url", &servers.s3.endpoint)
+            .secret(CREDENTIALS, "storage-access-key-id", ACCESS_KEY_ID)
+            .secret(CREDENTIALS, "storage-secret-access-key", S3_SECRET)
+            .extra_env("PATH", servers.path.clone())
+    }
+
+    /// Runs SQL as the instance's own user.
+    #[track_caller]
+    fn sql(&self, servers: &Servers, sql: &str) -> String {
+        servers
+            .mysql
+            .tcp_sql(
+                &self.user,
+                &self.password,
+                &format!("USE {}; {sql}", sql_identifier(&self.database)),
+            )
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Every table with its checksum, and every view.
+    fn mysql_state(&self, servers: &Servers) -> Vec<String> {
+        let tables = self.sql(
+            servers,
+            "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY table_name",
+        );
+        tables
+            .lines()
+            .map(|line| {
+                let (table, kind) = line.split_once('\t').expect("two columns");
+                if kind == "VIEW" {
+                    return format!("view {table}");
+                }
+                let sum = self.sql(
+                    servers,
+                    &format!("CHECKSUM TABLE {} EXTENDED", sql_identifier(table)),
+                );
+                let sum = sum.split('\t').nth(1).unwrap_or_default().trim().to_owned();
+                format!("table {table} {sum}")
+            })
+            .collect()
+    }
+
+    /// Every MongoDB document's bytes (sorted by _id) and the indexes, per collection.
+    fn mongodb_state(&self, servers: &Servers) -> Value {
+        servers.python(
+            MONGO_STATE,
+            &[&servers.mongodb.uri(), &self.mongodb, &self.forum],
+        )
+    }
+
+    /// Every object of the bucket: key and MD5 of its bytes.
+    fn media_state(&self, servers: &Servers) -> BTreeMap<String, String> {
+        let listed = servers
+            .s3
+            .s3api(&["list-objects-v2", "--bucket", &self.bucket])
+            .expect("list the bucket");
+        listed["Contents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|item| {
+                let key = item["Key"].as_str().expect("key").to_owned();
+                let body = servers.s3.get_object(&self.bucket, &key).expect("get");
+                let digest = md5(&body);
+                (key, digest)
+            })
+            .collect()
+    }
+
+    fn state(&self, servers: &Servers) -> (Vec<String>, Value, BTreeMap<String, String>) {
+        (
+            self.mysql_state(servers),
+            self.mongodb_state(servers),
+            self.media_state(servers),
+        )
+    }
+}
+
+fn md5(bytes: &[u8]) -> String {
+    use md5::Digest as _;
+    format!("{:x}", md5::Md5::digest(bytes))
+}
+
+/// The servers every instance of a test shares, and the backups bucket.
+struct Servers {
+    mysql: MariaDb,
+    mongodb: FerretDb,
+    s3: S3Server,
+    backups: String,
+    python: PathBuf,
+    /// PATH of the script: the venv's python first, then the system's tools.
+    path: String,
+}
+
+impl Servers {
+    fn start() -> Self {
+        let python = phd_testkit::mongodb::backup_python();
+        let venv_bin = python.parent().expect("venv bin").to_owned();
+        let s3 = S3Server::start().expect("start the S3 server");
+        let backups = unique_name("phd-backups");
+        s3.s3api(&["create-bucket", "--bucket", &backups])
+            .expect("make the backups bucket");
+        Self {
+            mysql: MariaDb::start(ROOT_PASSWORD, &[]).expect("start MariaDB"),
+            mongodb: FerretDb::start().expect("start FerretDB"),
+            s3,
+            backups,
+            python,
+            path: format!(
+                "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                venv_bin.display()
+            ),
+        }
+    }
+
+    /// Runs a Python snippet of this test with the venv's pymongo; its JSON output.
+    #[track_caller]
+    fn python(&self, code: &str, args: &[&str]) -> Value {
+        let output = Command::new(&self.python)
+            .arg("-c")
+            .arg(code)
+            .args(args)
+            .output()
+            .expect("run python");
+        assert!(
+            output.status.success(),
+            "python: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("python prints JSON")
+    }
+}
+
+/// Fills two MongoDB databases: documents of many BSON types, an index of
+/// each kind the platform makes (unique, compound, sparse, TTL).
+const MONGO_FILL: &str = r#"
+import datetime, json, sys, uuid
+import pymongo
+from bson import Binary, Decimal128, Int64, ObjectId, Regex, Timestamp
+client = pymongo.MongoClient(sys.argv[1])
+main, forum = client[sys.argv[2]], client[sys.argv[3]]
+main.modulestore.active_versions.insert_many([
+    {"_id": ObjectId(), "org": "Demo'X", "course": "C$1", "run": "2026",
+     "versions": {"published-branch": ObjectId()}, "edited_on": datetime.datetime(2026, 1, 2, 3, 4, 5)},
+    {"_id": ObjectId(), "org": "ünï", "course": "cöurse", "run": "r", "schema_version": Int64(1 << 40),
+     "price": Decimal128("12.50"), "blob": Binary(b"\x00\x01\xff" * 100), "pattern": Regex("^a.*", "i"),
+     "nested": {"list": [1, 2.5, None, True, "x"], "ts": Timestamp(1700000000, 1)}},
+])
+main.modulestore.structures.insert_many([{"_id": ObjectId(), "blocks": [{"n": i}]} for i in range(1500)])
+main.modulestore.active_versions.create_index([("org", 1), ("course", 1), ("run", 1)], unique=True)
+main.modulestore.structures.create_index("blocks.n", sparse=True)
+forum.contents.insert_many([{"_id": ObjectId(), "body": "post %d" % i, "author_id": str(i % 7)} for i in range(50)])
+forum.contents.create_index("author_id")
+forum.sessions.create_index("created", expireAfterSeconds=3600)
+print(json.dumps(True))
+"#;
+
+/// Changes every kind of MongoDB data: documents removed and changed, a
+/// collection dropped and one added, an index dropped.
+const MONGO_CHANGE: &str = r#"
+import json, sys
+import pymongo
+client = pymongo.MongoClient(sys.argv[1])
+main, forum = client[sys.argv[2]], client[sys.argv[3]]
+main.modulestore.structures.delete_many({"blocks.n": {"$lt": 700}})
+main.modulestore.active_versions.update_many({}, {"$set": {"org": "changed"}})
+main.modulestore.structures.drop_index("blocks.n_1")
+forum.contents.drop()
+forum.extra.insert_one({"x": 1})
+print(json.dumps(True))
+"#;
+
+/// Every collection's documents (bytes, sorted by _id) and indexes (name, key, options).
+const MONGO_STATE: &str = r#"
+import hashlib, json, sys
+import pymongo
+from bson.raw_bson import RawBSONDocument
+client = pymongo.MongoClient(sys.argv[1], document_class=RawBSONDocument)
+state = {}
+for role, name in (("main", sys.argv[2]), ("forum", sys.argv[3])):
+    database = client[name]
+    for collection in sorted(database.list_collection_names()):
+        if collection.startswith("system."):
+            continue
+        docs = sorted(d.raw for d in database[collection].find())
+        plain = pymongo.MongoClient(sys.argv[1])[name][collection]
+        indexes = sorted(
+            json.dumps({k: (dict(v) if k == "key" else v) for k, v in i.items() if k not in ("v", "ns")}, sort_keys=True, default=str)
+            for i in plain.list_indexes())
+        state["%s/%s" % (role, collection)] = {
+            "count": len(docs),
+            "sha256": hashlib.sha256(b"".join(docs)).hexdigest(),
+            "indexes": indexes,
+        }
+print(json.dumps(state, sort_keys=True))
+"#;
+
+fn fill(instance: &Instance, servers: &Servers) {
+    instance.sql(
+        servers,
+        "CREATE TABLE auth_user (id INT PRIMARY KEY AUTO_INCREMENT, username VARCHAR(40) UNIQUE, bio TEXT, avatar BLOB, joined DATETIME(6));
+         CREATE TABLE enrollment (id INT PRIMARY KEY, user_id INT, course VARCHAR(80), FOREIGN KEY (user_id) REFERENCES auth_user (id));
+         INSERT INTO auth_user (username, bio, avatar, joined) VALUES
+           ('alice', 'quotes '' \" ` and \\\\ backslash; DROP TABLE x; --', 0x00FF10, '2026-01-02 03:04:05.123456'),
+           ('bob', 'ünïcödé ✓ 😀', NULL, NULL);
+         INSERT INTO enrollment VALUES (1, 1, 'course-v1:Demo+C1+2026'), (2, 2, 'course-v1:Demo+C1+2026');
+         CREATE VIEW enrolled AS SELECT username, course FROM auth_user JOIN enrollment ON auth_user.id = enrollment.user_id;",
+    );
+    servers.python(
+        MONGO_FILL,
+        &[&servers.mongodb.uri(), &instance.mongodb, &instance.forum],
+    );
+    for (key, body) in [
+        ("courses/course-v1:Demo+C1+2026/asset.png", vec![0u8, 1, 2, 255]),
+        ("user_tasks/2026/12/export.tar.gz", b"export".repeat(5000)),
+        ("profile-images/alice 1.jpg", b"jpeg".to_vec()),
+    ] {
+        servers
+            .s3
+            .put_object(&instance.bucket, key, &body)
+            .expect("put media");
+    }
+}
+
+fn change(instance: &Instance, servers: &Servers) {
+    instance.sql(
+        servers,
+        "INSERT INTO auth_user (username) VALUES ('mallory');
+         UPDATE auth_user SET bio = 'changed' WHERE username = 'alice';
+         DELETE FROM enrollment WHERE id = 2;
+         CREATE TABLE made_after (id INT);
+         DROP VIEW enrolled;",
+    );
+    servers.python(
+        MONGO_CHANGE,
+        &[&servers.mongodb.uri(), &instance.mongodb, &instance.forum],
+    );
+    servers
+        .s3
+        .put_object(&instance.bucket, "profile-images/alice 1.jpg", b"other")
+        .expect("overwrite media");
+    servers
+        .s3
+        .put_object(&instance.bucket, "uploaded/after.txt", b"after")
+        .expect("add media");
+    servers
+        .s3
+        .s3api(&[
+            "delete-object",
+            "--bucket",
+            &instance.bucket,
+            "--key",
+            "user_tasks/2026/12/export.tar.gz",
+        ])
+        .expect("delete media");
+}
+
+#[track_caller]
+fn run(inputs: &Inputs) -> Run {
+    template().run(inputs).expect("run restore-point-template")
+}
+
+#[test]
+fn backup_then_changes_then_restore_gives_back_every_byte() {
+    let servers = Servers::start();
+    let site = Instance::new(&servers.mysql, &servers.s3);
+    fill(&site, &servers);
+    let before = site.state(&servers);
+    assert_eq!(before.0.len(), 3, "{:?}", before.0);
+    assert_eq!(before.2.len(), 3);
+
+    let made = run(&site.inputs("backup", "p1", &site.name, &servers));
+    made.assert_success();
+    assert!(made.stdout.contains("restore point p1"), "{made}");
+    // restore-point.json: written last, with what the point holds.
+    let point: Value = serde_json::from_slice(
+        &servers
+            .s3
+            .get_object(&servers.backups, &format!("{}/p1/restore-point.json", site.name))
+            .expect("restore-point.json"),
+    )
+    .expect("JSON");
+    assert_eq!(point["tutorVersion"], "21.0.9", "{point}");
+    assert_eq!(point["media"]["objects"], 3, "{point}");
+    assert_eq!(
+        point["mongodb"]["collections"][&site.mongodb]["modulestore.structures"],
+        1500,
+        "{point}"
+    );
+    assert!(
+        point["files"]["mysql.sql.gz"]
+            .as_str()
+            .is_some_and(|s| s.len() == 64)
+    );
+
+    change(&site, &servers);
+    let changed = site.state(&servers);
+    assert_ne!(changed.0, before.0);
+    assert_ne!(changed.1, before.1);
+    assert_ne!(changed.2, before.2);
+
+    let restored = run(&site.inputs("restore", "p1", &site.name, &servers));
+    restored.assert_success();
+    let after = site.state(&servers);
+    assert_eq!(after.0, before.0, "MySQL differs after the restore");
+    assert_eq!(after.1, before.1, "MongoDB differs after the restore");
+    assert_eq!(after.2, before.2, "media differs after the restore");
+
+    // Restoring again is safe and gives the same.
+    run(&site.inputs("restore", "p1", &site.name, &servers)).assert_success();
+    assert_eq!(site.state(&servers), before);
+}
+
+#[test]
+fn a_point_restored_into_another_instance_copies_the_data_and_leaves_the_source_alone() {
+    let servers = Servers::start();
+    let source = Instance::new(&servers.mysql, &servers.s3);
+    let copy = Instance::new(&servers.mysql, &servers.s3);
+    fill(&source, &servers);
+    run(&source.inputs("backup", "nightly", &source.name, &servers)).assert_success();
+    change(&source, &servers);
+    let source_now = source.state(&servers);
+
+    run(&copy.inputs("restore", "nightly", &source.name, &servers)).assert_success();
+    // The copy holds the point's data in its own databases and bucket...
+    let copied = copy.state(&servers);
+    assert_eq!(copied.0.len(), 3, "{:?}", copied.0);
+    assert!(copied.1.get("main/modulestore.structures").is_some());
+    assert_eq!(copied.1["main/modulestore.structures"]["count"], 1500);
+    assert_eq!(copied.1["forum/contents"]["count"], 50);
+    assert_eq!(copied.2.len(), 3);
+    // ...and the source is as it was.
+    assert_eq!(source.state(&servers), source_now);
+}
+
+#[test]
+fn a_missing_unfinished_or_corrupted_point_fails_before_anything_changes() {
+    let servers = Servers::start();
+    let site = Instance::new(&servers.mysql, &servers.s3);
+    fill(&site, &servers);
+    let before = site.state(&servers);
+
+    let missing = run(&site.inputs("restore", "nope", &site.name, &servers));
+    missing.assert_failure_mentioning(&["no restore point nope"]);
+    assert_eq!(site.state(&servers), before);
+
+    run(&site.inputs("backup", "p2", &site.name, &servers)).assert_success();
+    change(&site, &servers);
+    let changed = site.state(&servers);
+    // A dump that no longer matches its checksum.
+    servers
+        .s3
+        .put_object(
+            &servers.backups,
+            &format!("{}/p2/mysql.sql.gz", site.name),
+            b"not the dump",
+        )
+        .expect("overwrite the dump");
+    let corrupted = run(&site.inputs("restore", "p2", &site.name, &servers));
+    corrupted.assert_failure_mentioning(&["mysql.sql.gz does not match its checksum"]);
+    assert_eq!(site.state(&servers), changed);
+
+    // Without restore-point.json the folder is an unfinished backup.
+    servers
+        .s3
+        .s3api(&[
+            "delete-object",
+            "--bucket",
+            &servers.backups,
+            "--key",
+            &format!("{}/p2/restore-point.json", site.name),
+        ])
+        .expect("delete restore-point.json");
+    let unfinished = run(&site.inputs("restore", "p2", &site.name, &servers));
+    unfinished.assert_failure_mentioning(&["no restore point p2", "unfinished"]);
+    assert_eq!(site.state(&servers), changed);
+
+    // A name that is not a point's.
+    let bad = run(&site.inputs("backup", "../other", &site.name, &servers));
+    bad.assert_failure_mentioning(&["is not [0-9A-Za-z-]+"]);
+}
