@@ -457,3 +457,120 @@ mod tests {
         );
     }
 }
+
+/// An Application's sync and health as Argo CD reports them in its status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncState {
+    /// `status.sync.status`: Synced, OutOfSync or Unknown.
+    pub sync: Option<String>,
+    /// `status.sync.revision`: the commit the comparison used.
+    pub revision: Option<String>,
+    /// `status.health.status`: Healthy, Progressing, Degraded, Missing, ...
+    pub health: Option<String>,
+    /// `status.operationState.phase` of the last sync: Running, Succeeded,
+    /// Failed, Error or Terminating.
+    pub operation: Option<String>,
+    /// The commit the last sync applied (`operationState.syncResult.revision`,
+    /// else the one it was asked for).
+    pub operation_revision: Option<String>,
+    /// `status.operationState.message`.
+    pub message: Option<String>,
+    /// When the last sync ended (`operationState.finishedAt`, RFC 3339).
+    pub finished_at: Option<String>,
+    /// The last sync's hooks (Drydock's init and migration Jobs) that have
+    /// not succeeded: `kind/name` and their phase.
+    pub unfinished_hooks: Vec<String>,
+}
+
+impl SyncState {
+    /// From an Application object.
+    pub fn of(application: &DynamicObject) -> Self {
+        let status = &application.data["status"];
+        let text = |value: &serde_json::Value| value.as_str().map(str::to_owned);
+        let operation = &status["operationState"];
+        let unfinished_hooks = operation["syncResult"]["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["hookType"].is_string() && r["hookPhase"] != "Succeeded")
+            .map(|r| {
+                format!(
+                    "{}/{} {}",
+                    r["kind"].as_str().unwrap_or_default(),
+                    r["name"].as_str().unwrap_or_default(),
+                    r["hookPhase"].as_str().unwrap_or("Unknown")
+                )
+            })
+            .collect();
+        Self {
+            sync: text(&status["sync"]["status"]),
+            revision: text(&status["sync"]["revision"]),
+            health: text(&status["health"]["status"]),
+            operation: text(&operation["phase"]),
+            operation_revision: text(&operation["syncResult"]["revision"])
+                .or_else(|| text(&operation["operation"]["sync"]["revision"])),
+            message: text(&operation["message"]),
+            finished_at: text(&operation["finishedAt"]),
+            unfinished_hooks,
+        }
+    }
+
+    /// Synced, Healthy, and the last sync succeeded with every hook.
+    pub fn settled(&self) -> bool {
+        self.sync.as_deref() == Some("Synced")
+            && self.health.as_deref() == Some("Healthy")
+            && self.operation.as_deref() == Some("Succeeded")
+            && self.unfinished_hooks.is_empty()
+    }
+
+    /// The last sync failed (Failed or Error).
+    pub fn failed(&self) -> bool {
+        matches!(self.operation.as_deref(), Some("Failed" | "Error"))
+    }
+
+    /// One line: `Synced, Healthy, last sync Succeeded at 1a2b3c4d5e6f`.
+    pub fn summary(&self) -> String {
+        let mut text = format!(
+            "{}, {}",
+            self.sync.as_deref().unwrap_or("sync unknown"),
+            self.health.as_deref().unwrap_or("health unknown")
+        );
+        if let Some(operation) = &self.operation {
+            text.push_str(&format!(", last sync {operation}"));
+            if let Some(revision) = &self.operation_revision {
+                text.push_str(&format!(" at {}", &revision[..revision.len().min(12)]));
+            }
+        }
+        if !self.unfinished_hooks.is_empty() {
+            text.push_str(&format!(", hooks {}", self.unfinished_hooks.join(", ")));
+        }
+        text
+    }
+}
+
+/// Asks Argo CD to sync Application `name` now, as `argocd app sync` does:
+/// its `operation` field, with the Application's own sync options and
+/// pruning. Auto-sync never retries a commit whose sync failed
+/// (argoproj/argo-cd#18442); this does, once the cause is fixed.
+///
+/// # Errors
+/// The API server's answer when the patch is refused.
+pub async fn sync(client: &kube::Client, name: &str) -> Result<(), kube::Error> {
+    let api = applications(client);
+    let application = api.get(name).await?;
+    let options = application.data["spec"]["syncPolicy"]["syncOptions"].clone();
+    let patch = serde_json::json!({
+        "operation": {
+            "initiatedBy": {"username": "kubectl-phd"},
+            "sync": {
+                "prune": true,
+                "syncOptions": options,
+                "syncStrategy": {"hook": {}},
+            },
+        },
+    });
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+}

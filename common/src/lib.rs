@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod config;
 pub mod digitalocean;
 pub mod fs;
+pub mod git;
 pub mod http;
 pub mod interrupt;
 pub mod manifest;

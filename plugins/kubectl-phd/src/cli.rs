@@ -453,6 +453,45 @@ pub enum InstanceCommand {
         after_help = "Examples:\n  kubectl phd instance restore demo --from 20261203-031500   # asks first: type the name\n  kubectl phd instance restore demo --from before-upgrade --yes\n\nStops the site (its Open edX Deployments at 0 replicas, Argo CD's automated sync paused) while the Workflow runs, then starts it again. The instance's files in git are not changed: the point's commit is reported (docs/restore-points.md)."
     )]
     Restore(InstanceRestoreArgs),
+    /// Upgrade instances to an Open edX release: restore point, render, commit and push, wait for Argo CD; a fleet in waves
+    #[command(
+        after_help = "Examples:\n  kubectl phd instance upgrade demo --to 22.0.3 --dry-run\n  kubectl phd instance upgrade demo --to 22.0.3 --push\n  kubectl phd instance upgrade --all --to 22.0.3 --wave 1,5,25% --push\n\nEach wave starts once the one before is Synced and Healthy in Argo CD with its hooks done; the first failure stops the run, and running the same command again continues (docs/upgrades.md)."
+    )]
+    Upgrade(InstanceUpgradeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstanceUpgradeArgs {
+    /// Instances to upgrade
+    #[arg(value_name = "NAME", required_unless_present = "all")]
+    pub names: Vec<String>,
+    /// Every instance of the repository's instances directory
+    #[arg(long, conflicts_with = "names")]
+    pub all: bool,
+    /// The Tutor release to upgrade to (22.0.3, or a major version: 22)
+    #[arg(long, value_name = "VERSION")]
+    pub to: String,
+    /// Wave sizes, in instances (1, 5) or shares of the fleet (25%); the last repeats
+    #[arg(long, value_name = "SIZES", default_value = "1,25%")]
+    pub wave: String,
+    /// Commit and push each wave's instance folders, then wait for Argo CD to sync them
+    #[arg(long)]
+    pub push: bool,
+    /// Allow a downgrade (Open edX migrations do not run backwards: prefer `instance restore`)
+    #[arg(long)]
+    pub force: bool,
+    /// Make no restore point before the render
+    #[arg(long)]
+    pub no_backup: bool,
+    /// How long to wait for each restore point and for each wave's sync (90s, 10m, 1h)
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_wait)]
+    pub timeout: Duration,
+    /// Print the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format of the table of instances
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: ListFormat,
 }
 
 #[derive(Debug, Args)]
@@ -548,7 +587,7 @@ pub struct InstanceCreateArgs {
 /// The cluster's ingress setting, as flags of the instance commands; unset
 /// flags fall back to `PHD_INGRESS_*`, then `context.json`, then the defaults
 /// (`Settings::ingress`).
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct IngressArgs {
     /// Namespace of the ingress controller, which the instance's network policy admits [env: PHD_INGRESS_NAMESPACE] [default: harmony]
     #[arg(long, value_name = "NAMESPACE")]

@@ -119,6 +119,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     | InstanceCommand::Delete(_)
                     | InstanceCommand::Backup(_)
                     | InstanceCommand::Restore(_)
+                    | InstanceCommand::Upgrade(_)
             )
             | Command::User(
                 UserCommand::Create(_) | UserCommand::Update(_) | UserCommand::Delete(_)
@@ -167,6 +168,7 @@ async fn run_command(session: &Session, command: &Command) -> anyhow::Result<Exi
                 InstanceCommand::Backup(args) => instance::backup(session, args).await,
                 InstanceCommand::Backups(args) => instance::backups(session, args).await,
                 InstanceCommand::Restore(args) => instance::restore(session, args).await,
+                InstanceCommand::Upgrade(args) => instance::upgrade(session, args).await,
             };
             done.map(|()| ExitCode::SUCCESS)
         }

@@ -129,7 +129,11 @@ impl Target {
     /// From `config.yml` of the instance's folder when there is one (else the
     /// namespace's annotations, and the cluster's MongoDB settings), and the
     /// backups bucket setting. Errors before anything changes.
-    pub async fn find(session: &Session, client: &kube::Client, name: &str) -> anyhow::Result<Self> {
+    pub async fn find(
+        session: &Session,
+        client: &kube::Client,
+        name: &str,
+    ) -> anyhow::Result<Self> {
         let settings = session.settings();
         let backups_bucket = settings
             .get(Setting::BackupBucket, None)?
@@ -248,7 +252,10 @@ impl Target {
             ("bucket".into(), names.bucket.clone()),
             ("storage-type".into(), names.storage_type.clone()),
             ("storage-region".into(), names.storage_region.clone()),
-            ("storage-endpoint-url".into(), names.storage_endpoint.clone()),
+            (
+                "storage-endpoint-url".into(),
+                names.storage_endpoint.clone(),
+            ),
         ]);
         if !self.mongodb.is_empty() {
             data.insert("mongodb-database".into(), names.mongodb_database.clone());
@@ -334,7 +341,9 @@ pub async fn run(
             phd_common::wait::WaitError::Failed(error) => {
                 anyhow::Error::new(error).context("cannot read the previous restore Workflow")
             }
-            _ => anyhow::anyhow!("the previous Workflow {name}/{workflow_name} is still being deleted after a minute"),
+            _ => anyhow::anyhow!(
+                "the previous Workflow {name}/{workflow_name} is still being deleted after a minute"
+            ),
         })?;
     }
     super::checkpoint(command, "nothing was changed")?;
@@ -441,7 +450,10 @@ async fn record(client: &kube::Client, name: &str, point: &RestorePoint) -> anyh
         metadata: ObjectMeta {
             name: Some(POINTS_CONFIGMAP.to_owned()),
             namespace: Some(name.to_owned()),
-            labels: Some(BTreeMap::from([(INSTANCE_LABEL.to_owned(), name.to_owned())])),
+            labels: Some(BTreeMap::from([(
+                INSTANCE_LABEL.to_owned(),
+                name.to_owned(),
+            )])),
             ..Default::default()
         },
         data: Some(BTreeMap::from([(
@@ -458,7 +470,12 @@ async fn record(client: &kube::Client, name: &str, point: &RestorePoint) -> anyh
         &Patch::Apply(&map),
     )
     .await
-    .with_context(|| format!("cannot record restore point {} in ConfigMap {name}/{POINTS_CONFIGMAP}", point.name))?;
+    .with_context(|| {
+        format!(
+            "cannot record restore point {} in ConfigMap {name}/{POINTS_CONFIGMAP}",
+            point.name
+        )
+    })?;
     Ok(())
 }
 
@@ -469,44 +486,40 @@ pub struct PointDetails {
     pub restore_point: RestorePoint,
 }
 
-pub async fn backup(session: &Session, args: &InstanceBackupArgs) -> anyhow::Result<()> {
-    naming::check_instance_name(&args.name)?;
-    let name = args.name.as_str();
-    let now = jiff::Timestamp::now();
-    let point = match &args.point {
-        Some(point) => point.clone(),
-        None => now.strftime("%Y%m%d-%H%M%S").to_string(),
-    };
-    check_point(&point)?;
-    session.load_outputs().await;
-    let cluster = session.connect().await?;
-    let client = cluster.client;
-    super::create::require_argo(&client).await?;
-    let target = Target::find(session, &client, name).await?;
-    let existing = points(&client, name).await?;
-    if let Some(found) = existing.iter().find(|p| p.name == point) {
+/// Makes restore point `point` of instance `name` (or finds it made):
+/// the point and [`Action::Created`] or [`Action::Unchanged`].
+///
+/// # Errors
+/// As [`Target::find`] and [`run`]; the ConfigMap cannot be written.
+pub async fn make_point(
+    session: &Session,
+    client: &kube::Client,
+    name: &str,
+    point: &str,
+    timeout: Duration,
+) -> anyhow::Result<(RestorePoint, Action)> {
+    check_point(point)?;
+    let target = Target::find(session, client, name).await?;
+    if let Some(found) = points(client, name)
+        .await?
+        .into_iter()
+        .find(|p| p.name == point)
+    {
         output::info(format!(
             "restore point {point} of {name} exists ({}, made {})",
             found.location, found.created
         ));
-        return Outcome::new(
-            "RestorePoint",
-            &format!("{name}/{point}"),
-            Action::Unchanged,
-            PointDetails {
-                restore_point: found.clone(),
-            },
-        )
-        .on(session)
-        .print(args.output);
+        return Ok((found, Action::Unchanged));
     }
     let release = target.config.as_ref().map(release_of).transpose()?;
     let dir = super::instances_dir(session)?.join(name);
     let restore_point = RestorePoint {
-        name: point.clone(),
+        name: point.to_owned(),
         instance: name.to_owned(),
-        created: now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        location: target.location(name, &point),
+        created: jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
+        location: target.location(name, point),
         tutor_version: release.map(|r| r.tutor.to_owned()),
         openedx_release: release.map(|r| r.name.to_owned()),
         commit: files_commit(&dir),
@@ -518,42 +531,66 @@ pub async fn backup(session: &Session, args: &InstanceBackupArgs) -> anyhow::Res
             .map(str::to_owned),
     };
     let metadata = serde_json::to_value(&restore_point)?;
-    let secret = target.secret(name, Operation::Backup, &point, name, &metadata);
+    let secret = target.secret(name, Operation::Backup, point, name, &metadata);
     let command = format!("kubectl phd instance backup {name} --point {point}");
     run(
-        &client,
+        client,
         name,
         &secret,
         Operation::Backup,
-        &point,
-        args.timeout,
+        point,
+        timeout,
         &command,
     )
     .await?;
-    record(&client, name, &restore_point).await?;
+    record(client, name, &restore_point).await?;
     output::info(format!(
         "restore point {point} of {name}: {}",
         restore_point.location
     ));
+    Ok((restore_point, Action::Created))
+}
+
+/// A restore point name from the time: `20261203-031500`, after `prefix-` when given.
+pub fn point_name(prefix: Option<&str>) -> String {
+    let time = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S").to_string();
+    match prefix {
+        Some(prefix) => format!("{prefix}-{time}"),
+        None => time,
+    }
+}
+
+pub async fn backup(session: &Session, args: &InstanceBackupArgs) -> anyhow::Result<()> {
+    naming::check_instance_name(&args.name)?;
+    let name = args.name.as_str();
+    let point = args.point.clone().unwrap_or_else(|| point_name(None));
+    check_point(&point)?;
+    session.load_outputs().await;
+    let cluster = session.connect().await?;
+    let client = cluster.client;
+    super::create::require_argo(&client).await?;
+    let (restore_point, action) = make_point(session, &client, name, &point, args.timeout).await?;
     let mut outcome = Outcome::new(
         "RestorePoint",
         &format!("{name}/{point}"),
-        Action::Created,
+        action,
         PointDetails { restore_point },
     )
     .on(session);
-    outcome.objects.push(ObjectRef::new(
-        "Workflow",
-        Some(name),
-        &Operation::Backup.workflow_name(&point),
-        "succeeded",
-    ));
-    outcome.objects.push(ObjectRef::new(
-        "ConfigMap",
-        Some(name),
-        POINTS_CONFIGMAP,
-        "updated",
-    ));
+    if action == Action::Created {
+        outcome.objects.push(ObjectRef::new(
+            "Workflow",
+            Some(name),
+            &Operation::Backup.workflow_name(&point),
+            "succeeded",
+        ));
+        outcome.objects.push(ObjectRef::new(
+            "ConfigMap",
+            Some(name),
+            POINTS_CONFIGMAP,
+            "updated",
+        ));
+    }
     outcome.external.push(External::new(
         "restorePoint",
         outcome.details.restore_point.location.clone(),

@@ -12,6 +12,7 @@ mod render;
 pub mod restore;
 pub mod size;
 mod update;
+mod upgrade;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ pub use delete::delete;
 pub use list::{list, status};
 pub use restore::restore;
 pub use update::update;
+pub use upgrade::upgrade;
 
 use crate::outcome::{External, InstanceDetails};
 use crate::session::Session;
@@ -444,13 +446,13 @@ fn submitted_by_phd(workflow: &Value, instance: &str) -> bool {
     let name = workflow["metadata"]["name"].as_str().unwrap_or_default();
     backup::submitted_by_phd(workflow)
         || Resource::ALL.into_iter().any(|resource| {
-        [Operation::Provision, Operation::Deprovision]
-            .into_iter()
-            .any(|operation| {
-                name == resource.workflow(operation, instance)
-                    && workflow["spec"] == workflow_spec(resource, operation)
-            })
-    })
+            [Operation::Provision, Operation::Deprovision]
+                .into_iter()
+                .any(|operation| {
+                    name == resource.workflow(operation, instance)
+                        && workflow["spec"] == workflow_spec(resource, operation)
+                })
+        })
 }
 
 /// Before phd stores admin credentials in instance namespace `name`: the

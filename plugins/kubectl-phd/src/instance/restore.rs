@@ -134,11 +134,16 @@ pub async fn restore(session: &Session, args: &InstanceRestoreArgs) -> anyhow::R
         }
     }
     for application in resumed {
-        outcome
-            .objects
-            .push(ObjectRef::new("Application", Some(argo::ARGOCD_NAMESPACE), &application, "sync resumed"));
+        outcome.objects.push(ObjectRef::new(
+            "Application",
+            Some(argo::ARGOCD_NAMESPACE),
+            &application,
+            "sync resumed",
+        ));
     }
-    outcome.external.extend(target.resources.external(true, None));
+    outcome
+        .external
+        .extend(target.resources.external(true, None));
     outcome.external.push(External::new(
         "restorePoint",
         outcome.details.restore_point.location.clone(),
@@ -180,8 +185,12 @@ async fn pause_sync(client: &kube::Client, name: &str) -> anyhow::Result<Vec<Str
             applications
                 .patch(&app_name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
-                .with_context(|| format!("cannot pause the automated sync of Application {app_name}"))?;
-            output::info(format!("Argo CD Application {app_name}: automated sync paused"));
+                .with_context(|| {
+                    format!("cannot pause the automated sync of Application {app_name}")
+                })?;
+            output::info(format!(
+                "Argo CD Application {app_name}: automated sync paused"
+            ));
         }
         if enabled || marked {
             paused.push(app_name);
@@ -221,8 +230,12 @@ async fn resume_sync(client: &kube::Client, name: &str) -> anyhow::Result<Vec<St
         applications
             .patch(&app_name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-            .with_context(|| format!("cannot resume the automated sync of Application {app_name}"))?;
-        output::info(format!("Argo CD Application {app_name}: automated sync resumed"));
+            .with_context(|| {
+                format!("cannot resume the automated sync of Application {app_name}")
+            })?;
+        output::info(format!(
+            "Argo CD Application {app_name}: automated sync resumed"
+        ));
         resumed.push(app_name);
     }
     Ok(resumed)

@@ -879,3 +879,199 @@ async fn a_workflow_naming_another_target_runs_on_the_secrets_target_only() {
     assert_eq!(value("mysql-host"), "mysql.example.internal");
     assert!(value("mysql-database").contains(name));
 }
+
+/// Issue 28: release upgrades with the real Argo CD controllers, kwok's
+/// nodes and the real Argo Workflows controller (the restore points'
+/// Workflows run there, their pods on kwok's node: no script runs; the
+/// scripts are tested in `restore_points`).
+///
+/// Three instances on Tutor 21.0.9 are synced. `instance upgrade --all --to
+/// 22.0.3 --wave 1 --push`: the first wave (up1) gets a restore point, is
+/// rendered with 22.0.3 (Meilisearch on a volume of its new release),
+/// committed, pushed and waited for until Synced and Healthy at that commit;
+/// the second wave (up2), whose hook Jobs a ValidatingAdmissionPolicy
+/// denies, fails in Argo CD: the run stops there, up3 is not started and
+/// keeps 21.0.9. Without the policy, the same command continues: it asks
+/// Argo CD to sync up2 again (auto-sync does not retry a failed commit) and
+/// upgrades up3. A downgrade is refused before anything changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_upgrades_in_waves_stops_at_a_failure_and_continues() {
+    let plane = ControlPlane::start_with_controllers(kwok::WORKLOAD_CONTROLLERS)
+        .await
+        .expect("control plane");
+    let client = plane.client().await.expect("client");
+    let kubeconfig = &plane.admin_kubeconfig;
+    let _nodes = Kwok::start(&plane).await.expect("kwok");
+    let _ingress = IngressStandIn::start(client.clone());
+    let _autoscaler = AutoscalerStandIn::start(client.clone());
+    let repo = Repo::new();
+    let served = tempfile::tempdir().expect("git server root");
+    git(repo.dir.path(), &["init", "-q", "-b", "main"]);
+    // phd commits with the operator's identity.
+    git(repo.dir.path(), &["config", "user.name", "phd operator"]);
+    git(repo.dir.path(), &["config", "user.email", "operator@example.org"]);
+    publish(repo.dir.path(), served.path());
+    let server = GitServer::start(served.path()).expect("git server");
+    let url = server.url("cluster.git");
+    git(repo.dir.path(), &["remote", "add", "origin", &url]);
+    let phd = || {
+        let mut command = repo.phd(kubeconfig);
+        command
+            .env("PHD_CLUSTER_REPOSITORY", &url)
+            .env("PHD_BACKUP_BUCKET", "phd-test-backups");
+        command
+    };
+    argo_install(phd());
+    let argocd = ArgoCd::start(kubeconfig, DEFAULT_ARGOCD_VERSION, 5).expect("start Argo CD");
+    let _workflows =
+        WorkflowsController::start(kubeconfig, DEFAULT_WORKFLOWS_VERSION, client.clone())
+            .expect("start the Argo Workflows controller");
+
+    let names = ["up1", "up2", "up3"];
+    for name in names {
+        succeeded(
+            phd().args([
+                "instance",
+                "create",
+                name,
+                "--tutor-version",
+                "21.0.9",
+                "--timeout",
+                "180s",
+            ]),
+            "instance create",
+        );
+    }
+    push(repo.dir.path(), "Add three instances");
+    let settled = |status: Option<&Value>| {
+        status.is_some_and(|s| {
+            s["sync"]["status"] == "Synced"
+                && s["health"]["status"] == "Healthy"
+                && s["operationState"]["phase"] == "Succeeded"
+        })
+    };
+    for name in names {
+        wait_for(
+            &client,
+            &argocd,
+            &format!("{name}-production"),
+            "Synced and Healthy on 21.0.9",
+            Duration::from_secs(420),
+            settled,
+        )
+        .await;
+    }
+
+    // up2's hooks (Jobs) are refused by the API server.
+    let policy = format!(
+        r#"{{"apiVersion":"admissionregistration.k8s.io/v1","kind":"ValidatingAdmissionPolicy","metadata":{{"name":"deny-up2-jobs"}},"spec":{{"failurePolicy":"Fail","matchConstraints":{{"resourceRules":[{{"apiGroups":["batch"],"apiVersions":["v1"],"operations":["CREATE"],"resources":["jobs"]}}]}},"validations":[{{"expression":"false","message":"jobs are frozen in up2"}}]}}}}
+---
+{{"apiVersion":"admissionregistration.k8s.io/v1","kind":"ValidatingAdmissionPolicyBinding","metadata":{{"name":"deny-up2-jobs"}},"spec":{{"policyName":"deny-up2-jobs","validationActions":["Deny"],"matchResources":{{"namespaceSelector":{{"matchLabels":{{"kubernetes.io/metadata.name":"up2"}}}}}}}}}}
+"#
+    );
+    phd_testkit::kubectl_apply(kubeconfig, &policy, "test", false);
+
+    let head_before = git_head(repo.dir.path());
+    let output = phd()
+        .args([
+            "instance", "upgrade", "--all", "--to", "22.0.3", "--wave", "1", "--push",
+            "--timeout", "480s", "-o", "json",
+        ])
+        .output()
+        .expect("instance upgrade");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}\n{}", argocd.logs(30));
+    assert!(stderr.contains("stopped in wave 2 of 3"), "{stderr}");
+    assert!(stderr.contains("sync of up2 failed"), "{stderr}");
+    let table: Value = serde_json::from_slice(&output.stdout).expect("JSON table");
+    let states: Vec<(String, String)> = table["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|row| {
+            (
+                row["name"].as_str().unwrap_or_default().to_owned(),
+                row["state"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("up1".to_owned(), "upgraded".to_owned()),
+            ("up2".to_owned(), "failed".to_owned()),
+            ("up3".to_owned(), "not started".to_owned()),
+        ],
+        "{table}"
+    );
+    assert!(
+        table["items"][0]["restorePoint"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("before-22-0-3-")),
+        "{table}"
+    );
+    // Two commits pushed, one per wave; up3 untouched.
+    assert_ne!(git_head(repo.dir.path()), head_before);
+    let config = std::fs::read_to_string(repo.instances().join("up3/config.yml")).expect("read");
+    assert!(!config.contains("22.0.3"), "{config}");
+    let config = std::fs::read_to_string(repo.instances().join("up1/config.yml")).expect("read");
+    assert!(config.contains("PHD_TUTOR_VERSION: \"22.0.3\""), "{config}");
+    // up1 runs the new Meilisearch on a volume of its own release.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "up1");
+    let meilisearch = deployments.get("meilisearch").await.expect("meilisearch");
+    let spec = serde_json::to_value(&meilisearch.spec).expect("json");
+    assert!(spec.to_string().contains("meilisearch-v1-36-0"), "{spec}");
+    // The restore point is listed.
+    let listed = phd()
+        .args(["instance", "backups", "up1", "-o", "json"])
+        .output()
+        .expect("backups");
+    let listed: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    assert_eq!(listed["items"][0]["tutorVersion"], "21.0.9", "{listed}");
+
+    // A downgrade is refused before anything changes.
+    let head = git_head(repo.dir.path());
+    let output = phd()
+        .args(["instance", "upgrade", "up1", "--to", "21.0.9", "--push"])
+        .output()
+        .expect("instance upgrade");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("a downgrade"));
+    assert_eq!(git_head(repo.dir.path()), head);
+
+    // The cause fixed, the same command continues.
+    let status = Process::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args([
+            "delete",
+            "validatingadmissionpolicybinding,validatingadmissionpolicy",
+            "deny-up2-jobs",
+        ])
+        .status()
+        .expect("kubectl delete");
+    assert!(status.success());
+    let output = phd()
+        .args([
+            "instance", "upgrade", "--all", "--to", "22.0.3", "--wave", "1", "--push",
+            "--timeout", "480s", "-o", "json",
+        ])
+        .output()
+        .expect("instance upgrade");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}\n{}", argocd.logs(30));
+    assert!(stderr.contains("asked Argo CD to sync it again"), "{stderr}");
+    let table: Value = serde_json::from_slice(&output.stdout).expect("JSON table");
+    for row in table["items"].as_array().expect("items") {
+        assert_eq!(row["state"], "upgraded", "{table}");
+    }
+}
+
+fn git_head(dir: &Path) -> String {
+    let output = Process::new("git")
+        .current_dir(dir)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .expect("git");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}

@@ -1567,7 +1567,7 @@ fn update_refuses_secrets_and_unknown_releases_before_any_change() {
 
 /// Applies what `kubectl kustomize env` renders, annotated as Argo CD tracks
 /// the objects of Application `app`; returns how many objects.
-fn deploy_env(kubeconfig: &Path, env: &Path, app: &str) -> usize {
+pub(crate) fn deploy_env(kubeconfig: &Path, env: &Path, app: &str) -> usize {
     let (_, mut objects) = kustomize(env);
     for object in &mut objects {
         let id = format!(

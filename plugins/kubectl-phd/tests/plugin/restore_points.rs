@@ -28,6 +28,10 @@ const PROVISIONING: &str = "phd-provisioning";
 const CREDENTIALS: &str = "phd-instance-credentials";
 const ROOT_PASSWORD: &str = "root-pw";
 const S3_SECRET: &str = "s3-secret-for-restore-points";
+/// The MongoDB user of every instance of a test (FerretDB checks the password,
+/// not per-database roles).
+const MONGODB_USER: &str = "phd-restore-test";
+const MONGODB_PASSWORD: &str = "mongo pw '$x' \\ \"q\"";
 
 fn template() -> Template {
     Template::load("restore-point-template").expect("load restore-point-template")
@@ -94,11 +98,17 @@ impl Instance {
             .secret(PROVISIONING, "mysql-user", &self.user)
             .secret(CREDENTIALS, "mysql-password", &self.password)
             .secret(PROVISIONING, "mongodb-host", "127.0.0.1")
-            .secret(PROVISIONING, "mongodb-port", servers.mongodb.port().to_string())
+            .secret(
+                PROVISIONING,
+                "mongodb-port",
+                servers.mongodb.port().to_string(),
+            )
             .secret(PROVISIONING, "mongodb-database", &self.mongodb)
             .secret(PROVISIONING, "mongodb-forum-database", &self.forum)
             .secret(PROVISIONING, "mongodb-use-ssl", "false")
-            .secret(CREDENTIALS, "mongodb-password", "unused-by-ferretdb")
+            .secret(PROVISIONING, "mongodb-user", MONGODB_USER)
+            .secret(PROVISIONING, "mongodb-auth-source", "admin")
+            .secret(CREDENTIALS, "mongodb-password", MONGODB_PASSWORD)
             .secret(PROVISIONING, "bucket", &self.bucket)
             .secret(PROVISIONING, "storage-type", "s3")
             .secret(PROVISIONING, "storage-region", "us-east-1")
@@ -206,7 +216,8 @@ impl Servers {
             .expect("make the backups bucket");
         Self {
             mysql: MariaDb::start(ROOT_PASSWORD, &[]).expect("start MariaDB"),
-            mongodb: FerretDb::start().expect("start FerretDB"),
+            mongodb: FerretDb::start_with_user(MONGODB_USER, MONGODB_PASSWORD)
+                .expect("start FerretDB"),
             s3,
             backups,
             python,
@@ -235,19 +246,20 @@ impl Servers {
     }
 }
 
-/// Fills two MongoDB databases: documents of many BSON types, an index of
-/// each kind the platform makes (unique, compound, sparse, TTL).
+/// Fills two MongoDB databases: documents of many BSON types, indexes of the
+/// kinds the platform makes (unique, compound, sparse). FerretDB v1 has no
+/// Decimal128 and no TTL index (phd_testkit::mongodb), so neither is here.
 const MONGO_FILL: &str = r#"
 import datetime, json, sys, uuid
 import pymongo
-from bson import Binary, Decimal128, Int64, ObjectId, Regex, Timestamp
+from bson import Binary, Int64, ObjectId, Regex, Timestamp
 client = pymongo.MongoClient(sys.argv[1])
 main, forum = client[sys.argv[2]], client[sys.argv[3]]
 main.modulestore.active_versions.insert_many([
     {"_id": ObjectId(), "org": "Demo'X", "course": "C$1", "run": "2026",
      "versions": {"published-branch": ObjectId()}, "edited_on": datetime.datetime(2026, 1, 2, 3, 4, 5)},
     {"_id": ObjectId(), "org": "ünï", "course": "cöurse", "run": "r", "schema_version": Int64(1 << 40),
-     "price": Decimal128("12.50"), "blob": Binary(b"\x00\x01\xff" * 100), "pattern": Regex("^a.*", "i"),
+     "price": 12.5, "blob": Binary(b"\x00\x01\xff" * 100), "pattern": Regex("^a.*", "i"),
      "nested": {"list": [1, 2.5, None, True, "x"], "ts": Timestamp(1700000000, 1)}},
 ])
 main.modulestore.structures.insert_many([{"_id": ObjectId(), "blocks": [{"n": i}]} for i in range(1500)])
@@ -255,7 +267,8 @@ main.modulestore.active_versions.create_index([("org", 1), ("course", 1), ("run"
 main.modulestore.structures.create_index("blocks.n", sparse=True)
 forum.contents.insert_many([{"_id": ObjectId(), "body": "post %d" % i, "author_id": str(i % 7)} for i in range(50)])
 forum.contents.create_index("author_id")
-forum.sessions.create_index("created", expireAfterSeconds=3600)
+forum.subscriptions.insert_one({"source_id": "t1", "subscriber_id": "7"})
+forum.subscriptions.create_index([("subscriber_id", 1), ("source_id", 1)], unique=True)
 print(json.dumps(True))
 "#;
 
@@ -315,7 +328,10 @@ fn fill(instance: &Instance, servers: &Servers) {
         &[&servers.mongodb.uri(), &instance.mongodb, &instance.forum],
     );
     for (key, body) in [
-        ("courses/course-v1:Demo+C1+2026/asset.png", vec![0u8, 1, 2, 255]),
+        (
+            "courses/course-v1:Demo+C1+2026/asset.png",
+            vec![0u8, 1, 2, 255],
+        ),
         ("user_tasks/2026/12/export.tar.gz", b"export".repeat(5000)),
         ("profile-images/alice 1.jpg", b"jpeg".to_vec()),
     ] {
@@ -380,15 +396,17 @@ fn backup_then_changes_then_restore_gives_back_every_byte() {
     let point: Value = serde_json::from_slice(
         &servers
             .s3
-            .get_object(&servers.backups, &format!("{}/p1/restore-point.json", site.name))
+            .get_object(
+                &servers.backups,
+                &format!("{}/p1/restore-point.json", site.name),
+            )
             .expect("restore-point.json"),
     )
     .expect("JSON");
     assert_eq!(point["tutorVersion"], "21.0.9", "{point}");
     assert_eq!(point["media"]["objects"], 3, "{point}");
     assert_eq!(
-        point["mongodb"]["collections"][&site.mongodb]["modulestore.structures"],
-        1500,
+        point["mongodb"]["collections"][&site.mongodb]["modulestore.structures"], 1500,
         "{point}"
     );
     assert!(
@@ -482,4 +500,235 @@ fn a_missing_unfinished_or_corrupted_point_fails_before_anything_changes() {
     // A name that is not a point's.
     let bad = run(&site.inputs("backup", "../other", &site.name, &servers));
     bad.assert_failure_mentioning(&["is not [0-9A-Za-z-]+"]);
+}
+
+// ------------------------------------------------ the commands, on the control plane
+
+mod commands {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, DynamicObject};
+    use phd_common::argo;
+    use phd_testkit::argo::{Verdict, WorkflowController};
+    use phd_testkit::unique_name;
+    use serde_json::Value;
+
+    use crate::common::{self, ATLAS_PRIVATE, ROOT_PASSWORD, Repo, STORAGE_SECRET};
+
+    const BACKUPS: &str = "phd-test-backups";
+
+    async fn replicas(
+        client: &kube::Client,
+        name: &str,
+        deployment: &str,
+    ) -> (i32, Option<String>) {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), name);
+        let found = deployments.get(deployment).await.expect("deployment");
+        (
+            found.spec.and_then(|s| s.replicas).unwrap_or(1),
+            found
+                .metadata
+                .annotations
+                .and_then(|a| a.get("kubectl-phd/replicas-before-restore").cloned()),
+        )
+    }
+
+    async fn automated(client: &kube::Client, name: &str) -> Value {
+        let applications: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            "argocd",
+            &argo::Kind::Application.resource(),
+        );
+        let application = applications
+            .get(&format!("{name}-production"))
+            .await
+            .expect("application");
+        application.data["spec"]["syncPolicy"]["automated"].clone()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn backup_lists_and_restore_stop_the_site_and_start_it_again() {
+        let plane = common::control_plane_with_argo().await;
+        let client = plane.client().await.expect("client");
+        let name = unique_name("rp");
+        let repo = Repo::new();
+        let controller = WorkflowController::start(client.clone(), &name);
+        repo.phd(&plane.admin_kubeconfig)
+            .args(["instance", "create", &name, "--timeout", "60s"])
+            .assert()
+            .success();
+        crate::instances::deploy_env(
+            &plane.admin_kubeconfig,
+            &repo.instances().join(&name).join("env"),
+            &format!("{name}-production"),
+        );
+        let (lms_before, _) = replicas(&client, &name, "lms").await;
+        assert!(automated(&client, &name).await.is_object());
+
+        // No backups bucket: refused before anything changes.
+        repo.phd(&plane.admin_kubeconfig)
+            .args(["instance", "backup", &name])
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains(
+                "no backups bucket: set PHD_BACKUP_BUCKET",
+            ));
+        let output = repo
+            .phd(&plane.admin_kubeconfig)
+            .env("PHD_BACKUP_BUCKET", BACKUPS)
+            .args(["instance", "backups", &name])
+            .output()
+            .expect("run");
+        assert!(output.status.success());
+        assert!(String::from_utf8_lossy(&output.stderr).contains("no restore points"));
+
+        // A backup needs no admin credential at all.
+        let output = repo
+            .phd(&plane.admin_kubeconfig)
+            .env("PHD_BACKUP_BUCKET", BACKUPS)
+            .env_remove("PHD_MYSQL_ROOT_PASSWORD")
+            .env_remove("PHD_STORAGE_SECRET_ACCESS_KEY")
+            .args(["instance", "backup", &name, "--point", "p1", "-o", "json"])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        let result: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        assert_eq!(result["kind"], "RestorePoint");
+        assert_eq!(result["action"], "created");
+        assert_eq!(
+            result["restorePoint"]["location"],
+            format!("s3://{BACKUPS}/{name}/p1/")
+        );
+        assert_eq!(result["restorePoint"]["tutorVersion"], "22.0.3");
+        // What the Workflow read: the target, and no credential; no developer could submit beside it.
+        let seen = controller
+            .surroundings("backup-p1")
+            .expect("backup Workflow ran");
+        let secret = seen.provisioning.expect("phd-provisioning during the run");
+        assert_eq!(secret["restore-point-operation"], "backup");
+        assert_eq!(secret["restore-point"], "p1");
+        assert_eq!(secret["instance"], name);
+        assert_eq!(secret["backup-bucket"], BACKUPS);
+        assert_eq!(secret["mysql-database"], format!("phd-{name}-openedx"));
+        for value in secret.values() {
+            for credential in [ROOT_PASSWORD, STORAGE_SECRET, ATLAS_PRIVATE] {
+                assert!(
+                    !value.contains(credential),
+                    "a credential in phd-provisioning"
+                );
+            }
+        }
+        assert!(
+            seen.developers.is_none(),
+            "developers were bound during the run"
+        );
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &name);
+        assert!(
+            secrets
+                .get_opt("phd-provisioning")
+                .await
+                .expect("get")
+                .is_none()
+        );
+
+        // Again: the point exists, nothing runs.
+        repo.phd(&plane.admin_kubeconfig)
+            .env("PHD_BACKUP_BUCKET", BACKUPS)
+            .args(["instance", "backup", &name, "--point", "p1", "-o", "json"])
+            .assert()
+            .success()
+            .stdout(predicates::str::contains("\"unchanged\""));
+        let listed = repo
+            .phd(&plane.admin_kubeconfig)
+            .args(["instance", "backups", &name, "-o", "json"])
+            .output()
+            .expect("run");
+        let listed: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+        assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
+        assert_eq!(listed["items"][0]["name"], "p1");
+
+        // An unknown point names the known ones; no answer to the question: nothing changes.
+        repo.phd(&plane.admin_kubeconfig)
+            .env("PHD_BACKUP_BUCKET", BACKUPS)
+            .args(["instance", "restore", &name, "--from", "p9", "--yes"])
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains("no restore point p9; it has: p1"));
+        repo.phd(&plane.admin_kubeconfig)
+            .env("PHD_BACKUP_BUCKET", BACKUPS)
+            .args(["instance", "restore", &name, "--from", "p1"])
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains("--yes"));
+        assert_eq!(replicas(&client, &name, "lms").await, (lms_before, None));
+
+        // A restore that fails leaves the site stopped and its sync paused, and says so.
+        controller.set(
+            "restore-p1",
+            Verdict::Fail {
+                step: "main".into(),
+                message: "cannot load restore point p1".into(),
+            },
+        );
+        repo.phd(&plane.admin_kubeconfig)
+            .env("PHD_BACKUP_BUCKET", BACKUPS)
+            .args([
+                "instance",
+                "restore",
+                &name,
+                "--from",
+                "p1",
+                "--yes",
+                "--timeout",
+                "60s",
+            ])
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains("stays stopped"))
+            .stderr(predicates::str::contains("cannot load restore point p1"));
+        assert_eq!(
+            replicas(&client, &name, "lms").await,
+            (0, Some(lms_before.to_string()))
+        );
+        assert_eq!(automated(&client, &name).await["enabled"], false);
+
+        // Run again: it finishes, and the site runs as before.
+        controller.set("restore-p1", Verdict::Succeed);
+        let output = repo
+            .phd(&plane.admin_kubeconfig)
+            .env("PHD_BACKUP_BUCKET", BACKUPS)
+            .args([
+                "instance",
+                "restore",
+                &name,
+                "--from",
+                "p1",
+                "--yes",
+                "--timeout",
+                "60s",
+            ])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(&format!("restored {name} to restore point p1")),
+            "{stderr}"
+        );
+        assert_eq!(replicas(&client, &name, "lms").await, (lms_before, None));
+        assert_eq!(automated(&client, &name).await["enabled"], true);
+        let seen = controller.surroundings("restore-p1").expect("restore ran");
+        assert_eq!(
+            seen.provisioning.expect("secret")["restore-point-operation"],
+            "restore"
+        );
+        assert!(
+            secrets
+                .get_opt("phd-provisioning")
+                .await
+                .expect("get")
+                .is_none()
+        );
+    }
 }
