@@ -33,6 +33,7 @@ pub mod argocd;
 pub mod http;
 pub mod kwok;
 pub mod mariadb;
+pub mod mongodb;
 pub mod proxy;
 pub mod s3;
 pub mod scripts;
