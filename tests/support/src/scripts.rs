@@ -24,7 +24,7 @@ use crate::cache_dir;
 
 /// Keys of the Secret phd-provisioning whose values are names, hosts and
 /// flags (the templates' targets), not secrets: they may appear in output.
-const NOT_SECRET: [&str; 20] = [
+const NOT_SECRET: [&str; 31] = [
     "mysql-root-user",
     "mysql-database",
     "mysql-user",
@@ -45,6 +45,18 @@ const NOT_SECRET: [&str; 20] = [
     "storage-endpoint-url",
     "storage-versioning",
     "storage-public",
+    // restore-point-template's target: what and where, no credential.
+    "restore-point-operation",
+    "instance",
+    "restore-point",
+    "restore-point-instance",
+    "restore-point-metadata",
+    "backup-bucket",
+    "mongodb-host",
+    "mongodb-port",
+    "mongodb-auth-source",
+    "mongodb-replica-set",
+    "mongodb-use-ssl",
 ];
 
 /// Where a variable of the script's environment comes from.

@@ -471,9 +471,9 @@ async fn wait_wave(
                 if let Some(app_name) = &application.metadata.name
                     && asked.insert(row.name.clone())
                 {
-                    argo::sync(client, app_name).await.with_context(|| {
-                        format!("cannot ask Argo CD to sync {app_name} again")
-                    })?;
+                    argo::sync(client, app_name)
+                        .await
+                        .with_context(|| format!("cannot ask Argo CD to sync {app_name} again"))?;
                     output::info(format!(
                         "{}: its sync had failed at this commit; asked Argo CD to sync it again",
                         row.name

@@ -909,7 +909,10 @@ async fn a_fleet_upgrades_in_waves_stops_at_a_failure_and_continues() {
     git(repo.dir.path(), &["init", "-q", "-b", "main"]);
     // phd commits with the operator's identity.
     git(repo.dir.path(), &["config", "user.name", "phd operator"]);
-    git(repo.dir.path(), &["config", "user.email", "operator@example.org"]);
+    git(
+        repo.dir.path(),
+        &["config", "user.email", "operator@example.org"],
+    );
     publish(repo.dir.path(), served.path());
     let server = GitServer::start(served.path()).expect("git server");
     let url = server.url("cluster.git");
@@ -963,24 +966,37 @@ async fn a_fleet_upgrades_in_waves_stops_at_a_failure_and_continues() {
     }
 
     // up2's hooks (Jobs) are refused by the API server.
-    let policy = format!(
-        r#"{{"apiVersion":"admissionregistration.k8s.io/v1","kind":"ValidatingAdmissionPolicy","metadata":{{"name":"deny-up2-jobs"}},"spec":{{"failurePolicy":"Fail","matchConstraints":{{"resourceRules":[{{"apiGroups":["batch"],"apiVersions":["v1"],"operations":["CREATE"],"resources":["jobs"]}}]}},"validations":[{{"expression":"false","message":"jobs are frozen in up2"}}]}}}}
+    let policy = r#"{"apiVersion":"admissionregistration.k8s.io/v1","kind":"ValidatingAdmissionPolicy","metadata":{"name":"deny-up2-jobs"},"spec":{"failurePolicy":"Fail","matchConstraints":{"resourceRules":[{"apiGroups":["batch"],"apiVersions":["v1"],"operations":["CREATE"],"resources":["jobs"]}]},"validations":[{"expression":"false","message":"jobs are frozen in up2"}]}}
 ---
-{{"apiVersion":"admissionregistration.k8s.io/v1","kind":"ValidatingAdmissionPolicyBinding","metadata":{{"name":"deny-up2-jobs"}},"spec":{{"policyName":"deny-up2-jobs","validationActions":["Deny"],"matchResources":{{"namespaceSelector":{{"matchLabels":{{"kubernetes.io/metadata.name":"up2"}}}}}}}}}}
-"#
-    );
-    phd_testkit::kubectl_apply(kubeconfig, &policy, "test", false);
+{"apiVersion":"admissionregistration.k8s.io/v1","kind":"ValidatingAdmissionPolicyBinding","metadata":{"name":"deny-up2-jobs"},"spec":{"policyName":"deny-up2-jobs","validationActions":["Deny"],"matchResources":{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"up2"}}}}}
+"#;
+    phd_testkit::kubectl_apply(kubeconfig, policy, "test", false);
 
     let head_before = git_head(repo.dir.path());
     let output = phd()
         .args([
-            "instance", "upgrade", "--all", "--to", "22.0.3", "--wave", "1", "--push",
-            "--timeout", "480s", "-o", "json",
+            "instance",
+            "upgrade",
+            "--all",
+            "--to",
+            "22.0.3",
+            "--wave",
+            "1",
+            "--push",
+            "--timeout",
+            "480s",
+            "-o",
+            "json",
         ])
         .output()
         .expect("instance upgrade");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(output.status.code(), Some(1), "{stderr}\n{}", argocd.logs(30));
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{stderr}\n{}",
+        argocd.logs(30)
+    );
     assert!(stderr.contains("stopped in wave 2 of 3"), "{stderr}");
     assert!(stderr.contains("sync of up2 failed"), "{stderr}");
     let table: Value = serde_json::from_slice(&output.stdout).expect("JSON table");
@@ -1053,14 +1069,27 @@ async fn a_fleet_upgrades_in_waves_stops_at_a_failure_and_continues() {
     assert!(status.success());
     let output = phd()
         .args([
-            "instance", "upgrade", "--all", "--to", "22.0.3", "--wave", "1", "--push",
-            "--timeout", "480s", "-o", "json",
+            "instance",
+            "upgrade",
+            "--all",
+            "--to",
+            "22.0.3",
+            "--wave",
+            "1",
+            "--push",
+            "--timeout",
+            "480s",
+            "-o",
+            "json",
         ])
         .output()
         .expect("instance upgrade");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{stderr}\n{}", argocd.logs(30));
-    assert!(stderr.contains("asked Argo CD to sync it again"), "{stderr}");
+    assert!(
+        stderr.contains("asked Argo CD to sync it again"),
+        "{stderr}"
+    );
     let table: Value = serde_json::from_slice(&output.stdout).expect("JSON table");
     for row in table["items"].as_array().expect("items") {
         assert_eq!(row["state"], "upgraded", "{table}");
