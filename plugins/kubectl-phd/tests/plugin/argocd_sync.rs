@@ -966,7 +966,8 @@ async fn a_fleet_upgrades_in_waves_stops_at_a_failure_and_continues() {
     }
 
     // up2's hooks (Jobs) are refused by the API server.
-    let policy = r#"{"apiVersion":"admissionregistration.k8s.io/v1","kind":"ValidatingAdmissionPolicy","metadata":{"name":"deny-up2-jobs"},"spec":{"failurePolicy":"Fail","matchConstraints":{"resourceRules":[{"apiGroups":["batch"],"apiVersions":["v1"],"operations":["CREATE"],"resources":["jobs"]}]},"validations":[{"expression":"false","message":"jobs are frozen in up2"}]}}
+    let policy = r#"---
+{"apiVersion":"admissionregistration.k8s.io/v1","kind":"ValidatingAdmissionPolicy","metadata":{"name":"deny-up2-jobs"},"spec":{"failurePolicy":"Fail","matchConstraints":{"resourceRules":[{"apiGroups":["batch"],"apiVersions":["v1"],"operations":["CREATE"],"resources":["jobs"]}]},"validations":[{"expression":"false","message":"jobs are frozen in up2"}]}}
 ---
 {"apiVersion":"admissionregistration.k8s.io/v1","kind":"ValidatingAdmissionPolicyBinding","metadata":{"name":"deny-up2-jobs"},"spec":{"policyName":"deny-up2-jobs","validationActions":["Deny"],"matchResources":{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"up2"}}}}}
 "#;
