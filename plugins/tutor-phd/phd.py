@@ -693,6 +693,24 @@ def _storage_kustomization_patches() -> str:
     return "\n".join(lines)
 
 
+# Outbound email (config.yml PHD_OUTBOUND_EMAIL, default true). A clone of a
+# production instance (`kubectl phd instance clone`) starts with it false, so the
+# copy of the learners' data mails nobody until its operator asks: Django's dummy
+# backend discards every message. `instance update NAME --set PHD_OUTBOUND_EMAIL=true`.
+hooks.Filters.CONFIG_DEFAULTS.add_item(("PHD_OUTBOUND_EMAIL", True))
+OUTBOUND_EMAIL_SETTINGS = """
+{% if not PHD_OUTBOUND_EMAIL %}
+# kubectl-phd: outbound email is off for this instance (PHD_OUTBOUND_EMAIL: false).
+EMAIL_BACKEND = "django.core.mail.backends.dummy.EmailBackend"
+{% endif %}"""
+hooks.Filters.ENV_PATCHES.add_items(
+    [
+        ("openedx-lms-production-settings", OUTBOUND_EMAIL_SETTINGS),
+        ("openedx-cms-production-settings", OUTBOUND_EMAIL_SETTINGS),
+    ]
+)
+
+
 # Drydock's SCORM storage and its /scorm-proxy routes are for a MinIO or public
 # S3 bucket of Drydock's own settings; SCORM uses the default storage instead.
 hooks.Filters.CONFIG_OVERRIDES.add_items([("DRYDOCK_ENABLE_SCORM", False)])

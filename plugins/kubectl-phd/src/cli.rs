@@ -440,7 +440,7 @@ pub enum InstanceCommand {
     Status(InstanceStatusArgs),
     /// Make a restore point: the instance's MySQL and MongoDB dumps and a copy of its bucket, in the cluster's backups bucket
     #[command(
-        after_help = "Examples:\n  kubectl phd instance backup demo\n  kubectl phd instance backup demo --point before-upgrade --timeout 2h\n  kubectl phd instance backup demo -o json\n\nRuns the Workflow template restore-point-template (`kubectl phd argo install` ships it) in the instance namespace; needs PHD_BACKUP_BUCKET, or the cluster repository's infrastructure output backups_bucket (docs/restore-points.md)."
+        after_help = "Examples:\n  kubectl phd instance backup demo\n  kubectl phd instance backup demo --point before-upgrade --timeout 2h\n  kubectl phd instance backup demo -o json\n  kubectl phd instance backup demo --keep 7   # and remove the oldest points beyond 7\n\nRuns the Workflow template restore-point-template (`kubectl phd argo install` ships it) in the instance namespace; needs PHD_BACKUP_BUCKET, or the cluster repository's infrastructure output backups_bucket (docs/restore-points.md)."
     )]
     Backup(InstanceBackupArgs),
     /// List an instance's restore points
@@ -458,6 +458,36 @@ pub enum InstanceCommand {
         after_help = "Examples:\n  kubectl phd instance upgrade demo --to 22.0.3 --dry-run\n  kubectl phd instance upgrade demo --to 22.0.3 --push\n  kubectl phd instance upgrade --all --to 22.0.3 --wave 1,5,25% --push\n\nEach wave starts once the one before is Synced and Healthy in Argo CD with its hooks done; the first failure stops the run, and running the same command again continues (docs/upgrades.md)."
     )]
     Upgrade(InstanceUpgradeArgs),
+    /// Make a new instance from a restore point of another: its own databases, bucket, credentials and hosts, the source's data, outbound email off
+    #[command(
+        after_help = "Examples:\n  kubectl phd instance clone demo demo-staging                 # a restore point of demo now, then the copy\n  kubectl phd instance clone demo demo-staging --from before-22-0-3-20261203-150712 --scrub\n\nThe staging rehearsal of an upgrade: clone, then `kubectl phd instance upgrade demo-staging --to 22.0.3 --push` (docs/restore-points.md#clone)."
+    )]
+    Clone(InstanceCloneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstanceCloneArgs {
+    /// The instance to copy (only read)
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+    /// The new instance's name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The source's restore point to copy (default: one made now)
+    #[arg(long = "from", value_name = "POINT")]
+    pub point: Option<String>,
+    /// Replace learners' names, emails and passwords in the copy (staff and superusers keep theirs)
+    #[arg(long)]
+    pub scrub: bool,
+    /// Keep outbound email on in the copy (off by default: the copy would mail the source's learners)
+    #[arg(long)]
+    pub with_email: bool,
+    /// How long to wait for each step: the restore point, the provisioning, the restore (90s, 10m, 1h)
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_wait)]
+    pub timeout: Duration,
+    /// Output format of the result: text (a summary on standard error), json or yaml, name (kind/name)
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: ResultFormat,
 }
 
 #[derive(Debug, Args)]
@@ -502,6 +532,9 @@ pub struct InstanceBackupArgs {
     /// The restore point's name: lower-case letters, digits and '-' (default: the UTC time, 20261203-031500)
     #[arg(long, value_name = "POINT")]
     pub point: Option<String>,
+    /// Retention: after this point, remove the oldest points until N are left
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub keep: Option<u16>,
     /// How long to wait for the Workflow (90s, 10m, 1h)
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_wait)]
     pub timeout: Duration,
@@ -582,6 +615,10 @@ pub struct InstanceCreateArgs {
         conflicts_with = "dry_run"
     )]
     pub output: ResultFormat,
+    /// Set when another command runs this one as a step (`instance upgrade`,
+    /// `instance clone`): that command says what comes next.
+    #[arg(skip)]
+    pub part_of: Option<&'static str>,
 }
 
 /// The cluster's ingress setting, as flags of the instance commands; unset
@@ -667,6 +704,10 @@ pub struct InstanceUpdateArgs {
         conflicts_with = "dry_run"
     )]
     pub output: ResultFormat,
+    /// Set when another command runs this one as a step (`instance upgrade`,
+    /// `instance clone`): that command says what comes next.
+    #[arg(skip)]
+    pub part_of: Option<&'static str>,
 }
 
 #[derive(Debug, Args)]

@@ -120,6 +120,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     | InstanceCommand::Backup(_)
                     | InstanceCommand::Restore(_)
                     | InstanceCommand::Upgrade(_)
+                    | InstanceCommand::Clone(_)
             )
             | Command::User(
                 UserCommand::Create(_) | UserCommand::Update(_) | UserCommand::Delete(_)
@@ -169,6 +170,7 @@ async fn run_command(session: &Session, command: &Command) -> anyhow::Result<Exi
                 InstanceCommand::Backups(args) => instance::backups(session, args).await,
                 InstanceCommand::Restore(args) => instance::restore(session, args).await,
                 InstanceCommand::Upgrade(args) => instance::upgrade(session, args).await,
+                InstanceCommand::Clone(args) => instance::clone(session, args).await,
             };
             done.map(|()| ExitCode::SUCCESS)
         }

@@ -24,7 +24,7 @@ use crate::cache_dir;
 
 /// Keys of the Secret phd-provisioning whose values are names, hosts and
 /// flags (the templates' targets), not secrets: they may appear in output.
-const NOT_SECRET: [&str; 31] = [
+const NOT_SECRET: [&str; 33] = [
     "mysql-root-user",
     "mysql-database",
     "mysql-user",
@@ -57,6 +57,8 @@ const NOT_SECRET: [&str; 31] = [
     "mongodb-auth-source",
     "mongodb-replica-set",
     "mongodb-use-ssl",
+    "rewrite-hosts",
+    "scrub",
 ];
 
 /// Where a variable of the script's environment comes from.

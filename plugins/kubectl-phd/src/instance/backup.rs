@@ -49,6 +49,8 @@ const POINT_MAX: usize = 40;
 pub enum Operation {
     Backup,
     Restore,
+    /// Removes a point's folder (retention: `instance backup --keep`).
+    Delete,
 }
 
 impl Operation {
@@ -56,11 +58,12 @@ impl Operation {
         match self {
             Self::Backup => "backup",
             Self::Restore => "restore",
+            Self::Delete => "delete",
         }
     }
 
     /// The Workflow of this operation on `point`: `backup-<point>`,
-    /// `restore-<point>`.
+    /// `restore-<point>`, `delete-<point>`.
     pub fn workflow_name(self, point: &str) -> String {
         format!("{}-{point}", self.name())
     }
@@ -75,7 +78,9 @@ fn workflow_spec() -> Value {
 /// Whether `workflow` is a backup or restore Workflow as phd submits it.
 pub fn submitted_by_phd(workflow: &Value) -> bool {
     let name = workflow["metadata"]["name"].as_str().unwrap_or_default();
-    (name.starts_with("backup-") || name.starts_with("restore-"))
+    ["backup-", "restore-", "delete-"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
         && workflow["spec"] == workflow_spec()
 }
 
@@ -185,7 +190,10 @@ impl Target {
         };
         let mut mongodb = BTreeMap::new();
         // An instance of a cluster without MongoDB has nothing there to dump.
-        if session.env_var("PHD_MONGODB_PROVIDER").as_deref() != Some("disabled") {
+        if !matches!(
+            settings.mongodb_provider(),
+            Ok(phd_common::config::MongodbProvider::Disabled)
+        ) {
             for (key, config_key, setting) in [
                 ("mongodb-host", "MONGODB_HOST", Setting::MongodbHost),
                 ("mongodb-port", "MONGODB_PORT", Setting::MongodbPort),
@@ -309,6 +317,20 @@ pub async fn run(
     command: &str,
 ) -> anyhow::Result<bool> {
     let workflow_name = operation.workflow_name(point);
+    let templates: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &phd_common::argo::Kind::ClusterWorkflowTemplate.resource(),
+    );
+    if templates
+        .get_opt(TEMPLATE)
+        .await
+        .with_context(|| format!("cannot read ClusterWorkflowTemplate {TEMPLATE}"))?
+        .is_none()
+    {
+        bail!(
+            "the cluster has no ClusterWorkflowTemplate {TEMPLATE} (Argo was installed by an older kubectl-phd): run `kubectl phd argo install` to add it"
+        );
+    }
     let workflows: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), name, &workflow::resource());
     if operation == Operation::Backup
@@ -316,7 +338,7 @@ pub async fn run(
     {
         return Ok(false);
     }
-    if operation == Operation::Restore {
+    if operation != Operation::Backup {
         match workflows
             .delete(&workflow_name, &DeleteParams::foreground())
             .await
@@ -380,6 +402,7 @@ pub async fn run(
     let what = match operation {
         Operation::Backup => "backing up",
         Operation::Restore => "restoring",
+        Operation::Delete => "removing restore point of",
     };
     let phases = super::wait_for_workflows(
         client,
@@ -570,6 +593,10 @@ pub async fn backup(session: &Session, args: &InstanceBackupArgs) -> anyhow::Res
     let client = cluster.client;
     super::create::require_argo(&client).await?;
     let (restore_point, action) = make_point(session, &client, name, &point, args.timeout).await?;
+    let removed = match args.keep {
+        Some(keep) => prune(session, &client, name, usize::from(keep), args.timeout).await?,
+        None => Vec::new(),
+    };
     let mut outcome = Outcome::new(
         "RestorePoint",
         &format!("{name}/{point}"),
@@ -596,7 +623,67 @@ pub async fn backup(session: &Session, args: &InstanceBackupArgs) -> anyhow::Res
         outcome.details.restore_point.location.clone(),
         None,
     ));
+    for point in removed {
+        outcome
+            .external
+            .push(External::new("removedRestorePoint", point.location, None));
+    }
     outcome.print(args.output)
+}
+
+/// Retention: removes the instance's oldest restore points until `keep`
+/// are left (their folders in the bucket, then their entries in the list).
+/// Returns the points removed.
+///
+/// # Errors
+/// As [`run`]; a point whose folder could not be removed stays listed.
+async fn prune(
+    session: &Session,
+    client: &kube::Client,
+    name: &str,
+    keep: usize,
+    timeout: Duration,
+) -> anyhow::Result<Vec<RestorePoint>> {
+    let all = points(client, name).await?;
+    let excess = all.len().saturating_sub(keep);
+    if excess == 0 {
+        return Ok(Vec::new());
+    }
+    let target = Target::find(session, client, name).await?;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), name);
+    let mut removed = Vec::new();
+    for point in all.into_iter().take(excess) {
+        let secret = target.secret(name, Operation::Delete, &point.name, name, &Value::Null);
+        let command = format!("kubectl phd instance backup {name} --keep {keep}");
+        run(
+            client,
+            name,
+            &secret,
+            Operation::Delete,
+            &point.name,
+            timeout,
+            &command,
+        )
+        .await?;
+        maps.patch(
+            POINTS_CONFIGMAP,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {point.name.clone(): null}})),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "cannot remove restore point {} from ConfigMap {name}/{POINTS_CONFIGMAP}",
+                point.name
+            )
+        })?;
+        output::info(format!(
+            "removed restore point {} of {name} (keeping {keep})",
+            point.name
+        ));
+        removed.push(point);
+    }
+    Ok(removed)
 }
 
 pub async fn backups(session: &Session, args: &InstanceBackupsArgs) -> anyhow::Result<()> {

@@ -259,6 +259,9 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     }
     outcome.action = action_of(existing.is_some(), changed);
     outcome.print(args.output)?;
+    if args.part_of.is_some() {
+        return Ok(());
+    }
     output::info(format!(
         "instance {name} is ready to deploy. Next: commit and push {}, then Argo CD syncs it:\n  git add {dir} && git commit -m 'Add instance {name}' && git push",
         files.dir.display(),

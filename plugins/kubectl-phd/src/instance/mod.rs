@@ -5,6 +5,7 @@
 //! Argo CD Application, and `instances/<name>/` in the cluster repository.
 
 pub mod backup;
+mod clone;
 mod create;
 mod delete;
 mod list;
@@ -26,6 +27,7 @@ use phd_common::workflow::Phase;
 use serde_json::{Value, json};
 
 pub use backup::{backup, backups};
+pub use clone::clone;
 pub use create::create;
 pub use delete::delete;
 pub use list::{list, status};

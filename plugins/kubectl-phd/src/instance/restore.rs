@@ -155,7 +155,7 @@ pub async fn restore(session: &Session, args: &InstanceRestoreArgs) -> anyhow::R
 /// Pauses the automated sync of the instance's Applications that have one,
 /// marking each with [`PAUSED_ANNOTATION`]; returns their names (also those
 /// an earlier, unfinished run paused).
-async fn pause_sync(client: &kube::Client, name: &str) -> anyhow::Result<Vec<String>> {
+pub(super) async fn pause_sync(client: &kube::Client, name: &str) -> anyhow::Result<Vec<String>> {
     let applications = argo::applications(client);
     let listed = match applications
         .list(&ListParams::default().labels(&format!("{INSTANCE_LABEL}={name}")))
@@ -200,7 +200,7 @@ async fn pause_sync(client: &kube::Client, name: &str) -> anyhow::Result<Vec<Str
 }
 
 /// Resumes the sync [`pause_sync`] paused; returns the Applications.
-async fn resume_sync(client: &kube::Client, name: &str) -> anyhow::Result<Vec<String>> {
+pub(super) async fn resume_sync(client: &kube::Client, name: &str) -> anyhow::Result<Vec<String>> {
     let applications = argo::applications(client);
     let listed = match applications
         .list(&ListParams::default().labels(&format!("{INSTANCE_LABEL}={name}")))
@@ -244,7 +244,10 @@ async fn resume_sync(client: &kube::Client, name: &str) -> anyhow::Result<Vec<St
 /// Scales the [`WRITERS`] that exist to 0, recording their replicas in
 /// [`REPLICAS_ANNOTATION`] unless an unfinished run recorded them already.
 /// Returns each stopped Deployment with the replicas it goes back to.
-async fn stop_site(client: &kube::Client, name: &str) -> anyhow::Result<BTreeMap<String, i32>> {
+pub(super) async fn stop_site(
+    client: &kube::Client,
+    name: &str,
+) -> anyhow::Result<BTreeMap<String, i32>> {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), name);
     let mut stopped = BTreeMap::new();
     for writer in WRITERS {
@@ -289,7 +292,7 @@ async fn stop_site(client: &kube::Client, name: &str) -> anyhow::Result<BTreeMap
 
 /// Scales every Deployment [`stop_site`] stopped back to its recorded
 /// replicas and removes the record; returns their names.
-async fn start_site(client: &kube::Client, name: &str) -> anyhow::Result<Vec<String>> {
+pub(super) async fn start_site(client: &kube::Client, name: &str) -> anyhow::Result<Vec<String>> {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), name);
     let mut started = Vec::new();
     for writer in WRITERS {

@@ -182,7 +182,7 @@ pub async fn update(session: &Session, args: &InstanceUpdateArgs) -> anyhow::Res
         outcome.action = Action::Unchanged;
     }
     outcome.print(args.output)?;
-    if new != old || !env.is_empty() {
+    if (new != old || !env.is_empty()) && args.part_of.is_none() {
         output::info(format!(
             "Next: commit and push {dir}, then Argo CD syncs it:\n  git add {dir} && git commit -m 'Update instance {name}' && git push",
             dir = dir.display()

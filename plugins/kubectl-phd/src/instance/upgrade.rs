@@ -356,6 +356,7 @@ async fn run_wave(
             files_only: false,
             dry_run: false,
             output: ResultFormat::Text,
+            part_of: Some("instance upgrade"),
         };
         if let Err(error) = super::update(session, &update).await {
             row.state = "failed";

@@ -458,6 +458,124 @@ fn a_point_restored_into_another_instance_copies_the_data_and_leaves_the_source_
     assert_eq!(source.state(&servers), source_now);
 }
 
+/// A clone's data step (`instance clone`): the copy gets its own hosts in
+/// the Sites, OAuth2 redirect URIs and site configurations, none of the
+/// source's logins, and with scrub no learner's name, email or password;
+/// staff keep theirs; the source is untouched.
+#[test]
+fn a_clone_gets_its_own_hosts_no_logins_and_with_scrub_no_personal_data() {
+    let servers = Servers::start();
+    let source = Instance::new(&servers.mysql, &servers.s3);
+    let copy = Instance::new(&servers.mysql, &servers.s3);
+    source.sql(
+        &servers,
+        "CREATE TABLE django_site (id INT PRIMARY KEY, domain VARCHAR(100), name VARCHAR(50));
+         INSERT INTO django_site VALUES (1, 'src.example.org', 'src.example.org');
+         CREATE TABLE oauth2_provider_application (id INT PRIMARY KEY, name VARCHAR(255), redirect_uris TEXT);
+         INSERT INTO oauth2_provider_application VALUES
+           (1, 'cms-sso', 'https://studio.src.example.org/complete/edx-oauth2/'),
+           (2, 'login-service', 'https://apps.src.example.org/learning/ https://src.example.org/login');
+         CREATE TABLE site_configuration_siteconfiguration (id INT PRIMARY KEY, site_values LONGTEXT);
+         INSERT INTO site_configuration_siteconfiguration VALUES (1, '{\"LMS_ROOT_URL\": \"https://src.example.org\"}');
+         CREATE TABLE django_session (session_key VARCHAR(40) PRIMARY KEY, session_data TEXT);
+         INSERT INTO django_session VALUES ('k1', 'logged in at the source');
+         CREATE TABLE oauth2_provider_accesstoken (id INT PRIMARY KEY, token VARCHAR(255));
+         INSERT INTO oauth2_provider_accesstoken VALUES (1, 'source-token');
+         CREATE TABLE auth_user (id INT PRIMARY KEY, username VARCHAR(150), email VARCHAR(254), first_name VARCHAR(150),
+           last_name VARCHAR(150), password VARCHAR(128), is_staff BOOL, is_superuser BOOL);
+         INSERT INTO auth_user VALUES (1, 'admin', 'admin@src.example.org', 'Ad', 'Min', 'pbkdf2$admin', 1, 1),
+           (2, 'jane', 'jane@doe.example', 'Jane', 'Doe', 'pbkdf2$jane', 0, 0);
+         CREATE TABLE auth_userprofile (id INT PRIMARY KEY, user_id INT, name VARCHAR(255), city TEXT NULL, bio TEXT NULL);
+         INSERT INTO auth_userprofile VALUES (1, 1, 'Admin Person', NULL, NULL), (2, 2, 'Jane Doe', 'Paris', 'hello');",
+    );
+    let source_before = source.mysql_state(&servers);
+    run(&source.inputs("backup", "c1", &source.name, &servers)).assert_success();
+    let rewrite = "src.example.org dst.example.org\nstudio.src.example.org studio.dst.example.org\napps.src.example.org apps.dst.example.org\n";
+    let cloned = run(&copy
+        .inputs("restore", "c1", &source.name, &servers)
+        .secret(PROVISIONING, "rewrite-hosts", rewrite)
+        .secret(PROVISIONING, "scrub", "true"));
+    cloned.assert_success();
+    assert!(
+        cloned.stdout.contains("learners' personal data replaced"),
+        "{cloned}"
+    );
+    let query = |sql: &str| copy.sql(&servers, sql);
+    assert_eq!(
+        query("SELECT domain, name FROM django_site"),
+        "dst.example.org\tdst.example.org\n"
+    );
+    assert_eq!(
+        query("SELECT redirect_uris FROM oauth2_provider_application ORDER BY id"),
+        "https://studio.dst.example.org/complete/edx-oauth2/\nhttps://apps.dst.example.org/learning/ https://dst.example.org/login\n"
+    );
+    assert!(
+        query("SELECT site_values FROM site_configuration_siteconfiguration")
+            .contains("https://dst.example.org")
+    );
+    assert_eq!(query("SELECT COUNT(*) FROM django_session"), "0\n");
+    assert_eq!(
+        query("SELECT COUNT(*) FROM oauth2_provider_accesstoken"),
+        "0\n"
+    );
+    assert_eq!(
+        query("SELECT email, first_name, last_name, password FROM auth_user ORDER BY id"),
+        "admin@src.example.org\tAd\tMin\tpbkdf2$admin\nlearner-2@example.invalid\t\t\t!\n"
+    );
+    assert_eq!(
+        query(
+            "SELECT name, IFNULL(city, 'NULL'), IFNULL(bio, 'NULL') FROM auth_userprofile ORDER BY id"
+        ),
+        "Admin Person\tNULL\tNULL\n\t\t\n"
+    );
+    // The source: as it was.
+    assert_eq!(source.mysql_state(&servers), source_before);
+    assert_eq!(
+        source.sql(&servers, "SELECT COUNT(*) FROM django_session"),
+        "1\n"
+    );
+}
+
+/// Retention (`instance backup --keep`): deleting a point removes its whole
+/// folder and nothing of the other points or of the site.
+#[test]
+fn deleting_a_point_removes_its_folder_only() {
+    let servers = Servers::start();
+    let site = Instance::new(&servers.mysql, &servers.s3);
+    fill(&site, &servers);
+    run(&site.inputs("backup", "old", &site.name, &servers)).assert_success();
+    run(&site.inputs("backup", "new", &site.name, &servers)).assert_success();
+    let before = site.state(&servers);
+    let listed = |prefix: &str| {
+        servers
+            .s3
+            .s3api(&[
+                "list-objects-v2",
+                "--bucket",
+                &servers.backups,
+                "--prefix",
+                prefix,
+            ])
+            .expect("list")["Contents"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let old = format!("{}/old/", site.name);
+    let new = format!("{}/new/", site.name);
+    let kept = listed(&new);
+    assert!(listed(&old) > 5 && kept > 5);
+    let removed = run(&site.inputs("delete", "old", &site.name, &servers));
+    removed.assert_success();
+    assert!(removed.stdout.contains("restore point old"), "{removed}");
+    assert_eq!(listed(&old), 0);
+    assert_eq!(listed(&new), kept);
+    assert_eq!(site.state(&servers), before);
+    // The remaining point still restores.
+    change(&site, &servers);
+    run(&site.inputs("restore", "new", &site.name, &servers)).assert_success();
+    assert_eq!(site.state(&servers), before);
+}
+
 #[test]
 fn a_missing_unfinished_or_corrupted_point_fails_before_anything_changes() {
     let servers = Servers::start();
@@ -742,6 +860,187 @@ mod commands {
                 .await
                 .expect("get")
                 .is_none()
+        );
+
+        // Retention: with --keep 2, the oldest point goes (its folder, then its entry).
+        repo.phd(&plane.admin_kubeconfig)
+            .env("PHD_BACKUP_BUCKET", BACKUPS)
+            .args(["instance", "backup", &name, "--point", "p2"])
+            .assert()
+            .success();
+        let output = repo
+            .phd(&plane.admin_kubeconfig)
+            .env("PHD_BACKUP_BUCKET", BACKUPS)
+            .args([
+                "instance", "backup", &name, "--point", "p3", "--keep", "2", "-o", "json",
+            ])
+            .output()
+            .expect("run");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let result: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        assert!(
+            result["external"]
+                .to_string()
+                .contains(&format!("{name}/p1/")),
+            "{result}"
+        );
+        let seen = controller
+            .surroundings("delete-p1")
+            .expect("the delete Workflow ran");
+        assert_eq!(
+            seen.provisioning.expect("secret")["restore-point-operation"],
+            "delete"
+        );
+        let listed = repo
+            .phd(&plane.admin_kubeconfig)
+            .args(["instance", "backups", &name, "-o", "name"])
+            .output()
+            .expect("run");
+        assert_eq!(
+            String::from_utf8_lossy(&listed.stdout),
+            "restorepoint/p2\nrestorepoint/p3\n"
+        );
+    }
+
+    /// `instance clone`: a new instance with its own namespace, databases and
+    /// hosts, outbound email off, the source's point restored into it with
+    /// the source's hosts paired with its own; the source only read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn clone_makes_a_new_instance_from_a_point_of_another() {
+        let plane = common::control_plane_with_argo().await;
+        let client = plane.client().await.expect("client");
+        let source = unique_name("cls");
+        let copy = unique_name("clc");
+        let repo = Repo::new();
+        let source_controller = WorkflowController::start(client.clone(), &source);
+        let copy_controller = WorkflowController::start(client.clone(), &copy);
+        repo.phd(&plane.admin_kubeconfig)
+            .args([
+                "instance",
+                "create",
+                &source,
+                "--size",
+                "medium",
+                "--timeout",
+                "60s",
+            ])
+            .assert()
+            .success();
+
+        // Refused before anything changes: itself, or onto another instance.
+        repo.phd(&plane.admin_kubeconfig)
+            .env("PHD_BACKUP_BUCKET", BACKUPS)
+            .args(["instance", "clone", &source, &source])
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains("a name of its own"));
+        repo.phd(&plane.admin_kubeconfig)
+            .env("PHD_BACKUP_BUCKET", BACKUPS)
+            .args(["instance", "clone", &source, &copy, "--from", "nope"])
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains("has no restore point nope"));
+
+        let output = repo
+            .phd(&plane.admin_kubeconfig)
+            .env("PHD_BACKUP_BUCKET", BACKUPS)
+            .args([
+                "instance",
+                "clone",
+                &source,
+                &copy,
+                "--timeout",
+                "60s",
+                "-o",
+                "json",
+            ])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        assert!(stderr.contains("outbound email is off"), "{stderr}");
+        let result: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        let point = result["restorePoint"]["name"]
+            .as_str()
+            .expect("point")
+            .to_owned();
+        assert!(point.starts_with("clone-"), "{result}");
+        assert_eq!(result["restorePoint"]["instance"], source.as_str());
+
+        // The point was made in the source; the restore ran in the copy only.
+        assert!(
+            source_controller
+                .surroundings(&format!("backup-{point}"))
+                .is_some()
+        );
+        assert!(
+            source_controller
+                .surroundings(&format!("restore-{point}"))
+                .is_none()
+        );
+        let seen = copy_controller
+            .surroundings(&format!("restore-{point}"))
+            .expect("the restore ran in the copy");
+        let secret = seen.provisioning.expect("phd-provisioning");
+        assert_eq!(secret["instance"], copy);
+        assert_eq!(secret["restore-point-instance"], source);
+        assert_eq!(secret["mysql-database"], format!("phd-{copy}-openedx"));
+        assert_eq!(secret["scrub"], "false");
+        let pairs: Vec<(String, String)> = secret["rewrite-hosts"]
+            .lines()
+            .map(|line| {
+                let (old, new) = line.split_once(' ').expect("pair");
+                (old.to_owned(), new.to_owned())
+            })
+            .collect();
+        assert!(
+            pairs.contains(&(
+                format!("{source}.lms.example.org"),
+                format!("{copy}.lms.example.org")
+            )),
+            "{pairs:?}"
+        );
+        assert!(pairs.len() >= 3, "{pairs:?}");
+        // The copy: its own files, the source's release and size, outbound email off.
+        let config = std::fs::read_to_string(repo.instances().join(&copy).join("config.yml"))
+            .expect("config.yml");
+        assert!(config.contains("PHD_OUTBOUND_EMAIL: false"), "{config}");
+        assert!(
+            config.contains("PHD_SIZE: medium") || config.contains("PHD_SIZE: \"medium\""),
+            "{config}"
+        );
+        let settings = std::fs::read_to_string(
+            repo.instances()
+                .join(&copy)
+                .join("env/apps/openedx/settings/lms/production.py"),
+        )
+        .expect("LMS settings");
+        assert!(
+            settings.contains("django.core.mail.backends.dummy.EmailBackend"),
+            "outbound email is not off in the copy's LMS settings"
+        );
+        let source_settings = std::fs::read_to_string(
+            repo.instances()
+                .join(&source)
+                .join("env/apps/openedx/settings/lms/production.py"),
+        )
+        .expect("LMS settings");
+        assert!(!source_settings.contains("dummy.EmailBackend"));
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        let annotations = namespaces
+            .get(&copy)
+            .await
+            .expect("namespace")
+            .metadata
+            .annotations
+            .unwrap_or_default();
+        assert_eq!(
+            annotations.get("kubectl-phd/clone-of"),
+            Some(&format!("{source}/{point}"))
         );
     }
 }

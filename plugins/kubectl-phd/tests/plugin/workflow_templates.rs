@@ -113,6 +113,8 @@ fn targets_and_credentials_come_only_from_secrets_never_from_arguments() {
         (admin, "mongodb-auth-source"),
         (admin, "mongodb-replica-set"),
         (admin, "mongodb-use-ssl"),
+        (admin, "rewrite-hosts"),
+        (admin, "scrub"),
         ("phd-instance-credentials", "storage-access-key-id"),
         ("phd-instance-credentials", "storage-secret-access-key"),
     ]
