@@ -529,6 +529,15 @@ impl SyncState {
         matches!(self.operation.as_deref(), Some("Failed" | "Error"))
     }
 
+    /// Whether the last sync ended before `time` (an older one, not the
+    /// sync asked for at `time`).
+    pub fn finished_before(&self, time: jiff::Timestamp) -> bool {
+        self.finished_at
+            .as_deref()
+            .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+            .is_some_and(|at| at < time)
+    }
+
     /// One line: `Synced, Healthy, last sync Succeeded at 1a2b3c4d5e6f`.
     pub fn summary(&self) -> String {
         let mut text = format!(
@@ -573,4 +582,19 @@ pub async fn sync(client: &kube::Client, name: &str) -> Result<(), kube::Error> 
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map(|_| ())
+}
+
+/// The Application of instance `instance` (label `kubectl-phd/instance`),
+/// if Argo CD has one.
+///
+/// # Errors
+/// The API server's answer when the list is refused.
+pub async fn instance_application(
+    client: &kube::Client,
+    instance: &str,
+) -> Result<Option<DynamicObject>, kube::Error> {
+    let listed = applications(client)
+        .list(&kube::api::ListParams::default().labels(&format!("kubectl-phd/instance={instance}")))
+        .await?;
+    Ok(listed.items.into_iter().next())
 }

@@ -463,6 +463,27 @@ pub enum InstanceCommand {
         after_help = "Examples:\n  kubectl phd instance clone demo demo-staging                 # a restore point of demo now, then the copy\n  kubectl phd instance clone demo demo-staging --from before-22-0-3-20261203-150712 --scrub\n\nThe staging rehearsal of an upgrade: clone, then `kubectl phd instance upgrade demo-staging --to 22.0.3 --push` (docs/restore-points.md#clone)."
     )]
     Clone(InstanceCloneArgs),
+    /// Sync an instance now and wait: resumes a failed or stuck sync once its cause is fixed (Argo CD's automated sync does not retry a failed commit)
+    #[command(
+        after_help = "Examples:\n  kubectl phd instance sync demo\n  kubectl phd instance sync demo --timeout 20m -o json\n  kubectl phd instance sync demo --no-wait"
+    )]
+    Sync(InstanceSyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstanceSyncArgs {
+    /// Instance name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// How long to wait for Synced and Healthy (90s, 10m, 1h)
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_wait)]
+    pub timeout: Duration,
+    /// Ask for the sync and return
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Output format of the Application's state at the end
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]

@@ -121,6 +121,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     | InstanceCommand::Restore(_)
                     | InstanceCommand::Upgrade(_)
                     | InstanceCommand::Clone(_)
+                    | InstanceCommand::Sync(_)
             )
             | Command::User(
                 UserCommand::Create(_) | UserCommand::Update(_) | UserCommand::Delete(_)
@@ -171,6 +172,7 @@ async fn run_command(session: &Session, command: &Command) -> anyhow::Result<Exi
                 InstanceCommand::Restore(args) => instance::restore(session, args).await,
                 InstanceCommand::Upgrade(args) => instance::upgrade(session, args).await,
                 InstanceCommand::Clone(args) => instance::clone(session, args).await,
+                InstanceCommand::Sync(args) => instance::sync(session, args).await,
             };
             done.map(|()| ExitCode::SUCCESS)
         }

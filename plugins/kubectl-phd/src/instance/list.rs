@@ -38,6 +38,9 @@ struct InstanceState {
     images: Vec<String>,
     /// Argo CD sync hooks of the last sync (init and migration Jobs) and their phase.
     hooks: BTreeMap<String, String>,
+    /// Argo CD's view of the last sync: the commit, its phase, message and
+    /// end, the hooks not done (`null` without an Application).
+    argo: Option<argo::SyncState>,
     problems: Vec<String>,
 }
 
@@ -135,6 +138,12 @@ pub async fn status(session: &Session, args: &InstanceStatusArgs) -> anyhow::Res
             }
             for (hook, phase) in &state.hooks {
                 println!("  sync hook {hook}: {phase}");
+            }
+            if let Some(argo) = &state.argo {
+                println!("  Argo CD: {}", argo.summary());
+                if let Some(message) = &argo.message {
+                    println!("  last sync: {message}");
+                }
             }
         }
         format => output::print_structured(&state, format)?,
@@ -270,6 +279,16 @@ async fn gather(
             entry.health = application.data["status"]["health"]["status"]
                 .as_str()
                 .map(str::to_owned);
+            let state = argo::SyncState::of(&application);
+            if state.failed() {
+                entry.problems.push(format!(
+                    "last sync {} at {}: {}; Argo CD's automated sync does not retry a failed commit: fix the cause, then `kubectl phd instance sync {name}`",
+                    state.operation.as_deref().unwrap_or("failed"),
+                    state.operation_revision.as_deref().map_or("?", |r| &r[..r.len().min(12)]),
+                    state.message.as_deref().unwrap_or("no message"),
+                ));
+            }
+            entry.argo = Some(state);
             let resources =
                 &application.data["status"]["operationState"]["syncResult"]["resources"];
             for resource in resources.as_array().into_iter().flatten() {

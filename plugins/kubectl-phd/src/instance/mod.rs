@@ -12,6 +12,7 @@ mod list;
 mod render;
 pub mod restore;
 pub mod size;
+mod sync;
 mod update;
 mod upgrade;
 
@@ -32,6 +33,7 @@ pub use create::create;
 pub use delete::delete;
 pub use list::{list, status};
 pub use restore::restore;
+pub use sync::sync;
 pub use update::update;
 pub use upgrade::upgrade;
 

@@ -165,6 +165,43 @@ pub(super) async fn pause_sync(client: &kube::Client, name: &str) -> anyhow::Res
         Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
         Err(error) => return Err(error).context("cannot list the instance's Argo CD Applications"),
     };
+    // An ApplicationSet puts back whatever it does not leave to others: it
+    // must leave the automated sync's `enabled` to phd, or the pause does
+    // not hold and Argo CD starts the site again mid-restore.
+    for application in &listed {
+        let owner = application
+            .metadata
+            .owner_references
+            .as_ref()
+            .and_then(|owners| owners.iter().find(|o| o.kind == "ApplicationSet"));
+        if let Some(owner) = owner {
+            let set = argo::application_sets(client)
+                .get(&owner.name)
+                .await
+                .with_context(|| format!("cannot read ApplicationSet {}", owner.name))?;
+            let leaves = set.data["spec"]["ignoreApplicationDifferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|rule| {
+                    rule["jsonPointers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|pointer| {
+                            pointer == "/spec/syncPolicy/automated/enabled"
+                                || pointer == "/spec/syncPolicy/automated"
+                                || pointer == "/spec/syncPolicy"
+                        })
+                });
+            if !leaves {
+                bail!(
+                    "ApplicationSet {} would undo the pause of Argo CD's automated sync during the restore, so nothing was changed: add to its spec in cluster/apps/instances.yml, commit and push (docs/restore-points.md):\n  ignoreApplicationDifferences:\n    - jsonPointers:\n        - /spec/syncPolicy/automated/enabled",
+                    owner.name
+                );
+            }
+        }
+    }
     let mut paused = Vec::new();
     for application in listed {
         let Some(app_name) = application.metadata.name.clone() else {

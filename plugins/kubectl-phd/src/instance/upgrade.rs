@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use kube::api::ListParams;
 use phd_common::argo::{self, Refresh, SyncState};
 use phd_common::config::Setting;
 use phd_common::tutor::{self, RELEASES, Release};
@@ -26,7 +25,7 @@ use phd_common::{git, naming};
 use serde::Serialize;
 
 use super::render::{parse_config, release_of};
-use super::{INSTANCE_LABEL, backup, instances_dir};
+use super::{backup, instances_dir};
 use crate::cli::{IngressArgs, InstanceUpdateArgs, InstanceUpgradeArgs, ListFormat, ResultFormat};
 use crate::output;
 use crate::progress::Progress;
@@ -400,16 +399,13 @@ async fn run_wave(
     wait_wave(client, Some(root), rows, args.timeout, started).await
 }
 
-/// The Application of instance `name`, if Argo CD has one.
 async fn application_of(
     client: &kube::Client,
     name: &str,
 ) -> anyhow::Result<Option<kube::api::DynamicObject>> {
-    let listed = argo::applications(client)
-        .list(&ListParams::default().labels(&format!("{INSTANCE_LABEL}={name}")))
+    argo::instance_application(client, name)
         .await
-        .with_context(|| format!("cannot read the Argo CD Application of {name}"))?;
-    Ok(listed.items.into_iter().next())
+        .with_context(|| format!("cannot read the Argo CD Application of {name}"))
 }
 
 /// Waits until every instance of the wave is settled in Argo CD at its
@@ -466,7 +462,7 @@ async fn wait_wave(
                     "{}: Synced and Healthy with Tutor {}",
                     row.name, row.to
                 ));
-            } else if at_commit && state.failed() && failed_before(&state, run_started) {
+            } else if at_commit && state.failed() && state.finished_before(run_started) {
                 // Failed in an earlier run, whose cause may be fixed now:
                 // auto-sync will not retry that commit, so ask once.
                 if let Some(app_name) = &application.metadata.name
@@ -524,15 +520,6 @@ async fn wait_wave(
                 )
             })?;
     }
-}
-
-/// Whether the last sync of `state` ended before `run_started` (this wait).
-fn failed_before(state: &SyncState, run_started: jiff::Timestamp) -> bool {
-    state
-        .finished_at
-        .as_deref()
-        .and_then(|at| at.parse::<jiff::Timestamp>().ok())
-        .is_some_and(|at| at < run_started)
 }
 
 fn print_rows(rows: &[(Step, Row)], format: ListFormat) -> anyhow::Result<()> {

@@ -891,9 +891,10 @@ async fn a_workflow_naming_another_target_runs_on_the_secrets_target_only() {
 /// committed, pushed and waited for until Synced and Healthy at that commit;
 /// the second wave (up2), whose hook Jobs a ValidatingAdmissionPolicy
 /// denies, fails in Argo CD: the run stops there, up3 is not started and
-/// keeps 21.0.9. Without the policy, the same command continues: it asks
-/// Argo CD to sync up2 again (auto-sync does not retry a failed commit) and
-/// upgrades up3. A downgrade is refused before anything changes.
+/// keeps 21.0.9. `instance status up2` shows Argo CD's message and the
+/// commit (issue 30). Without the policy, `instance sync up2` finishes it
+/// (auto-sync does not retry a failed commit), and the same upgrade command
+/// continues with up3. A downgrade is refused before anything changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_upgrades_in_waves_stops_at_a_failure_and_continues() {
     let plane = ControlPlane::start_with_controllers(kwok::WORKLOAD_CONTROLLERS)
@@ -1056,7 +1057,42 @@ async fn a_fleet_upgrades_in_waves_stops_at_a_failure_and_continues() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("a downgrade"));
     assert_eq!(git_head(repo.dir.path()), head);
 
-    // The cause fixed, the same command continues.
+    // Issue 30: Argo CD's view of the failed sync, with its message and commit,
+    // and what to do.
+    let failed_at = git_head(repo.dir.path());
+    let output = phd()
+        .args(["instance", "status", "up2", "-o", "json"])
+        .output()
+        .expect("instance status");
+    assert!(output.status.success());
+    let status: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert!(
+        matches!(
+            status["argo"]["operation"].as_str(),
+            Some("Failed" | "Error")
+        ),
+        "{status}"
+    );
+    assert_eq!(
+        status["argo"]["operationRevision"],
+        failed_at.as_str(),
+        "{status}"
+    );
+    assert!(
+        status["argo"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{status}"
+    );
+    assert!(
+        status["problems"]
+            .to_string()
+            .contains("kubectl phd instance sync up2"),
+        "{status}"
+    );
+
+    // The cause fixed, `instance sync` finishes up2 (auto-sync would not retry
+    // that commit), and the same upgrade command continues with up3.
     let status = Process::new("kubectl")
         .arg("--kubeconfig")
         .arg(kubeconfig)
@@ -1068,6 +1104,17 @@ async fn a_fleet_upgrades_in_waves_stops_at_a_failure_and_continues() {
         .status()
         .expect("kubectl delete");
     assert!(status.success());
+    let output = phd()
+        .args(["instance", "sync", "up2", "--timeout", "300s", "-o", "json"])
+        .output()
+        .expect("instance sync");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}\n{}", argocd.logs(30));
+    let synced: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(synced["action"], "requested", "{synced}");
+    assert_eq!(synced["sync"], "Synced", "{synced}");
+    assert_eq!(synced["health"], "Healthy", "{synced}");
+    assert_eq!(synced["operation"], "Succeeded", "{synced}");
     let output = phd()
         .args([
             "instance",
@@ -1087,10 +1134,6 @@ async fn a_fleet_upgrades_in_waves_stops_at_a_failure_and_continues() {
         .expect("instance upgrade");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{stderr}\n{}", argocd.logs(30));
-    assert!(
-        stderr.contains("asked Argo CD to sync it again"),
-        "{stderr}"
-    );
     let table: Value = serde_json::from_slice(&output.stdout).expect("JSON table");
     for row in table["items"].as_array().expect("items") {
         assert_eq!(row["state"], "upgraded", "{table}");

@@ -1043,4 +1043,129 @@ mod commands {
             Some(&format!("{source}/{point}"))
         );
     }
+
+    /// An ApplicationSet that would put the automated sync back while the
+    /// restore runs (a cluster repository made before restore points): the
+    /// restore stops before changing anything and says what to add; with the
+    /// rule, it runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn restore_refuses_an_applicationset_that_would_undo_the_pause() {
+        let plane = common::control_plane_with_argo().await;
+        let client = plane.client().await.expect("client");
+        let name = unique_name("rpset");
+        let repo = Repo::new();
+        let _controller = WorkflowController::start(client.clone(), &name);
+        repo.phd(&plane.admin_kubeconfig)
+            .args(["instance", "create", &name, "--timeout", "60s"])
+            .assert()
+            .success();
+        crate::instances::deploy_env(
+            &plane.admin_kubeconfig,
+            &repo.instances().join(&name).join("env"),
+            &format!("{name}-production"),
+        );
+        repo.phd(&plane.admin_kubeconfig)
+            .env("PHD_BACKUP_BUCKET", BACKUPS)
+            .args(["instance", "backup", &name, "--point", "p1"])
+            .assert()
+            .success();
+        // An ApplicationSet of the old kind owns the instance's Application.
+        let sets: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            "argocd",
+            &argo::Kind::ApplicationSet.resource(),
+        );
+        let set_name = format!("phd-instances-{name}");
+        let set: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "ApplicationSet",
+            "metadata": {"name": set_name, "namespace": "argocd"},
+            "spec": {
+                "generators": [{"list": {"elements": []}}],
+                "template": {
+                    "metadata": {"name": "{{name}}"},
+                    "spec": {
+                        "project": "default",
+                        "source": {"repoURL": "https://example.org/x.git"},
+                        "destination": {"server": "https://kubernetes.default.svc"},
+                    },
+                },
+            },
+        }))
+        .expect("ApplicationSet");
+        let made = sets
+            .create(&Default::default(), &set)
+            .await
+            .expect("create the ApplicationSet");
+        let applications: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            "argocd",
+            &argo::Kind::Application.resource(),
+        );
+        applications
+            .patch(
+                &format!("{name}-production"),
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(serde_json::json!({"metadata": {"ownerReferences": [{
+                    "apiVersion": "argoproj.io/v1alpha1",
+                    "kind": "ApplicationSet",
+                    "name": set_name,
+                    "uid": made.metadata.uid.clone().expect("uid"),
+                }]}})),
+            )
+            .await
+            .expect("own the Application");
+        let (lms, _) = replicas(&client, &name, "lms").await;
+        repo.phd(&plane.admin_kubeconfig)
+            .env("PHD_BACKUP_BUCKET", BACKUPS)
+            .args([
+                "instance",
+                "restore",
+                &name,
+                "--from",
+                "p1",
+                "--yes",
+                "--timeout",
+                "60s",
+            ])
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains("would undo the pause"))
+            .stderr(predicates::str::contains(
+                "/spec/syncPolicy/automated/enabled",
+            ));
+        assert_eq!(replicas(&client, &name, "lms").await, (lms, None));
+        assert!(automated(&client, &name).await["enabled"].is_null());
+
+        // With the rule the cluster repository's ApplicationSet has now: it runs.
+        sets.patch(
+            &set_name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                serde_json::json!({"spec": {"ignoreApplicationDifferences": [
+                    {"jsonPointers": ["/spec/syncPolicy/automated/enabled"]}
+                ]}}),
+            ),
+        )
+        .await
+        .expect("add the rule");
+        repo.phd(&plane.admin_kubeconfig)
+            .env("PHD_BACKUP_BUCKET", BACKUPS)
+            .args([
+                "instance",
+                "restore",
+                &name,
+                "--from",
+                "p1",
+                "--yes",
+                "--timeout",
+                "60s",
+            ])
+            .assert()
+            .success();
+        assert_eq!(replicas(&client, &name, "lms").await, (lms, None));
+        sets.delete(&set_name, &Default::default())
+            .await
+            .expect("delete the ApplicationSet");
+    }
 }
