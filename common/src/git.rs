@@ -115,3 +115,22 @@ pub fn dirty(root: &Path, paths: &[&Path]) -> Result<bool, GitError> {
     status.extend(texts.iter().map(String::as_str));
     Ok(!git(root, &status)?.is_empty())
 }
+
+/// The identity git commits with in `root` (`user.name <user.email>`).
+///
+/// # Errors
+/// No `user.email` or `user.name` is configured: git would refuse to commit.
+pub fn identity(root: &Path) -> Result<String, GitError> {
+    let email = git(root, &["config", "user.email"]);
+    let name = git(root, &["config", "user.name"]);
+    match (name, email) {
+        (Ok(name), Ok(email)) if !name.is_empty() && !email.is_empty() => {
+            Ok(format!("{name} <{email}>"))
+        }
+        _ => Err(GitError::Failed {
+            command: "config user.email".into(),
+            dir: root.to_owned(),
+            message: "no user.name and user.email configured: set them (`git config --global user.email you@example.org`, and user.name) before anything is changed".into(),
+        }),
+    }
+}

@@ -128,6 +128,8 @@ pub struct Target {
     pub config: Option<Map<String, Value>>,
     pub backups_bucket: String,
     mongodb: BTreeMap<&'static str, String>,
+    /// `PHD_MYSQL_CA_CERTIFICATE`: the dump and the load verify the server.
+    mysql_ca: Option<String>,
 }
 
 impl Target {
@@ -188,6 +190,10 @@ impl Target {
                 .map(|resolved| resolved.value)
                 .unwrap_or_default())
         };
+        let mysql_ca = match settings.get(Setting::MysqlCaCertificate, None)? {
+            Some(ca) => Some(super::mysql_ca_certificate(&ca.value)?),
+            None => None,
+        };
         let mut mongodb = BTreeMap::new();
         // An instance of a cluster without MongoDB has nothing there to dump.
         if !matches!(
@@ -224,7 +230,21 @@ impl Target {
             config,
             backups_bucket,
             mongodb,
+            mysql_ca,
         })
+    }
+
+    /// Points at the bucket a restore point was made in (its `location`,
+    /// `s3://<bucket>/...`), whatever the backups bucket setting is now.
+    pub fn use_bucket_of(&mut self, point: &RestorePoint) {
+        if let Some(bucket) = point
+            .location
+            .strip_prefix("s3://")
+            .and_then(|rest| rest.split('/').next())
+            .filter(|bucket| !bucket.is_empty())
+        {
+            self.backups_bucket = bucket.to_owned();
+        }
     }
 
     /// `s3://<backups bucket>/<instance>/<point>/`.
@@ -265,6 +285,9 @@ impl Target {
                 names.storage_endpoint.clone(),
             ),
         ]);
+        if let Some(ca) = &self.mysql_ca {
+            data.insert("mysql-ca-certificate".into(), ca.clone());
+        }
         if !self.mongodb.is_empty() {
             data.insert("mongodb-database".into(), names.mongodb_database.clone());
             data.insert(
@@ -297,6 +320,29 @@ impl Target {
     }
 }
 
+/// Fails unless the cluster has [`TEMPLATE`]; checked before any change.
+///
+/// # Errors
+/// The template is missing (Argo installed by an older kubectl-phd), or
+/// cannot be read.
+pub async fn require_template(client: &kube::Client) -> anyhow::Result<()> {
+    let templates: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &phd_common::argo::Kind::ClusterWorkflowTemplate.resource(),
+    );
+    if templates
+        .get_opt(TEMPLATE)
+        .await
+        .with_context(|| format!("cannot read ClusterWorkflowTemplate {TEMPLATE}"))?
+        .is_none()
+    {
+        bail!(
+            "the cluster has no ClusterWorkflowTemplate {TEMPLATE} (Argo was installed by an older kubectl-phd), so nothing was changed: run `kubectl phd argo install` to add it"
+        );
+    }
+    Ok(())
+}
+
 /// Runs [`TEMPLATE`] for `operation` on `point` in instance namespace
 /// `name` and waits for it, up to `timeout`: developers locked out, the
 /// Secret stored, the Workflow submitted (a backup that already succeeded is
@@ -317,20 +363,7 @@ pub async fn run(
     command: &str,
 ) -> anyhow::Result<bool> {
     let workflow_name = operation.workflow_name(point);
-    let templates: Api<DynamicObject> = Api::all_with(
-        client.clone(),
-        &phd_common::argo::Kind::ClusterWorkflowTemplate.resource(),
-    );
-    if templates
-        .get_opt(TEMPLATE)
-        .await
-        .with_context(|| format!("cannot read ClusterWorkflowTemplate {TEMPLATE}"))?
-        .is_none()
-    {
-        bail!(
-            "the cluster has no ClusterWorkflowTemplate {TEMPLATE} (Argo was installed by an older kubectl-phd): run `kubectl phd argo install` to add it"
-        );
-    }
+    require_template(client).await?;
     let workflows: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), name, &workflow::resource());
     if operation == Operation::Backup
@@ -338,7 +371,11 @@ pub async fn run(
     {
         return Ok(false);
     }
-    if operation != Operation::Backup {
+    let running = matches!(
+        workflow::phase(client, name, &workflow_name).await,
+        Ok(Phase::Pending | Phase::Running)
+    );
+    if operation != Operation::Backup && !running {
         match workflows
             .delete(&workflow_name, &DeleteParams::foreground())
             .await
@@ -420,10 +457,16 @@ pub async fn run(
         Some(Phase::Failed(message)) => bail!(
             "{what} {name} failed: Workflow {name}/{workflow_name}: {message} (`kubectl -n {name} logs -l workflows.argoproj.io/workflow={workflow_name}` shows its log); fix the cause and run `{command}` again"
         ),
-        _ => bail!(
-            "{what} {name} did not finish within {}s: Workflow {name}/{workflow_name} still runs; run `{command}` again to wait for it",
-            timeout.as_secs()
-        ),
+        _ => {
+            let cause = super::why_stuck(client, name, &[workflow_name.as_str()])
+                .await
+                .map(|cause| format!(": {cause}"))
+                .unwrap_or_default();
+            bail!(
+                "{what} {name} timed out after {}s{cause} (Workflow {name}/{workflow_name} not finished; its Secret {PROVISIONING_SECRET} stays for it); run `{command}` again to keep waiting",
+                timeout.as_secs()
+            )
+        }
     }
 }
 
@@ -654,7 +697,8 @@ async fn prune(
     let mut removed = Vec::new();
     for point in all.into_iter().take(excess) {
         let secret = target.secret(name, Operation::Delete, &point.name, name, &Value::Null);
-        let command = format!("kubectl phd instance backup {name} --keep {keep}");
+        let command =
+            format!("kubectl phd instance backup {name} --point <the newest point> --keep {keep}");
         run(
             client,
             name,
@@ -665,6 +709,23 @@ async fn prune(
             &command,
         )
         .await?;
+        // The backup Workflow of that point goes too: kept, it would make a
+        // later `backup --point` of the same name skip the backup.
+        let workflows: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), name, &workflow::resource());
+        match workflows
+            .delete(
+                &Operation::Backup.workflow_name(&point.name),
+                &DeleteParams::default(),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(error) => {
+                return Err(error).context("cannot remove the Workflow of a removed restore point");
+            }
+        }
         maps.patch(
             POINTS_CONFIGMAP,
             &PatchParams::default(),

@@ -88,6 +88,7 @@ pub async fn clone(session: &Session, args: &InstanceCloneArgs) -> anyhow::Resul
     }
     // The source's settings are known to work: check ours before the point.
     Target::find(session, &client, source).await?;
+    backup::require_template(&client).await?;
 
     let point = match &args.point {
         Some(point) => {
@@ -185,7 +186,8 @@ pub async fn clone(session: &Session, args: &InstanceCloneArgs) -> anyhow::Resul
         .map(|(old, new)| format!("{old} {new}\n"))
         .collect();
 
-    let target = Target::find(session, &client, name).await?;
+    let mut target = Target::find(session, &client, name).await?;
+    target.use_bucket_of(&found);
     let metadata = serde_json::to_value(&found)?;
     let mut secret = target.secret(name, Operation::Restore, &point, source, &metadata);
     if let Some(data) = secret.data.as_mut() {
@@ -196,8 +198,9 @@ pub async fn clone(session: &Session, args: &InstanceCloneArgs) -> anyhow::Resul
         );
     }
     let command = format!(
-        "kubectl phd instance clone {source} {name} --from {point}{}",
-        if args.scrub { " --scrub" } else { "" }
+        "kubectl phd instance clone {source} {name} --from {point}{}{}",
+        if args.scrub { " --scrub" } else { "" },
+        if args.with_email { " --with-email" } else { "" }
     );
     super::restore::pause_sync(&client, name).await?;
     super::restore::stop_site(&client, name).await?;

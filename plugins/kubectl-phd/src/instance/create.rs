@@ -37,6 +37,28 @@ use crate::session::Session;
 static INSTANCE_SCAFFOLD: Dir<'static> =
     include_dir!("$CARGO_MANIFEST_DIR/../../templates/instance");
 const BUCKET_SUFFIX_LENGTH: usize = 7;
+
+/// The suffix of a new instance's bucket name (`phd-<name>-<suffix>`): 7
+/// lower-case letters and digits from a hash of the cluster repository, the
+/// environment and the instance name, so that bucket names differ between
+/// clusters (S3 and Spaces bucket names are global) and a `--dry-run` shows
+/// the name the real run uses (issue 30). FNV-1a 64, written out so that it
+/// never changes with a library.
+fn bucket_suffix(repository: &str, environment: &str, name: &str) -> String {
+    const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in format!("{repository}\n{environment}\n{name}").bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (0..BUCKET_SUFFIX_LENGTH)
+        .map(|_| {
+            let index = (hash % 36) as usize;
+            hash /= 36;
+            char::from(ALPHABET[index])
+        })
+        .collect()
+}
 const INSTANCE_PASSWORD_LENGTH: usize = 32;
 /// Keys of the credentials Secret that phd's Tutor plugin fills with Tutor's
 /// own generators (`tutor phd secrets`; the list of `CREDENTIALS` in
@@ -137,14 +159,30 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
 
     if args.dry_run {
         let env = render::write_env(&rendering, &files.dir, true)?;
+        // In a cluster repository with the instances' ApplicationSet, the
+        // real run applies no Application: the ApplicationSet makes it.
+        let set = session
+            .repository
+            .as_ref()
+            .filter(|repository| repository.root.join("cluster/apps/instances.yml").is_file())
+            .map(|_| format!("phd-instances-{environment}"));
         print_dry_run(
             &files,
             &env,
             &foundation,
             &provisioning.preview_secret(name, &resources),
             &workflows,
-            &application,
+            if set.is_some() { &[] } else { &application },
         )?;
+        println!(
+            "# bucket {} (its suffix comes from the cluster repository, the environment and the name: the real run uses the same)",
+            resources.bucket
+        );
+        if let Some(set) = set {
+            println!(
+                "# Argo CD Application {name}-{environment}: made by ApplicationSet {set} once instances/{name} is pushed"
+            );
+        }
         provisioning.print_missing();
         return Ok(());
     }
@@ -223,7 +261,17 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     let phases =
         super::wait_for_workflows(&client, name, &names, timeout, "provisioning", &command).await?;
     super::bind_developers(&client, name).await?;
-    check_provisioned(name, &phases, timeout)?;
+    let unfinished: Vec<&str> = phases
+        .iter()
+        .filter(|(_, phase)| !phase.is_done())
+        .map(|(workflow, _)| workflow.as_str())
+        .collect();
+    let cause = if unfinished.is_empty() {
+        None
+    } else {
+        super::why_stuck(&client, name, &unfinished).await
+    };
+    check_provisioned(name, &phases, timeout, cause)?;
 
     if let Some((api_url, cluster_id, token)) = provisioning.digitalocean() {
         store_digitalocean_mongodb_password(
@@ -378,6 +426,7 @@ fn check_provisioned(
     name: &str,
     phases: &[(String, Phase)],
     timeout: std::time::Duration,
+    cause: Option<String>,
 ) -> anyhow::Result<()> {
     let failed: Vec<String> = phases
         .iter()
@@ -400,8 +449,9 @@ fn check_provisioned(
         .map(|(workflow, _)| workflow.as_str())
         .collect();
     if !unfinished.is_empty() {
+        let cause = cause.map(|cause| format!(": {cause}")).unwrap_or_default();
         bail!(
-            "provisioning of instance {name} did not finish within {}s ({} still running); run the same command again to keep waiting",
+            "provisioning of instance {name} timed out after {}s{cause} ({} not finished; the admin credentials stay in Secret {name}/phd-provisioning for them); run the same command again to keep waiting",
             timeout.as_secs(),
             unfinished.join(", ")
         );
@@ -552,14 +602,12 @@ fn instance_files(
     set("instance_slug", args.name.clone());
     set("environment", environment.to_owned());
     set("cluster_domain", domain);
+    let suffix = bucket_suffix(&repository, environment, &args.name);
     set("cluster_repository", repository);
     if pull_secret {
         set("image_pull_secret", PULL_SECRET.to_owned());
     }
-    set(
-        "bucket_suffix",
-        password::generate(BUCKET_SUFFIX_LENGTH).to_ascii_lowercase(),
-    );
+    set("bucket_suffix", suffix);
     let optional = [
         ("platform_name", args.platform_name.clone()),
         (

@@ -690,6 +690,37 @@ async fn deprovision(
     }
     let phases =
         super::wait_for_workflows(client, name, &names, timeout, "deprovisioning", command).await?;
+    // What may be left, once each, with its kind: only what this cluster
+    // provisions (no MongoDB without a provider).
+    let left = provisioning
+        .resources()
+        .iter()
+        .map(|resource| match resource {
+            Resource::Mysql => format!("MySQL database {}", resources.mysql_database),
+            Resource::Mongodb => format!(
+                "MongoDB databases {} and {}",
+                resources.mongodb_database, resources.forum_database
+            ),
+            Resource::Storage => format!("bucket {}", resources.bucket),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let unfinished: Vec<&str> = phases
+        .iter()
+        .filter(|(_, phase)| !phase.is_done())
+        .map(|(workflow, _)| workflow.as_str())
+        .collect();
+    if !unfinished.is_empty() {
+        let cause = super::why_stuck(client, name, &unfinished)
+            .await
+            .map(|cause| format!(": {cause}"))
+            .unwrap_or_default();
+        bail!(
+            "deprovisioning instance {name} timed out after {}s{cause} ({} not finished; the admin credentials stay in Secret {name}/{PROVISIONING_SECRET} for them, and the namespace is kept); what may be left: {left}. Run the same command again to keep waiting.",
+            timeout.as_secs(),
+            unfinished.join(", ")
+        );
+    }
     let problems: Vec<String> = phases
         .iter()
         .filter_map(|(workflow, phase)| match phase {
@@ -699,17 +730,8 @@ async fn deprovision(
         })
         .collect();
     if !problems.is_empty() {
-        let left: Vec<&str> = Resource::ALL
-            .iter()
-            .map(|r| match r {
-                Resource::Mysql => resources.mysql_database.as_str(),
-                Resource::Mongodb => resources.mongodb_database.as_str(),
-                Resource::Storage => resources.bucket.as_str(),
-            })
-            .collect();
         bail!(
-            "deprovisioning instance {name} failed, so its namespace and files are kept; what may be left: {}. Fix the cause and run the same command again.\n  {}",
-            left.join(", "),
+            "deprovisioning instance {name} failed, so its namespace is kept; what may be left: {left}. Fix the cause and run the same command again.\n  {}",
             problems.join("\n  ")
         );
     }

@@ -230,7 +230,8 @@ pub fn checkpoint(command: &str, done: &str) -> anyhow::Result<()> {
 /// first line starts with `interrupted` and ends with `command` to run again.
 /// Waits, with progress (`what`: "provisioning", "deprovisioning"), for the
 /// Workflows `names` of instance namespace `name`, up to `timeout`; then
-/// removes the admin credentials ([`finish_provisioning`]). A SIGINT or
+/// removes the admin credentials ([`finish_provisioning`]) unless a Workflow
+/// still runs after `timeout` (it still needs them: the caller says so). A SIGINT or
 /// SIGTERM ends the wait: the error names what is left and `command`, which
 /// finishes the job ([`interrupted_provisioning`]).
 pub async fn wait_for_workflows(
@@ -252,6 +253,9 @@ pub async fn wait_for_workflows(
     .await;
     progress.finish();
     match phases {
+        // Timed out: the Workflows that still run need the credentials
+        // (issue 30), so they stay; the caller's error says so.
+        Ok(Ok(phases)) if phases.iter().any(|(_, phase)| !phase.is_done()) => Ok(phases),
         Ok(phases) => finish_provisioning(client, name, command, phases).await,
         Err(interrupted) => {
             Err(interrupted_provisioning(client, name, names, command, interrupted).await)
@@ -303,6 +307,134 @@ pub async fn interrupted_provisioning(
         )
     };
     anyhow::Error::new(interrupted).context(message)
+}
+
+/// Why Workflows of instance namespace `namespace` that are not done
+/// (`unfinished`) do not progress, in one line, for the error a wait ends
+/// with (issue 30): the Argo Workflows controller missing or not ready (and
+/// why its pod is not), a Workflow the controller never picked up, a pod
+/// that cannot be scheduled or cannot pull its image. `None` when nothing
+/// explains it (the Workflows simply take longer).
+pub async fn why_stuck(
+    client: &kube::Client,
+    namespace: &str,
+    unfinished: &[&str],
+) -> Option<String> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Pod;
+    let controller_namespace = crate::argo::WORKFLOWS_NAMESPACE;
+    let deployments: kube::Api<Deployment> =
+        kube::Api::namespaced(client.clone(), controller_namespace);
+    let pods_of =
+        |namespace: &str| -> kube::Api<Pod> { kube::Api::namespaced(client.clone(), namespace) };
+    // Why a pod does not run: unschedulable, or an image it cannot pull.
+    let pod_problem = |pod: &Pod| -> Option<String> {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let status = pod.status.as_ref()?;
+        if let Some(condition) = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+        {
+            return Some(format!(
+                "pod {name} cannot be scheduled: {}",
+                condition
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "no node fits".into())
+            ));
+        }
+        status
+            .container_statuses
+            .iter()
+            .flatten()
+            .chain(status.init_container_statuses.iter().flatten())
+            .find_map(|container| {
+                let waiting = container.state.as_ref()?.waiting.as_ref()?;
+                let reason = waiting.reason.clone().unwrap_or_default();
+                matches!(
+                    reason.as_str(),
+                    "ImagePullBackOff"
+                        | "ErrImagePull"
+                        | "InvalidImageName"
+                        | "CreateContainerConfigError"
+                )
+                .then(|| {
+                    format!(
+                        "pod {name} cannot start container {} ({reason}): {}",
+                        container.name,
+                        waiting
+                            .message
+                            .clone()
+                            .unwrap_or_else(|| container.image.clone())
+                    )
+                })
+            })
+    };
+    match deployments.get_opt("workflow-controller").await {
+        Ok(None) => {
+            return Some(format!(
+                "no Argo Workflows controller runs Workflows (no Deployment {controller_namespace}/workflow-controller): run `kubectl phd argo install`"
+            ));
+        }
+        Ok(Some(deployment)) => {
+            let ready = deployment
+                .status
+                .as_ref()
+                .and_then(|status| status.ready_replicas)
+                .unwrap_or(0);
+            if ready == 0 {
+                let wanted = deployment
+                    .spec
+                    .as_ref()
+                    .and_then(|spec| spec.replicas)
+                    .unwrap_or(1);
+                let why = pods_of(controller_namespace)
+                    .list(&kube::api::ListParams::default().labels("app=workflow-controller"))
+                    .await
+                    .ok()
+                    .and_then(|pods| pods.items.iter().find_map(pod_problem))
+                    .map(|problem| format!(": {problem}"))
+                    .unwrap_or_default();
+                return Some(format!(
+                    "no Argo Workflows controller processes Workflows (Deployment {controller_namespace}/workflow-controller: 0 of {wanted} ready{why})"
+                ));
+            }
+        }
+        Err(_) => {}
+    }
+    let workflows: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(client.clone(), namespace, &phd_common::workflow::resource());
+    let mut causes = Vec::new();
+    for name in unfinished {
+        let Ok(Some(workflow)) = workflows.get_opt(name).await else {
+            continue;
+        };
+        if workflow.data["status"]["phase"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+        {
+            causes.push(format!(
+                "Workflow {name} never got a phase: the controller has not picked it up (`kubectl -n {controller_namespace} logs deploy/workflow-controller`)"
+            ));
+            continue;
+        }
+        let pods = pods_of(namespace)
+            .list(
+                &kube::api::ListParams::default()
+                    .labels(&format!("workflows.argoproj.io/workflow={name}")),
+            )
+            .await;
+        if let Some(problem) = pods
+            .ok()
+            .and_then(|pods| pods.items.iter().find_map(pod_problem))
+        {
+            causes.push(format!("Workflow {name}: {problem}"));
+        }
+    }
+    (!causes.is_empty()).then(|| causes.join("; "))
 }
 
 /// The Workflows' phases as progress shows them:
@@ -540,7 +672,7 @@ pub fn registry_pull_secret(session: &Session, namespace: &str) -> anyhow::Resul
 
 /// `PHD_MYSQL_CA_CERTIFICATE`: the PEM text itself, or the path of a file
 /// holding it.
-fn mysql_ca_certificate(value: &str) -> anyhow::Result<String> {
+pub(super) fn mysql_ca_certificate(value: &str) -> anyhow::Result<String> {
     let variable = Setting::MysqlCaCertificate.env_name();
     let pem = if value.trim_start().starts_with("-----BEGIN") {
         value.to_owned()

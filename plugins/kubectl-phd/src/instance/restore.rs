@@ -44,7 +44,8 @@ pub async fn restore(session: &Session, args: &InstanceRestoreArgs) -> anyhow::R
     let cluster = session.connect().await?;
     let client = cluster.client;
     super::create::require_argo(&client).await?;
-    let target = Target::find(session, &client, name).await?;
+    let mut target = Target::find(session, &client, name).await?;
+    backup::require_template(&client).await?;
     let points = backup::points(&client, name).await?;
     let Some(found) = points.iter().find(|p| p.name == point).cloned() else {
         let known: Vec<&str> = points.iter().map(|p| p.name.as_str()).collect();
@@ -57,6 +58,7 @@ pub async fn restore(session: &Session, args: &InstanceRestoreArgs) -> anyhow::R
             }
         );
     };
+    target.use_bucket_of(&found);
     if !args.yes {
         let names = &target.resources;
         let question = format!(
@@ -317,6 +319,41 @@ pub(super) async fn stop_site(
             .await
             .with_context(|| format!("cannot stop Deployment {name}/{writer}"))?;
         stopped.insert(writer.to_owned(), replicas);
+    }
+    // Their pods end before the data is touched: a worker still running
+    // would write into the tables being replaced.
+    let waited = phd_common::wait::until(
+        std::time::Duration::from_secs(300),
+        std::time::Duration::from_secs(1),
+        |_| {
+            let deployments = deployments.clone();
+            let names: Vec<String> = stopped.keys().cloned().collect();
+            async move {
+                for writer in &names {
+                    let running = deployments
+                        .get_opt(writer)
+                        .await?
+                        .and_then(|d| d.status)
+                        .and_then(|status| status.replicas)
+                        .unwrap_or(0);
+                    if running > 0 {
+                        return Ok::<_, kube::Error>(None);
+                    }
+                }
+                Ok(Some(()))
+            }
+        },
+    )
+    .await;
+    match waited {
+        Ok(()) => {}
+        Err(phd_common::wait::WaitError::Failed(error)) => {
+            return Err(error).context("cannot read the stopped Deployments");
+        }
+        Err(_) => bail!(
+            "the pods of {} of {name} did not end within 5 minutes of scaling them to 0; nothing was restored (run the same command again)",
+            stopped.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
     }
     if !stopped.is_empty() {
         output::info(format!(

@@ -52,6 +52,16 @@ pub async fn sync(session: &Session, args: &InstanceSyncArgs) -> anyhow::Result<
         .name
         .clone()
         .unwrap_or_else(|| format!("{name}-production"));
+    if application
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(super::restore::PAUSED_ANNOTATION))
+    {
+        bail!(
+            "a restore of {name} is unfinished (its sync is paused and its site stopped): run the `kubectl phd instance restore {name} --from POINT --yes` it asked for, which finishes it and resumes the sync"
+        );
+    }
     let before = SyncState::of(&application);
     // Whole seconds, as Argo CD writes finishedAt.
     let asked = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())?;

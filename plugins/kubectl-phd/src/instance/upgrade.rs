@@ -97,9 +97,17 @@ fn step(current: &Release, target: &Release, force: bool) -> anyhow::Result<Step
     let position = |release: &Release| RELEASES.iter().position(|r| r.tutor == release.tutor);
     let (Some(from), Some(to)) = (position(current), position(target)) else {
         bail!(
-            "release {} or {} is not one phd renders",
-            current.tutor,
-            target.tutor
+            "Tutor {} is not a release phd renders (it renders {})",
+            if position(current).is_none() {
+                current.tutor
+            } else {
+                target.tutor
+            },
+            RELEASES
+                .iter()
+                .map(|r| r.tutor)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     };
     // RELEASES is newest first.
@@ -219,6 +227,11 @@ pub async fn upgrade(session: &Session, args: &InstanceUpgradeArgs) -> anyhow::R
         }
         Err(_) => None,
     };
+    if args.push
+        && let Some(root) = &root
+    {
+        git::identity(root).context("--push commits with your git identity")?;
+    }
     let sizes = wave_sizes(&args.wave, rows.len())?;
     let mut start = 0;
     let mut waves = Vec::new();
@@ -247,7 +260,10 @@ pub async fn upgrade(session: &Session, args: &InstanceUpgradeArgs) -> anyhow::R
                         if args.no_backup {
                             String::new()
                         } else {
-                            "restore point before-upgrade-*, then ".to_owned()
+                            format!(
+                                "restore point before-{}-<time>, then ",
+                                row.to.replace('.', "-")
+                            )
                         },
                         row.to,
                         row.from,

@@ -486,7 +486,7 @@ async fn delete_asks_deprovisions_and_finishes_after_a_failure() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("namespace and files are kept") && stderr.contains("AccessDenied"),
+        stderr.contains("so its namespace is kept") && stderr.contains("AccessDenied"),
         "{stderr}"
     );
     assert!(
@@ -653,6 +653,168 @@ async fn dry_run_changes_nothing() {
         .collect();
     assert!(new.is_empty(), "dry run created {new:?}");
     assert!(!repo.instances().exists(), "dry run wrote no file");
+}
+
+/// Issue 30: without an Argo Workflows controller processing Workflows (the
+/// control plane runs no Deployment's pods), `create` and `delete` end
+/// within `--timeout` with the cause on the first line, call a timeout a
+/// timeout, keep the admin credentials the pending Workflows need, and
+/// `delete` names what may be left by kind, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_without_a_workflows_controller_end_with_the_cause() {
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let name = unique_name("stuck");
+    let repo = Repo::new();
+    let _argocd = ApplicationController::start(client.clone());
+    let started = std::time::Instant::now();
+    let output = repo
+        .phd(&plane.admin_kubeconfig)
+        .args(["instance", "create", &name, "--timeout", "5s"])
+        .output()
+        .expect("run");
+    assert!(started.elapsed() < std::time::Duration::from_secs(90));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let first = stderr
+        .lines()
+        .find(|line| line.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(
+        first.contains(&format!(
+            "provisioning of instance {name} timed out after 5s"
+        )) && first.contains("no Argo Workflows controller processes Workflows")
+            && first.contains("argo/workflow-controller"),
+        "{stderr}"
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &name);
+    assert!(
+        secrets
+            .get_opt("phd-provisioning")
+            .await
+            .expect("get")
+            .is_some(),
+        "the pending Workflows lost their credentials"
+    );
+
+    let git_dir = repo.instances().join(&name);
+    std::fs::remove_dir_all(&git_dir).expect("remove the files");
+    let output = repo
+        .phd(&plane.admin_kubeconfig)
+        .args(["instance", "delete", &name, "--yes", "--timeout", "5s"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let first = stderr
+        .lines()
+        .find(|line| line.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(
+        first.contains(&format!(
+            "deprovisioning instance {name} timed out after 5s"
+        )) && first.contains("no Argo Workflows controller processes Workflows"),
+        "{stderr}"
+    );
+    assert!(
+        !first.contains("failed"),
+        "a timeout is not a failure: {first}"
+    );
+    let left = format!(
+        "what may be left: MySQL database phd-{name}-openedx, MongoDB databases phd-{name}-openedx and phd-{name}-forum, bucket phd-{name}-"
+    );
+    assert!(first.contains(&left), "{first}");
+    assert_eq!(first.matches("MySQL database").count(), 1, "{first}");
+    assert!(
+        secrets
+            .get_opt("phd-provisioning")
+            .await
+            .expect("get")
+            .is_some()
+    );
+}
+
+/// Issue 30 (a newcomer's trial, M4): the preview shows what the real run
+/// does: the same bucket name (not a new random one each time), and, in a
+/// cluster repository whose ApplicationSet makes the Applications, no
+/// Application object but the line saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_shows_the_bucket_and_objects_the_real_run_uses() {
+    let plane = cluster().await;
+    let client = plane.client().await.expect("client");
+    let name = unique_name("same");
+    let repo = Repo::new();
+    let bucket_line = |stdout: &str| {
+        stdout
+            .lines()
+            .find(|line| line.starts_with("# bucket "))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no bucket line in {stdout}"))
+    };
+    let preview = |repo: &Repo| {
+        let output = repo
+            .phd(&plane.admin_kubeconfig)
+            .args(["instance", "create", &name, "--dry-run"])
+            .output()
+            .expect("run");
+        assert!(output.status.success(), "{}", common::text(&output));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let first = bucket_line(&preview(&repo));
+    assert_eq!(
+        bucket_line(&preview(&repo)),
+        first,
+        "two previews, two buckets"
+    );
+    let _controller = WorkflowController::start(client.clone(), &name);
+    repo.phd(&plane.admin_kubeconfig)
+        .args(["instance", "create", &name, "--timeout", "60s"])
+        .assert()
+        .success();
+    let bucket = parsed_config(&repo, &name)["STORAGE_BUCKET_NAME"]
+        .as_str()
+        .expect("bucket")
+        .to_owned();
+    assert!(
+        first.starts_with(&format!("# bucket {bucket} ")),
+        "{first} vs {bucket}"
+    );
+
+    // In a cluster repository with the instances' ApplicationSet.
+    let home = Repo::new();
+    home.phd(&plane.admin_kubeconfig)
+        .args([
+            "cluster",
+            "create",
+            "Dry Test",
+            "lms.example.org",
+            "--github-repo",
+            "https://github.com/example/phd-dry-test-cluster.git",
+            "--output-dir",
+        ])
+        .arg(home.dir.path())
+        .assert()
+        .success();
+    let root = home.dir.path().join("phd-dry-test-cluster");
+    assert!(root.join("cluster/apps/instances.yml").is_file());
+    let output = home
+        .phd(&plane.admin_kubeconfig)
+        .current_dir(&root)
+        .env_remove("PHD_INSTANCES_DIRECTORY")
+        .env_remove("PHD_CLUSTER_DOMAIN")
+        .env_remove("PHD_CLUSTER_REPOSITORY")
+        .args(["instance", "create", "demo", "--dry-run"])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", common::text(&output));
+    assert!(!stdout.contains("kind: Application\n"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "# Argo CD Application demo-production: made by ApplicationSet phd-instances-production once instances/demo is pushed"
+        ),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

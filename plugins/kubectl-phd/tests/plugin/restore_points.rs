@@ -459,7 +459,8 @@ fn a_point_restored_into_another_instance_copies_the_data_and_leaves_the_source_
 }
 
 /// A clone's data step (`instance clone`): the copy gets its own hosts in
-/// the Sites, OAuth2 redirect URIs and site configurations, none of the
+/// the Sites, OAuth2 redirect URIs and site configurations (each once, even
+/// where the clone's host holds the source's: demo -> staging-demo), none of the
 /// source's logins, and with scrub no learner's name, email or password;
 /// staff keep theirs; the source is untouched.
 #[test]
@@ -470,13 +471,13 @@ fn a_clone_gets_its_own_hosts_no_logins_and_with_scrub_no_personal_data() {
     source.sql(
         &servers,
         "CREATE TABLE django_site (id INT PRIMARY KEY, domain VARCHAR(100), name VARCHAR(50));
-         INSERT INTO django_site VALUES (1, 'src.example.org', 'src.example.org');
+         INSERT INTO django_site VALUES (1, 'demo.example.org', 'demo.example.org');
          CREATE TABLE oauth2_provider_application (id INT PRIMARY KEY, name VARCHAR(255), redirect_uris TEXT);
          INSERT INTO oauth2_provider_application VALUES
-           (1, 'cms-sso', 'https://studio.src.example.org/complete/edx-oauth2/'),
-           (2, 'login-service', 'https://apps.src.example.org/learning/ https://src.example.org/login');
+           (1, 'cms-sso', 'https://studio.demo.example.org/complete/edx-oauth2/'),
+           (2, 'login-service', 'https://apps.demo.example.org/learning/ https://demo.example.org/login');
          CREATE TABLE site_configuration_siteconfiguration (id INT PRIMARY KEY, site_values LONGTEXT);
-         INSERT INTO site_configuration_siteconfiguration VALUES (1, '{\"LMS_ROOT_URL\": \"https://src.example.org\"}');
+         INSERT INTO site_configuration_siteconfiguration VALUES (1, '{\"LMS_ROOT_URL\": \"https://demo.example.org\"}');
          CREATE TABLE django_session (session_key VARCHAR(40) PRIMARY KEY, session_data TEXT);
          INSERT INTO django_session VALUES ('k1', 'logged in at the source');
          CREATE TABLE oauth2_provider_accesstoken (id INT PRIMARY KEY, token VARCHAR(255));
@@ -490,7 +491,7 @@ fn a_clone_gets_its_own_hosts_no_logins_and_with_scrub_no_personal_data() {
     );
     let source_before = source.mysql_state(&servers);
     run(&source.inputs("backup", "c1", &source.name, &servers)).assert_success();
-    let rewrite = "src.example.org dst.example.org\nstudio.src.example.org studio.dst.example.org\napps.src.example.org apps.dst.example.org\n";
+    let rewrite = "demo.example.org staging-demo.example.org\nstudio.demo.example.org studio.staging-demo.example.org\napps.demo.example.org apps.staging-demo.example.org\n";
     let cloned = run(&copy
         .inputs("restore", "c1", &source.name, &servers)
         .secret(PROVISIONING, "rewrite-hosts", rewrite)
@@ -503,15 +504,15 @@ fn a_clone_gets_its_own_hosts_no_logins_and_with_scrub_no_personal_data() {
     let query = |sql: &str| copy.sql(&servers, sql);
     assert_eq!(
         query("SELECT domain, name FROM django_site"),
-        "dst.example.org\tdst.example.org\n"
+        "staging-demo.example.org\tstaging-demo.example.org\n"
     );
     assert_eq!(
         query("SELECT redirect_uris FROM oauth2_provider_application ORDER BY id"),
-        "https://studio.dst.example.org/complete/edx-oauth2/\nhttps://apps.dst.example.org/learning/ https://dst.example.org/login\n"
+        "https://studio.staging-demo.example.org/complete/edx-oauth2/\nhttps://apps.staging-demo.example.org/learning/ https://staging-demo.example.org/login\n"
     );
     assert!(
         query("SELECT site_values FROM site_configuration_siteconfiguration")
-            .contains("https://dst.example.org")
+            .contains("https://staging-demo.example.org")
     );
     assert_eq!(query("SELECT COUNT(*) FROM django_session"), "0\n");
     assert_eq!(
