@@ -460,7 +460,7 @@ pub enum InstanceCommand {
     Upgrade(InstanceUpgradeArgs),
     /// Make a new instance from a restore point of another: its own databases, bucket, credentials and hosts, the source's data, outbound email off
     #[command(
-        after_help = "Examples:\n  kubectl phd instance clone demo demo-staging                 # a restore point of demo now, then the copy\n  kubectl phd instance clone demo demo-staging --from before-22-0-3-20261203-150712 --scrub\n\nThe staging rehearsal of an upgrade: clone, then `kubectl phd instance upgrade demo-staging --to 22.0.3 --push` (docs/restore-points.md#clone)."
+        after_help = "Examples:\n  kubectl phd instance clone demo demo-staging                 # a restore point of demo now, then the copy\n  kubectl phd instance clone demo demo-staging --from before-22-0-3-20261203-150712 --scrub\n\nThe staging rehearsal of an upgrade: clone, then `kubectl phd instance upgrade demo-staging --to 22.0.3 --push` (docs/restore-points.md#clone).\n\nNeeds what instance create needs (PHD_MYSQL_ROOT_PASSWORD, PHD_STORAGE_*, the MongoDB provider's settings) and the backups bucket (PHD_BACKUP_BUCKET or the infrastructure's backups_bucket output)."
     )]
     Clone(InstanceCloneArgs),
     /// Sync an instance now and wait: resumes a failed or stuck sync once its cause is fixed (Argo CD's automated sync does not retry a failed commit)

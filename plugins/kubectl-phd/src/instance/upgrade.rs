@@ -157,6 +157,8 @@ fn all_instances(dir: &Path) -> anyhow::Result<Vec<String>> {
 
 pub async fn upgrade(session: &Session, args: &InstanceUpgradeArgs) -> anyhow::Result<()> {
     let target = tutor::release(&args.to)?;
+    // The flags first: a bad --wave is named before any file is read.
+    wave_sizes(&args.wave, 1)?;
     let dir = instances_dir(session)?;
     let names = if args.all {
         all_instances(&dir)?
@@ -164,6 +166,12 @@ pub async fn upgrade(session: &Session, args: &InstanceUpgradeArgs) -> anyhow::R
         args.names.clone()
     };
     if names.is_empty() {
+        if args.all {
+            bail!(
+                "no instance to upgrade: {} has no instance folder with a config.yml",
+                dir.display()
+            );
+        }
         bail!(
             "no instance to upgrade: name them, or pass --all for every instance of {}",
             dir.display()
@@ -172,7 +180,7 @@ pub async fn upgrade(session: &Session, args: &InstanceUpgradeArgs) -> anyhow::R
     for name in &names {
         naming::check_instance_name(name)?;
     }
-    if names.len() > 1 && !args.push && !args.dry_run {
+    if names.len() > 1 && !args.push {
         bail!(
             "a fleet upgrade waits for each wave to be synced before the next, so it commits and pushes each wave: pass --push"
         );
@@ -182,12 +190,16 @@ pub async fn upgrade(session: &Session, args: &InstanceUpgradeArgs) -> anyhow::R
     let mut refused = Vec::new();
     for name in &names {
         let path = dir.join(name).join("config.yml");
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "instance {name} has no {} (`kubectl phd instance list`)",
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => bail!(
+                "instance {name} has no {} in this repository (`kubectl phd instance list` shows the instances; `kubectl phd instance create {name}` makes one)",
                 path.display()
-            )
-        })?;
+            ),
+            Err(error) => {
+                return Err(error).with_context(|| format!("cannot read {}", path.display()));
+            }
+        };
         let config = parse_config(&text)?;
         let current = release_of(&config)?;
         match step(current, target, args.force) {
@@ -211,7 +223,7 @@ pub async fn upgrade(session: &Session, args: &InstanceUpgradeArgs) -> anyhow::R
         bail!("cannot upgrade: {}", refused.join("; "));
     }
     session.load_outputs().await;
-    if !args.no_backup && rows.iter().any(|(step, _)| *step == Step::Upgrade) {
+    if !args.no_backup && !args.dry_run && rows.iter().any(|(step, _)| *step == Step::Upgrade) {
         session
             .settings()
             .get(Setting::BackupBucket, None)?
@@ -228,6 +240,7 @@ pub async fn upgrade(session: &Session, args: &InstanceUpgradeArgs) -> anyhow::R
         Err(_) => None,
     };
     if args.push
+        && !args.dry_run
         && let Some(root) = &root
     {
         git::identity(root).context("--push commits with your git identity")?;
