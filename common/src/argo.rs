@@ -478,6 +478,11 @@ pub struct SyncState {
     pub message: Option<String>,
     /// When the last sync ended (`operationState.finishedAt`, RFC 3339).
     pub finished_at: Option<String>,
+    /// When the last sync started (`operationState.startedAt`, RFC 3339).
+    pub started_at: Option<String>,
+    /// Who asked for the last sync (`operationState.operation.initiatedBy.username`;
+    /// `null` for Argo CD's automated sync).
+    pub initiated_by: Option<String>,
     /// The last sync's hooks (Drydock's init and migration Jobs) that have
     /// not succeeded: `kind/name` and their phase.
     pub unfinished_hooks: Vec<String>,
@@ -512,6 +517,8 @@ impl SyncState {
                 .or_else(|| text(&operation["operation"]["sync"]["revision"])),
             message: text(&operation["message"]),
             finished_at: text(&operation["finishedAt"]),
+            started_at: text(&operation["startedAt"]),
+            initiated_by: text(&operation["operation"]["initiatedBy"]["username"]),
             unfinished_hooks,
         }
     }
@@ -536,6 +543,16 @@ impl SyncState {
             .as_deref()
             .and_then(|at| at.parse::<jiff::Timestamp>().ok())
             .is_some_and(|at| at < time)
+    }
+
+    /// Whether the last sync is one `username` asked for at `time` or later.
+    pub fn asked_by_since(&self, username: &str, time: jiff::Timestamp) -> bool {
+        self.initiated_by.as_deref() == Some(username)
+            && self
+                .started_at
+                .as_deref()
+                .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+                .is_some_and(|at| at >= time)
     }
 
     /// One line: `Synced, Healthy, last sync Succeeded at 1a2b3c4d5e6f`.

@@ -133,9 +133,14 @@ async fn wait(
             .await
             .with_context(|| format!("cannot read Argo CD Application {app_name}"))?;
         let state = SyncState::of(&application);
-        // A sync that ended before we asked is the old one, unless we only
-        // waited for the one running then.
-        let ours = running || !state.finished_before(asked);
+        // Ours: the sync phd asked for (Argo CD records who asked and when
+        // it started), not one that ended, or a retry that failed, before;
+        // or, when one was running, that one.
+        let ours = if running {
+            !state.finished_before(asked)
+        } else {
+            state.asked_by_since("kubectl-phd", asked)
+        };
         let ended = matches!(
             state.operation.as_deref(),
             Some("Succeeded" | "Failed" | "Error")
