@@ -601,8 +601,27 @@ pub async fn sync(client: &kube::Client, name: &str) -> Result<(), kube::Error> 
         .map(|_| ())
 }
 
-/// The Application of instance `instance` (label `kubectl-phd/instance`),
-/// if Argo CD has one.
+/// The Applications of instance `instance` (label `kubectl-phd/instance`):
+/// one per environment it is deployed in; none when Argo CD has none (or
+/// its CRD is not served).
+///
+/// # Errors
+/// The API server's answer when the list is refused.
+pub async fn instance_applications(
+    client: &kube::Client,
+    instance: &str,
+) -> Result<Vec<DynamicObject>, kube::Error> {
+    let selector =
+        kube::api::ListParams::default().labels(&format!("kubectl-phd/instance={instance}"));
+    match applications(client).list(&selector).await {
+        Ok(list) => Ok(list.items),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
+        Err(error) => Err(error),
+    }
+}
+
+/// The Application of instance `instance`, if Argo CD has one
+/// ([`instance_applications`]).
 ///
 /// # Errors
 /// The API server's answer when the list is refused.
@@ -610,8 +629,8 @@ pub async fn instance_application(
     client: &kube::Client,
     instance: &str,
 ) -> Result<Option<DynamicObject>, kube::Error> {
-    let listed = applications(client)
-        .list(&kube::api::ListParams::default().labels(&format!("kubectl-phd/instance={instance}")))
-        .await?;
-    Ok(listed.items.into_iter().next())
+    Ok(instance_applications(client, instance)
+        .await?
+        .into_iter()
+        .next())
 }

@@ -22,7 +22,6 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use phd_common::config::Setting;
 use phd_common::naming;
@@ -300,15 +299,7 @@ impl Target {
             }
         }
         Secret {
-            metadata: ObjectMeta {
-                name: Some(PROVISIONING_SECRET.to_owned()),
-                namespace: Some(namespace.to_owned()),
-                labels: Some(BTreeMap::from([(
-                    INSTANCE_LABEL.to_owned(),
-                    namespace.to_owned(),
-                )])),
-                ..Default::default()
-            },
+            metadata: super::instance_meta(PROVISIONING_SECRET, namespace),
             data: Some(
                 data.into_iter()
                     .map(|(key, value)| (key, ByteString(value.into_bytes())))
@@ -406,6 +397,7 @@ pub async fn run(
         })?;
     }
     super::checkpoint(command, "nothing was changed")?;
+    super::claim_provisioning_secret(client, name, Some((operation.name(), point))).await?;
     super::lock_out_developers(client, name).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
     secrets
@@ -513,15 +505,7 @@ pub async fn points(client: &kube::Client, name: &str) -> anyhow::Result<Vec<Res
 async fn record(client: &kube::Client, name: &str, point: &RestorePoint) -> anyhow::Result<()> {
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), name);
     let map = ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(POINTS_CONFIGMAP.to_owned()),
-            namespace: Some(name.to_owned()),
-            labels: Some(BTreeMap::from([(
-                INSTANCE_LABEL.to_owned(),
-                name.to_owned(),
-            )])),
-            ..Default::default()
-        },
+        metadata: super::instance_meta(POINTS_CONFIGMAP, name),
         data: Some(BTreeMap::from([(
             point.name.clone(),
             serde_json::to_string(point)?,
@@ -631,6 +615,8 @@ pub async fn backup(session: &Session, args: &InstanceBackupArgs) -> anyhow::Res
     let name = args.name.as_str();
     let point = args.point.clone().unwrap_or_else(|| point_name(None));
     check_point(&point)?;
+    let _handling =
+        phd_common::interrupt::Handling::start().context("cannot take over SIGINT and SIGTERM")?;
     session.load_outputs().await;
     let cluster = session.connect().await?;
     let client = cluster.client;

@@ -17,14 +17,14 @@
 use anyhow::{Context as _, bail};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use phd_common::{argo, naming};
 use serde_json::json;
 
 use super::backup::{self, Operation, PointDetails, Target};
+use super::instances_dir;
 use super::render::{parse_config, release_of};
 use super::size::Size;
-use super::{INSTANCE_LABEL, instances_dir};
 use crate::cli::{
     IngressArgs, InstanceCloneArgs, InstanceCreateArgs, InstanceUpdateArgs, ResultFormat,
 };
@@ -56,6 +56,8 @@ pub async fn clone(session: &Session, args: &InstanceCloneArgs) -> anyhow::Resul
     let source_config = parse_config(&source_text)?;
     let release = release_of(&source_config)?;
     let size = Size::from_config(&source_config)?;
+    let _handling =
+        phd_common::interrupt::Handling::start().context("cannot take over SIGINT and SIGTERM")?;
     session.load_outputs().await;
     let cluster = session.connect().await?;
     let client = cluster.client;
@@ -219,11 +221,9 @@ pub async fn clone(session: &Session, args: &InstanceCloneArgs) -> anyhow::Resul
     super::restore::resume_sync(&client, name).await?;
     // The init hooks write the clone's own OAuth2 secrets into the copied
     // applications: a sync now, where Argo CD already deploys the clone.
-    let applications = argo::applications(&client)
-        .list(&ListParams::default().labels(&format!("{INSTANCE_LABEL}={name}")))
+    let applications = argo::instance_applications(&client, name)
         .await
-        .map(|list| list.items)
-        .unwrap_or_default();
+        .context("cannot list the clone's Argo CD Applications")?;
     for application in applications {
         if let Some(app_name) = application.metadata.name {
             argo::sync(&client, &app_name)

@@ -235,6 +235,7 @@ pub async fn create(session: &Session, args: &InstanceCreateArgs) -> anyhow::Res
     // Developers get the namespace once the admin credentials have left it
     // (after the wait below): until then they may not submit Workflows, and
     // none they submitted earlier is left to start with the credentials.
+    super::claim_provisioning_secret(&client, name, None).await?;
     super::lock_out_developers(&client, name).await?;
     store_secrets(
         &client,
@@ -995,15 +996,7 @@ async fn ensure_credentials(
             .context("cannot add to the instance credentials");
     }
     let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(CREDENTIALS_SECRET.to_owned()),
-            namespace: Some(name.to_owned()),
-            labels: Some(BTreeMap::from([(
-                INSTANCE_LABEL.to_owned(),
-                name.to_owned(),
-            )])),
-            ..Default::default()
-        },
+        metadata: super::instance_meta(CREDENTIALS_SECRET, name),
         data: Some(data),
         type_: Some("Opaque".into()),
         ..Default::default()

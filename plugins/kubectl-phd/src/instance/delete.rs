@@ -661,6 +661,7 @@ async fn deprovision(
     )?;
     // No developer may run Workflows while the admin credentials are there,
     // nor has one queued any that would start with them.
+    super::claim_provisioning_secret(client, name, None).await?;
     super::lock_out_developers(client, name).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
     secrets

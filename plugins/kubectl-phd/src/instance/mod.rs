@@ -591,6 +591,52 @@ fn submitted_by_phd(workflow: &Value, instance: &str) -> bool {
         })
 }
 
+/// The Secret `phd-provisioning` serves one run at a time: provisioning or
+/// deprovisioning (`restore_point` `None`), or one restore point operation
+/// (`Some((operation, point))`, its keys `restore-point-operation` and
+/// `restore-point`). Fails, before anything changes, when it is there for
+/// another run: writing over it would point that run's Workflows at this
+/// one's target, and removing it would take their credentials away. A run
+/// of the same kind and point may take it over (a re-run finishing the job).
+///
+/// # Errors
+/// Another run holds the Secret, or it cannot be read.
+pub async fn claim_provisioning_secret(
+    client: &kube::Client,
+    name: &str,
+    restore_point: Option<(&str, &str)>,
+) -> anyhow::Result<()> {
+    let secrets: kube::Api<Secret> = kube::Api::namespaced(client.clone(), name);
+    let Some(secret) = secrets
+        .get_opt(PROVISIONING_SECRET)
+        .await
+        .with_context(|| format!("cannot read Secret {name}/{PROVISIONING_SECRET}"))?
+    else {
+        return Ok(());
+    };
+    let data = secret.data.unwrap_or_default();
+    let text = |key: &str| {
+        data.get(key)
+            .map(|value| String::from_utf8_lossy(&value.0).into_owned())
+    };
+    let holder = text("restore-point-operation")
+        .map(|operation| (operation, text("restore-point").unwrap_or_default()));
+    match (holder, restore_point) {
+        (None, None) => Ok(()),
+        (Some((operation, point)), Some((wanted, wanted_point)))
+            if operation == wanted && point == wanted_point =>
+        {
+            Ok(())
+        }
+        (Some((operation, point)), _) => bail!(
+            "instance {name} is busy: a {operation} of its restore point {point} holds Secret {name}/{PROVISIONING_SECRET}, and this command stopped before writing it; wait for that run (`kubectl -n {name} get workflows`) or run the command that started it again to finish it, then run this again"
+        ),
+        (None, Some(_)) => bail!(
+            "instance {name} is being provisioned or deprovisioned (Secret {name}/{PROVISIONING_SECRET} holds its admin credentials), and this command stopped before changing anything; run the `kubectl phd instance create|delete {name}` that started it again to finish it, then run this again"
+        ),
+    }
+}
+
 /// Before phd stores admin credentials in instance namespace `name`: the
 /// developers may no longer submit Workflows there
 /// ([`phd_common::rbac::unbind_developers`]), and every Workflow phd did not
@@ -612,6 +658,20 @@ pub async fn lock_out_developers(client: &kube::Client, name: &str) -> anyhow::R
         ));
     }
     Ok(())
+}
+
+/// The metadata of object `name` that phd keeps in instance namespace
+/// `namespace`: labelled `kubectl-phd/instance=<namespace>`.
+pub fn instance_meta(name: &str, namespace: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(namespace.to_owned()),
+        labels: Some(BTreeMap::from([(
+            INSTANCE_LABEL.to_owned(),
+            namespace.to_owned(),
+        )])),
+        ..Default::default()
+    }
 }
 
 /// The image pull Secret made from `PHD_DOCKER_REGISTRY_CREDENTIALS`.
@@ -652,15 +712,7 @@ pub fn registry_pull_secret(session: &Session, namespace: &str) -> anyhow::Resul
         .unwrap_or_else(|| "ghcr.io".to_owned());
     let config = json!({ "auths": { registry: { "auth": auth } } });
     Ok(Some(Secret {
-        metadata: ObjectMeta {
-            name: Some(PULL_SECRET.to_owned()),
-            namespace: Some(namespace.to_owned()),
-            labels: Some(BTreeMap::from([(
-                INSTANCE_LABEL.to_owned(),
-                namespace.to_owned(),
-            )])),
-            ..Default::default()
-        },
+        metadata: instance_meta(PULL_SECRET, namespace),
         data: Some(BTreeMap::from([(
             ".dockerconfigjson".to_owned(),
             ByteString(serde_json::to_vec(&config)?),
@@ -1164,15 +1216,7 @@ impl Provisioning {
             .map(|(key, value)| (key, ByteString(value.into_bytes())))
             .collect();
         Secret {
-            metadata: ObjectMeta {
-                name: Some(PROVISIONING_SECRET.to_owned()),
-                namespace: Some(namespace.to_owned()),
-                labels: Some(BTreeMap::from([(
-                    INSTANCE_LABEL.to_owned(),
-                    namespace.to_owned(),
-                )])),
-                ..Default::default()
-            },
+            metadata: instance_meta(PROVISIONING_SECRET, namespace),
             data: Some(data),
             type_: Some("Opaque".into()),
             ..Default::default()

@@ -16,11 +16,10 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use phd_common::{argo, naming};
 use serde_json::json;
 
-use super::INSTANCE_LABEL;
 use super::backup::{self, Operation, PointDetails, Target};
 use crate::cli::InstanceRestoreArgs;
 use crate::outcome::{Action, External, ObjectRef, Outcome};
@@ -41,6 +40,10 @@ pub async fn restore(session: &Session, args: &InstanceRestoreArgs) -> anyhow::R
     let point = args.point.as_str();
     backup::check_point(point)?;
     session.load_outputs().await;
+    // SIGINT/SIGTERM end the waits with what is left named (the site
+    // stopped, the sync paused), never the process in the middle.
+    let _handling =
+        phd_common::interrupt::Handling::start().context("cannot take over SIGINT and SIGTERM")?;
     let cluster = session.connect().await?;
     let client = cluster.client;
     super::create::require_argo(&client).await?;
@@ -75,6 +78,9 @@ pub async fn restore(session: &Session, args: &InstanceRestoreArgs) -> anyhow::R
         }
     }
     let command = format!("kubectl phd instance restore {name} --from {point} --yes");
+    // Checked before the site is stopped; the run checks again.
+    super::claim_provisioning_secret(&client, name, Some((Operation::Restore.name(), point)))
+        .await?;
     let paused = pause_sync(&client, name).await?;
     let stopped = stop_site(&client, name).await?;
     let metadata = serde_json::to_value(&found)?;
@@ -159,14 +165,9 @@ pub async fn restore(session: &Session, args: &InstanceRestoreArgs) -> anyhow::R
 /// an earlier, unfinished run paused).
 pub(super) async fn pause_sync(client: &kube::Client, name: &str) -> anyhow::Result<Vec<String>> {
     let applications = argo::applications(client);
-    let listed = match applications
-        .list(&ListParams::default().labels(&format!("{INSTANCE_LABEL}={name}")))
+    let listed = argo::instance_applications(client, name)
         .await
-    {
-        Ok(list) => list.items,
-        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
-        Err(error) => return Err(error).context("cannot list the instance's Argo CD Applications"),
-    };
+        .context("cannot list the instance's Argo CD Applications")?;
     // An ApplicationSet puts back whatever it does not leave to others: it
     // must leave the automated sync's `enabled` to phd, or the pause does
     // not hold and Argo CD starts the site again mid-restore.
@@ -241,14 +242,9 @@ pub(super) async fn pause_sync(client: &kube::Client, name: &str) -> anyhow::Res
 /// Resumes the sync [`pause_sync`] paused; returns the Applications.
 pub(super) async fn resume_sync(client: &kube::Client, name: &str) -> anyhow::Result<Vec<String>> {
     let applications = argo::applications(client);
-    let listed = match applications
-        .list(&ListParams::default().labels(&format!("{INSTANCE_LABEL}={name}")))
+    let listed = argo::instance_applications(client, name)
         .await
-    {
-        Ok(list) => list.items,
-        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
-        Err(error) => return Err(error).context("cannot list the instance's Argo CD Applications"),
-    };
+        .context("cannot list the instance's Argo CD Applications")?;
     let mut resumed = Vec::new();
     for application in listed {
         let Some(app_name) = application.metadata.name.clone() else {
@@ -322,7 +318,7 @@ pub(super) async fn stop_site(
     }
     // Their pods end before the data is touched: a worker still running
     // would write into the tables being replaced.
-    let waited = phd_common::wait::until(
+    let waited = phd_common::interrupt::or_interrupted(phd_common::wait::until(
         std::time::Duration::from_secs(300),
         std::time::Duration::from_secs(1),
         |_| {
@@ -343,8 +339,13 @@ pub(super) async fn stop_site(
                 Ok(Some(()))
             }
         },
-    )
-    .await;
+    ))
+    .await
+    .map_err(|interrupted| {
+        anyhow::Error::new(interrupted).context(format!(
+            "interrupted while {name}'s site stops (its Deployments at 0 replicas, the sync paused); nothing was restored: run the same command again"
+        ))
+    })?;
     match waited {
         Ok(()) => {}
         Err(phd_common::wait::WaitError::Failed(error)) => {

@@ -36,6 +36,8 @@ struct SyncResult {
 pub async fn sync(session: &Session, args: &InstanceSyncArgs) -> anyhow::Result<()> {
     naming::check_instance_name(&args.name)?;
     let name = args.name.as_str();
+    let _handling =
+        phd_common::interrupt::Handling::start().context("cannot take over SIGINT and SIGTERM")?;
     let cluster = session.connect().await?;
     let client = cluster.client;
     super::create::require_argo(&client).await?;

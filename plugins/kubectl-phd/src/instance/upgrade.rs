@@ -291,6 +291,8 @@ pub async fn upgrade(session: &Session, args: &InstanceUpgradeArgs) -> anyhow::R
         }
         return Ok(());
     }
+    let _handling =
+        phd_common::interrupt::Handling::start().context("cannot take over SIGINT and SIGTERM")?;
     let cluster = session.connect().await?;
     let client = cluster.client;
     super::create::require_argo(&client).await?;

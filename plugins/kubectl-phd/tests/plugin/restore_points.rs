@@ -1070,6 +1070,73 @@ mod commands {
             .args(["instance", "backup", &name, "--point", "p1"])
             .assert()
             .success();
+        // Issue 28 faults: phd-provisioning serves one run at a time. Held by
+        // a create or delete (admin credentials), or by another point's run:
+        // refused before anything changes, the holder's Secret untouched.
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &name);
+        let (lms, _) = replicas(&client, &name, "lms").await;
+        for (holder, expected) in [
+            (
+                vec![("mysql-root-password", "admin-pw")],
+                "is being provisioned or deprovisioned",
+            ),
+            (
+                vec![
+                    ("restore-point-operation", "restore"),
+                    ("restore-point", "p9"),
+                ],
+                "is busy: a restore of its restore point p9",
+            ),
+        ] {
+            let held: Secret = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "phd-provisioning", "namespace": name},
+                "stringData": holder.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+            }))
+            .expect("Secret");
+            secrets
+                .create(&Default::default(), &held)
+                .await
+                .expect("hold");
+            for args in [
+                vec!["instance", "backup", &name, "--point", "p2"],
+                vec!["instance", "restore", &name, "--from", "p1", "--yes"],
+            ] {
+                repo.phd(&plane.admin_kubeconfig)
+                    .env("PHD_BACKUP_BUCKET", BACKUPS)
+                    .args(&args)
+                    .assert()
+                    .code(1)
+                    .stderr(predicates::str::contains(expected));
+            }
+            let kept = secrets.get("phd-provisioning").await.expect("still there");
+            assert_eq!(
+                kept.data
+                    .unwrap_or_default()
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>(),
+                holder
+                    .iter()
+                    .map(|(k, _)| (*k).to_owned())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+            );
+            assert_eq!(replicas(&client, &name, "lms").await, (lms, None));
+            secrets
+                .delete("phd-provisioning", &Default::default())
+                .await
+                .expect("release");
+        }
+        assert!(
+            !repo
+                .phd(&plane.admin_kubeconfig)
+                .args(["instance", "backups", &name, "-o", "name"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains("p2"))
+                .expect("list")
+        );
+
         // An ApplicationSet of the old kind owns the instance's Application.
         let sets: Api<DynamicObject> = Api::namespaced_with(
             client.clone(),
